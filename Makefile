@@ -1,0 +1,43 @@
+# tuneforge — two commands: `make run` (install + serve) and `make test` (install + test).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+
+.PHONY: install run test test-fast lint format dashboard clean
+
+install: $(STAMP)
+
+# torch first: the local CPU wheel satisfies the project's range, so pip never pulls the
+# CUDA build (several GB) from the registry.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/tuneforge serve
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dashboard: install
+	$(BIN)/tuneforge dashboard
+
+clean:
+	rm -rf $(VENV) .tuneforge .pytest_cache .mypy_cache .ruff_cache

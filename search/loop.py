@@ -1,0 +1,280 @@
+"""Ask/tell over Ray for one study, and one wait point for many studies.
+
+``StudyLoop`` keeps ``parallelism`` trials of one Optuna study in flight as Ray streaming
+tasks. It owns no thread: the service's scheduler calls :meth:`StudyLoop.fill` and
+:func:`wait_any` in its own loop, so one thread drives every running study. Workers never
+touch the database: all Optuna writes happen here, in the scheduler's process.
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import optuna
+import ray
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from models.data import load_dataset
+from search.spec import Budget, ParamSpec, StudySpec
+from search.trial import run_trial
+
+log = logging.getLogger(__name__)
+
+# Node loss is a system failure: Ray re-runs the task elsewhere. Exceptions raised by the
+# training code are the trial's own outcome and are never retried.
+_MAX_SYSTEM_RETRIES = 3
+_INTERRUPTED = "interrupted"
+
+
+def to_distribution(param: ParamSpec) -> BaseDistribution:
+    """Optuna's distribution for a parameter spec."""
+    if param.kind == "categorical":
+        return CategoricalDistribution(param.choices)
+    assert param.low is not None and param.high is not None
+    if param.kind == "int":
+        return IntDistribution(
+            int(param.low), int(param.high), log=param.log, step=int(param.step or 1)
+        )
+    return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A one-line reason for a failed trial, naming the original exception."""
+    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    if isinstance(exc, ray.exceptions.OutOfMemoryError):
+        return "out of memory: Ray killed the worker to protect the node"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a study ended: ``completed`` (budget spent), ``failed`` or ``stopped``."""
+
+    status: Literal["completed", "failed", "stopped"]
+    reason: str
+
+
+@dataclass
+class _InFlight:
+    trial: optuna.Trial
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StudyLoop:
+    """Keeps one study's trials in flight until its budget is spent.
+
+    Args:
+        spec: the study.
+        study: the Optuna study, loaded with the spec's sampler.
+        started_at: wall-clock start of the study (epoch seconds); the timeout counts from it,
+            across scheduler restarts.
+        trial_fn: the generator each Ray task runs (tests substitute failing ones).
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        study: optuna.Study,
+        started_at: float,
+        trial_fn: Callable[..., Any] = run_trial,
+    ) -> None:
+        self.spec = spec
+        self.study = study
+        self.budget = spec.budget
+        self.started_at = started_at
+        self.outcome: Outcome | None = None
+        self._in_flight: dict[Any, _InFlight] = {}
+        self._remote = ray.remote(trial_fn).options(
+            num_returns="streaming",
+            num_cpus=spec.resources.cpu,
+            num_gpus=spec.resources.gpu,
+            max_retries=_MAX_SYSTEM_RETRIES,
+            retry_exceptions=False,
+        )
+        self._fail_orphans()
+        # Trials cut short by a shutdown or restart were not the study's fault: they neither
+        # use up the budget nor count as failures, so the loop starts replacements.
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(_INTERRUPTED)]
+        self._n_trials = len(trials)
+        self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
+        # Put once, read by every trial: workers get the arrays from the object store.
+        self.data_ref = ray.put(load_dataset(**spec.task.dataset))
+
+    # -- public -------------------------------------------------------------------------
+
+    @property
+    def n_in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def generators(self) -> list[Any]:
+        """The Ray streams of the trials in flight."""
+        return list(self._in_flight)
+
+    def update_budget(self, budget: Budget, parallelism: int) -> None:
+        """Apply a budget extended (or cut) while the study runs."""
+        self.budget = budget
+        self.spec = replace(self.spec, parallelism=parallelism)
+
+    def fill(self) -> None:
+        """Start trials until ``parallelism`` are in flight or the budget says stop."""
+        while (
+            self.outcome is None
+            and len(self._in_flight) < self.spec.parallelism
+            and self._may_start()
+        ):
+            self._start_trial()
+        self._check_end()
+
+    def on_ready(self, gen: Any) -> None:
+        """Consume the next event of a trial's stream (call only when it is ready)."""
+        running = self._in_flight[gen]
+        try:
+            event = ray.get(next(gen))
+        except StopIteration:
+            self._complete(gen, running)
+            return
+        except Exception as exc:  # the trial's own failure, or its worker's
+            self._fail(gen, running, failure_reason(exc))
+            return
+        if event["event"] == "start":
+            for key in ("node_id", "pid", "device"):
+                running.trial.set_user_attr(key, event[key])
+            return
+        self._on_epoch(gen, running, event)
+        self._check_end()
+
+    def stop(self, reason: str) -> None:
+        """Cancel every trial in flight (each FAIL with ``reason``) and end the study."""
+        self.interrupt(reason)
+        self.outcome = Outcome("stopped", reason)
+
+    def interrupt(self, reason: str, *, retry: bool = False) -> None:
+        """Cancel every trial in flight, each FAIL with ``reason``.
+
+        Args:
+            reason: recorded on each trial.
+            retry: the trials were cut short by a shutdown, not by the study: a resumed loop
+                does not count them and runs replacements.
+        """
+        for gen, running in list(self._in_flight.items()):
+            ray.cancel(gen)
+            running.trial.set_user_attr("fail_reason", reason)
+            if retry:
+                running.trial.set_user_attr(_INTERRUPTED, True)
+            self.study.tell(running.trial, state=TrialState.FAIL)
+        self._in_flight.clear()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _may_start(self) -> bool:
+        if self._n_trials >= self.budget.max_trials:
+            return False
+        return not self._timed_out()
+
+    def _timed_out(self) -> bool:
+        timeout = self.budget.timeout_s
+        return timeout is not None and time.time() - self.started_at >= timeout
+
+    def _check_end(self) -> None:
+        if self.outcome is not None:
+            return
+        limit = self.budget.max_failed_trials
+        if limit is not None and self._n_failed >= limit:
+            reason = f"max_failed_trials reached: {self._n_failed} trials failed"
+            self.interrupt(f"study failed: {reason}")
+            self.outcome = Outcome("failed", reason)
+        elif not self._in_flight and not self._may_start():
+            why = "timeout reached" if self._timed_out() else "max_trials reached"
+            self.outcome = Outcome("completed", why)
+
+    def _start_trial(self) -> None:
+        dists = {p.name: to_distribution(p) for p in self.spec.search_space}
+        trial = self.study.ask(dists)
+        seed = self.spec.seed + trial.number
+        task = self.spec.task.with_params(trial.params)
+        trial.set_user_attr("seed", seed)
+        gen = self._remote.remote(
+            self.data_ref,
+            {"model": dict(task.model), "training": dict(task.training)},
+            seed,
+            self.spec.resources.cpu,
+            self.spec.resources.gpu,
+        )
+        self._in_flight[gen] = _InFlight(trial)
+        self._n_trials += 1
+
+    def _on_epoch(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
+        metrics = {k: v for k, v in event.items() if k != "event"}
+        running.curve.append(metrics)
+        value = metrics[self.spec.objective.metric]
+        running.trial.report(value, step=int(metrics["epoch"]))
+        running.trial.set_user_attr("curve", running.curve)
+        if running.trial.should_prune():
+            ray.cancel(gen)
+            running.trial.set_user_attr("pruned_at_epoch", int(metrics["epoch"]))
+            self.study.tell(running.trial, state=TrialState.PRUNED)
+            del self._in_flight[gen]
+
+    def _complete(self, gen: Any, running: _InFlight) -> None:
+        del self._in_flight[gen]
+        if not running.curve:
+            self._record_failure(running, "the trial ended without finishing an epoch")
+            return
+        value = float(running.curve[-1][self.spec.objective.metric])
+        if not math.isfinite(value):
+            self._record_failure(running, f"non-finite objective value {value}")
+            return
+        self.study.tell(running.trial, value)
+        self._check_end()
+
+    def _fail(self, gen: Any, running: _InFlight, reason: str) -> None:
+        del self._in_flight[gen]
+        self._record_failure(running, reason)
+        self._check_end()
+
+    def _record_failure(self, running: _InFlight, reason: str) -> None:
+        log.info("study %s trial %d failed: %s", self.spec.name, running.trial.number, reason)
+        running.trial.set_user_attr("fail_reason", reason)
+        self.study.tell(running.trial, state=TrialState.FAIL)
+        self._n_failed += 1
+
+    def _fail_orphans(self) -> None:
+        # Trials left RUNNING belong to a scheduler that died: their Ray tasks went with its
+        # driver, so they can only be failed with a reason. They still count in the budget.
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            reason = "interrupted: the scheduler restarted while the trial ran"
+            trial = optuna.Trial(self.study, t._trial_id)
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr(_INTERRUPTED, True)
+            self.study.tell(t.number, state=TrialState.FAIL)
+
+
+def wait_any(loops: Iterable[StudyLoop], timeout: float) -> int:
+    """Wait until any trial of any loop has an event, then hand every ready event to its loop.
+
+    Returns:
+        How many events were handled (0 after a timeout with nothing ready).
+    """
+    owners = {gen: loop for loop in loops for gen in loop.generators()}
+    if not owners:
+        time.sleep(timeout)
+        return 0
+    gens = list(owners)
+    ready, _ = ray.wait(gens, num_returns=1, timeout=timeout)
+    if not ready:
+        return 0
+    ready, _ = ray.wait(gens, num_returns=len(gens), timeout=0)
+    for gen in ready:
+        owners[gen].on_ready(gen)
+    return len(ready)

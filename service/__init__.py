@@ -1,0 +1,1 @@
+"""The tuneforge web service: REST API, persistence, scheduler and CLI."""

@@ -1,0 +1,74 @@
+"""``/api/v1/studies``: submit, list, inspect, change, stop and delete studies."""
+
+from fastapi import APIRouter, Query, status
+
+from service import crud
+from service.api.deps import SchedulerDep, SessionDep, StorageDep
+from service.errors import SpecInvalid
+from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
+from service.views import study_public
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_study(
+    body: StudyCreate, session: SessionDep, storage: StorageDep, scheduler: SchedulerDep
+) -> StudyPublic:
+    """Submit a study; the scheduler starts its trials at once."""
+    errors = body.cross_errors()
+    if errors:
+        raise SpecInvalid(errors)
+    row = crud.create_study(session, storage, body)
+    if scheduler:
+        scheduler.wake()
+    return study_public(row, storage)
+
+
+@router.get("")
+def list_studies(
+    session: SessionDep,
+    storage: StorageDep,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> StudyPage:
+    rows, total = crud.list_studies(session, offset, limit)
+    items = [study_public(r, storage) for r in rows]
+    return StudyPage(items=items, total=total, offset=offset, limit=limit)
+
+
+@router.get("/{study_id}")
+def get_study(study_id: int, session: SessionDep, storage: StorageDep) -> StudyPublic:
+    return study_public(crud.get_study(session, study_id), storage)
+
+
+@router.patch("/{study_id}")
+def patch_study(
+    study_id: int,
+    body: StudyPatch,
+    session: SessionDep,
+    storage: StorageDep,
+    scheduler: SchedulerDep,
+) -> StudyPublic:
+    """Extend (or cut) the budget or change parallelism; a finished study resumes."""
+    row = crud.patch_study(session, crud.get_study(session, study_id), body)
+    if scheduler:
+        scheduler.wake()
+    return study_public(row, storage)
+
+
+@router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+def stop_study(
+    study_id: int, session: SessionDep, storage: StorageDep, scheduler: SchedulerDep
+) -> StudyPublic:
+    """Stop a study: trials in flight are cancelled and recorded as failed ("stopped")."""
+    row = crud.request_stop(session, crud.get_study(session, study_id))
+    if scheduler:
+        scheduler.wake()
+    return study_public(row, storage)
+
+
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_study(study_id: int, session: SessionDep, storage: StorageDep) -> None:
+    """Delete a finished study and all its trials (409 while it runs)."""
+    crud.delete_study(session, storage, crud.get_study(session, study_id))

@@ -1,0 +1,71 @@
+"""The FastAPI application: ``create_app(settings)`` wires storage, scheduler and routes."""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import sessionmaker
+
+from service.api.routes import algorithms, catalog, studies, trials
+from service.config import Settings
+from service.db import make_engine, make_storage, migrate
+from service.errors import install_handlers
+from service.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service. With ``settings.run_scheduler`` it also runs the trial scheduler."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.db_url)
+        migrate(engine)
+        app.state.settings = settings
+        app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        app.state.storage = make_storage(settings.db_url)
+        app.state.scheduler = None
+        if settings.run_scheduler:
+            app.state.scheduler = Scheduler(settings, app.state.sessionmaker, app.state.storage)
+            app.state.scheduler.start()
+        try:
+            yield
+        finally:
+            if app.state.scheduler is not None:
+                app.state.scheduler.shutdown()
+            app.state.storage.remove_session()
+            engine.dispose()
+
+    app = FastAPI(
+        title="tuneforge",
+        version="0.1.0",
+        description="Hyperparameter and architecture search on Ray; results in Optuna's schema.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > settings.max_request_bytes:
+            return JSONResponse(
+                {"detail": f"request body over {settings.max_request_bytes} bytes"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz(request: Request) -> dict[str, str]:
+        scheduler: Scheduler | None = request.app.state.scheduler
+        return {"status": "ok", "scheduler": scheduler.state if scheduler else "off"}
+
+    for module in (studies, trials, algorithms, catalog):
+        app.include_router(module.router, prefix="/api/v1")
+    return app

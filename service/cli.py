@@ -1,0 +1,165 @@
+"""The ``tuneforge`` command: serve, submit and inspect studies, open the dashboard.
+
+Client commands talk to the server at ``TUNEFORGE_URL`` (default http://127.0.0.1:8000).
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+
+from service.config import Settings
+
+app = typer.Typer(help="tuneforge: hyperparameter and architecture search on Ray.")
+_FINISHED = {"completed", "failed", "stopped"}
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(base_url=_settings().url.rstrip("/") + "/api/v1", timeout=30)
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        with _client() as client:
+            resp = client.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        typer.echo(f"cannot reach tuneforge at {_settings().url}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if resp.status_code >= 400:
+        detail = resp.json().get("detail", resp.text)
+        if isinstance(detail, list):  # validation errors: one line per field
+            for item in detail:
+                typer.echo(f"error: {item['path'] or '(body)'}: {item['msg']}", err=True)
+        else:
+            typer.echo(f"error {resp.status_code}: {detail}", err=True)
+        raise typer.Exit(1)
+    return resp.json() if resp.content else None
+
+
+def _print(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (TUNEFORGE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (TUNEFORGE_PORT).")] = None,
+) -> None:
+    """Run the API and the scheduler (starts a local Ray unless TUNEFORGE_RAY_ADDRESS is set)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    typer.echo(f"tuneforge API:       http://{host}:{port}/api/v1")
+    typer.echo(f"API docs (OpenAPI):  http://{host}:{port}/docs")
+    typer.echo(f"database:            {settings.db_url}")
+    typer.echo("dashboard:           make dashboard  (optuna-dashboard on the same database)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON spec.")],
+    wait: Annotated[bool, typer.Option(help="Wait until the study finishes.")] = False,
+) -> None:
+    """Submit a study from a YAML or JSON file; prints its id."""
+    spec = yaml.safe_load(file.read_text())  # JSON is YAML too
+    study = _call("POST", "/studies", json=spec)
+    typer.echo(f"study {study['id']} submitted ({study['optuna_study_name']})")
+    if not wait:
+        return
+    last = ""
+    while study["status"] not in _FINISHED:
+        time.sleep(1)
+        study = _call("GET", f"/studies/{study['id']}")
+        line = _progress(study)
+        if line != last:
+            typer.echo(line)
+            last = line
+    typer.echo(f"study {study['id']} {study['status']}: {study['status_reason']}")
+    if study["best_value"] is None:
+        raise typer.Exit(1)
+    best = _call("GET", f"/studies/{study['id']}/best")
+    metric = study["spec"]["objective"]["metric"]
+    typer.echo(f"best trial {best['number']}: {metric}={best['value']:.4f} params={best['params']}")
+
+
+def _progress(study: dict[str, Any]) -> str:
+    c = study["trial_counts"]
+    best = study["best_value"]
+    best_s = "-" if best is None else f"{best:.4f}"
+    return (
+        f"[{study['status']}] complete={c['COMPLETE']} running={c['RUNNING']} "
+        f"failed={c['FAIL']} pruned={c['PRUNED']} best={best_s}"
+    )
+
+
+@app.command()
+def status(study_id: int) -> None:
+    """Show a study: status, trial counts, best value."""
+    study = _call("GET", f"/studies/{study_id}")
+    typer.echo(f"study {study['id']} {study['name']} ({study['optuna_study_name']})")
+    typer.echo(_progress(study))
+    if study["status_reason"]:
+        typer.echo(f"reason: {study['status_reason']}")
+
+
+@app.command()
+def trials(
+    study_id: int,
+    state: Annotated[str | None, typer.Option(help="Only trials in this state.")] = None,
+) -> None:
+    """List a study's trials, one line each."""
+    params: dict[str, Any] = {"limit": 1000}
+    if state:
+        params["state"] = state
+    page = _call("GET", f"/studies/{study_id}/trials", params=params)
+    for t in page["items"]:
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
+        extra = f"  ({t['fail_reason']})" if t["fail_reason"] else ""
+        typer.echo(f"{t['number']:>4} {t['state']:<8} {value:>8}  {t['params']}{extra}")
+    typer.echo(f"{page['total']} trials")
+
+
+@app.command()
+def best(study_id: int) -> None:
+    """Show the best trial with its learning curve."""
+    _print(_call("GET", f"/studies/{study_id}/best"))
+
+
+@app.command()
+def stop(study_id: int) -> None:
+    """Stop a study; trials in flight are cancelled."""
+    study = _call("POST", f"/studies/{study_id}/stop")
+    typer.echo(f"study {study_id}: stop requested (status {study['status']})")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+) -> None:
+    """Serve optuna-dashboard on the service's database."""
+    import optuna_dashboard
+
+    from service.db import make_storage
+
+    settings = _settings()
+    typer.echo(f"optuna-dashboard:    http://{host}:{port}/dashboard  ({settings.db_url})")
+    optuna_dashboard.run_server(make_storage(settings.db_url), host=host, port=port)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

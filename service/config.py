@@ -1,0 +1,32 @@
+"""Settings from the environment (prefix ``TUNEFORGE_``), one object injected everywhere."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field reads ``TUNEFORGE_<NAME>`` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", frozen=True)
+
+    data_dir: Path = Field(Path(".tuneforge"), description="Checkpoints, uploads, the DB.")
+    database_url: str = Field("", description="Empty: sqlite:///<DATA_DIR>/tuneforge.db")
+    ray_address: str = Field("", description="Empty: start a local Ray on loopback.")
+    ray_num_cpus: int | None = Field(None, description="CPUs of the local Ray (default: all).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    url: str = Field("http://127.0.0.1:8000", description="Where the CLI finds the server.")
+    run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
+    scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
+    max_trials_limit: int = Field(100_000, description="Largest budget.max_trials accepted.")
+    max_parallelism: int = Field(256, description="Largest parallelism accepted.")
+    max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tuneforge.db').resolve()}"

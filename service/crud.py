@@ -1,0 +1,119 @@
+"""Every write to the ``tf_`` tables, and the Optuna study that goes with each row."""
+
+import uuid
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+
+import optuna
+from optuna.storages import RDBStorage
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.errors import Conflict, NotFound
+from service.orm import StudyRow, utcnow
+from service.schemas import StudyCreate, StudyPatch
+from service.views import delete_optuna_study
+
+ACTIVE = ("pending", "running")
+FINISHED = ("completed", "failed", "stopped")
+
+
+def create_study(session: Session, storage: RDBStorage, body: StudyCreate) -> StudyRow:
+    """Create the Optuna study, then the row that owns it; on any error neither remains."""
+    optuna_name = f"{body.name}-{uuid.uuid4().hex[:8]}"
+    # The Optuna study first: on SQLite an open write transaction here would lock out
+    # Optuna's own connection.
+    study = optuna.create_study(
+        storage=storage, study_name=optuna_name, direction=body.objective.direction
+    )
+    try:
+        with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard reads
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([body.objective.metric])
+        study.set_user_attr("tuneforge_spec", body.model_dump(mode="json"))
+        row = StudyRow(
+            name=body.name,
+            optuna_study_name=optuna_name,
+            spec=body.model_dump(mode="json"),
+            status="pending",
+        )
+        session.add(row)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        delete_optuna_study(storage, optuna_name)
+        raise
+    study.set_user_attr("tuneforge_study_id", row.id)
+    return row
+
+
+def get_study(session: Session, study_id: int) -> StudyRow:
+    row = session.get(StudyRow, study_id)
+    if row is None:
+        raise NotFound(f"study {study_id} not found")
+    return row
+
+
+def list_studies(session: Session, offset: int, limit: int) -> tuple[Sequence[StudyRow], int]:
+    total = session.scalar(select(func.count()).select_from(StudyRow)) or 0
+    rows = session.scalars(select(StudyRow).order_by(StudyRow.id).offset(offset).limit(limit))
+    return rows.all(), total
+
+
+def request_stop(session: Session, row: StudyRow) -> StudyRow:
+    """Ask the scheduler to stop a study; a finished study stays as it is."""
+    if row.status in ACTIVE:
+        row.stop_requested = True
+        session.commit()
+    return row
+
+
+def patch_study(session: Session, row: StudyRow, patch: StudyPatch) -> StudyRow:
+    """Change budget or parallelism. A new budget on a finished study resumes it."""
+    spec = dict(row.spec)
+    if patch.budget is not None:
+        spec["budget"] = patch.budget.model_dump(mode="json")
+    if patch.parallelism is not None:
+        spec["parallelism"] = patch.parallelism
+    row.spec = spec
+    if patch.budget is not None and row.status in FINISHED:
+        row.status, row.status_reason = "pending", "resumed with a new budget"
+        row.stop_requested = False
+        row.started_at = row.finished_at = None
+    session.commit()
+    return row
+
+
+def delete_study(session: Session, storage: RDBStorage, row: StudyRow) -> None:
+    """Delete a finished study with all its trials."""
+    if row.status in ACTIVE:
+        raise Conflict(f"study {row.id} is {row.status}; stop it first (POST .../stop)")
+    delete_optuna_study(storage, row.optuna_study_name)
+    session.delete(row)
+    session.commit()
+
+
+# -- the scheduler's writes -------------------------------------------------------------------
+
+
+def active_studies(session: Session) -> Sequence[StudyRow]:
+    return session.scalars(select(StudyRow).where(StudyRow.status.in_(ACTIVE))).all()
+
+
+def mark_running(session: Session, study_id: int) -> datetime:
+    """Record that the scheduler runs a study; returns when it (first) started."""
+    row = get_study(session, study_id)
+    row.status = "running"
+    row.started_at = row.started_at or utcnow()
+    session.commit()
+    return row.started_at
+
+
+def mark_finished(session: Session, study_id: int, status: str, reason: str) -> None:
+    row = session.get(StudyRow, study_id)
+    if row is None:
+        return
+    row.status, row.status_reason, row.finished_at = status, reason, utcnow()
+    row.stop_requested = False
+    session.commit()

@@ -1,0 +1,73 @@
+"""Domain errors and their HTTP statuses, in one place."""
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class ServiceError(Exception):
+    """Base of the errors a route may raise; each subclass maps to one HTTP status."""
+
+    status_code = 500
+
+
+class NotFound(ServiceError):
+    status_code = 404
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+class SpecInvalid(ServiceError):
+    """A spec whose fields are each valid but do not fit together; ``errors`` = (loc, msg)."""
+
+    status_code = 422
+
+    def __init__(self, errors: Sequence[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(m for _, m in errors))
+        self.errors = list(errors)
+
+
+def _path(loc: Sequence[str | int]) -> str:
+    """``("body", "search_space", "training.lr", "low")`` → ``search_space["training.lr"].low``."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "." in part:
+            out += f'["{part}"]'
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _item(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, object]:
+    return {"loc": list(loc), "path": _path(loc), "msg": msg, "type": kind}
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the mapping from errors to responses."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        items = []
+        for e in exc.errors():
+            # Discriminated unions add the tag to the location ("float"); it is not a field.
+            loc = [p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
+            items.append(_item(loc, str(e["msg"]).removeprefix("Value error, "), e["type"]))
+        return JSONResponse({"detail": items}, status_code=422)
+
+    @app.exception_handler(SpecInvalid)
+    async def _spec(_req: Request, exc: SpecInvalid) -> JSONResponse:
+        items = [_item(["body", *loc], msg, "value_error") for loc, msg in exc.errors]
+        return JSONResponse({"detail": items}, status_code=422)
+
+    @app.exception_handler(ServiceError)
+    async def _service(_req: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+
+_UNION_TAGS = {"float", "int", "categorical"}

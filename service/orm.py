@@ -1,0 +1,35 @@
+"""The service's own tables (prefix ``tf_``); trials live only in Optuna's tables."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StudyRow(Base):
+    """A submitted study: its validated spec and its lifecycle status."""
+
+    __tablename__ = "tf_studies"
+    # AUTOINCREMENT on SQLite: a deleted study's id is never handed out again.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    optuna_study_name: Mapped[str] = mapped_column(String(512), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # pending → running → completed | failed | stopped
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    stop_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -1,0 +1,164 @@
+"""One thread that runs every active study: reads ``tf_studies``, drives ``search`` loops.
+
+The part that knows which studies run and records their status lives here; everything about
+asking, dispatching and telling trials lives in :mod:`search.loop`.
+"""
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import optuna
+from optuna.pruners import NopPruner
+from optuna.storages import RDBStorage
+from sqlalchemy.orm import Session, sessionmaker
+
+from search.loop import StudyLoop, wait_any
+from search.ray_runtime import connect, disconnect
+from search.registry import create_sampler
+from service import crud
+from service.config import Settings
+from service.orm import StudyRow
+from service.schemas import StudyCreate
+
+log = logging.getLogger(__name__)
+
+_WAIT_S = 0.1  # longest a finished epoch waits before the scheduler sees it
+
+
+class Scheduler:
+    """Keeps every pending or running study's trials in flight on Ray."""
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], storage: RDBStorage
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._storage = storage
+        self._loops: dict[int, StudyLoop] = {}
+        self._specs: dict[int, dict[str, object]] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tuneforge-scheduler", daemon=True)
+        self.ready = threading.Event()
+        self.error: str | None = None
+
+    # -- control ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Reread the studies now (a study was created, stopped or changed)."""
+        self._wake.set()
+
+    def shutdown(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    @property
+    def state(self) -> str:
+        if self.error:
+            return "error"
+        return "running" if self.ready.is_set() else "starting"
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            connect(self._settings.ray_address, self._settings.ray_num_cpus)
+        except Exception as exc:
+            self.error = f"cannot start Ray: {exc}"
+            log.exception("scheduler cannot start Ray")
+            return
+        self.ready.set()
+        next_sync = 0.0
+        try:
+            while not self._stop.is_set():
+                if self._wake.is_set() or time.monotonic() >= next_sync:
+                    self._wake.clear()
+                    self._sync()
+                    next_sync = time.monotonic() + self._settings.scheduler_poll_s
+                for study_id, loop in list(self._loops.items()):
+                    self._guard(study_id, loop.fill)
+                self._reap()
+                wait_any(self._loops.values(), _WAIT_S)
+                self._reap()
+        finally:
+            self._interrupt_all()
+            disconnect()
+
+    def _guard(self, study_id: int, action: Callable[[], None]) -> None:
+        # One study's bug must not stop the others: it fails alone, with the reason.
+        try:
+            action()
+        except Exception as exc:
+            log.exception("study %s failed in the scheduler", study_id)
+            loop = self._loops.pop(study_id, None)
+            if loop is not None:
+                try:
+                    loop.stop(f"internal error: {exc}")
+                except Exception:
+                    log.exception("cannot cancel study %s's trials", study_id)
+            with self._sessions() as s:
+                crud.mark_finished(s, study_id, "failed", f"internal error: {exc}")
+
+    def _sync(self) -> None:
+        with self._sessions() as session:
+            rows = {r.id: r for r in crud.active_studies(session)}
+            for study_id in list(self._loops):
+                if study_id not in rows:  # finished or deleted elsewhere
+                    self._loops.pop(study_id).stop("the study was ended outside the scheduler")
+            for study_id, row in rows.items():
+                if row.stop_requested:
+                    loop = self._loops.pop(study_id, None)
+                    if loop is not None:
+                        loop.stop("stopped by user")
+                    crud.mark_finished(session, study_id, "stopped", "stopped by user")
+                elif study_id not in self._loops:
+                    self._guard(study_id, functools.partial(self._open, session, row))
+                elif row.spec != self._specs[study_id]:
+                    spec = StudyCreate.model_validate(row.spec).to_spec()
+                    self._loops[study_id].update_budget(spec.budget, spec.parallelism)
+                    self._specs[study_id] = row.spec
+
+    def _open(self, session: Session, row: StudyRow) -> None:
+        spec = StudyCreate.model_validate(row.spec).to_spec()
+        study = optuna.load_study(
+            study_name=row.optuna_study_name,
+            storage=self._storage,
+            sampler=create_sampler(spec.algorithm.name, spec.algorithm.settings),
+            # Optuna would default to a median pruner; early stopping is opt-in per study.
+            pruner=NopPruner(),
+        )
+        started = crud.mark_running(session, row.id)
+        self._loops[row.id] = StudyLoop(spec, study, started_at=_timestamp(started))
+        self._specs[row.id] = row.spec
+        log.info("study %s (%s) running", row.id, row.name)
+
+    def _reap(self) -> None:
+        for study_id, loop in list(self._loops.items()):
+            if loop.outcome is not None:
+                del self._loops[study_id]
+                with self._sessions() as s:
+                    crud.mark_finished(s, study_id, loop.outcome.status, loop.outcome.reason)
+                log.info("study %s %s: %s", study_id, loop.outcome.status, loop.outcome.reason)
+
+    def _interrupt_all(self) -> None:
+        # The studies stay "running" so the next start resumes them; their trials in flight
+        # cannot survive this process's Ray driver and are failed with the reason.
+        for loop in self._loops.values():
+            try:
+                loop.interrupt("interrupted: the service shut down while the trial ran", retry=True)
+            except Exception:
+                log.exception("cannot interrupt study %s", loop.spec.name)
+        self._loops.clear()
+
+
+def _timestamp(dt: datetime) -> float:
+    # SQLite hands back naive datetimes; the service writes only UTC.
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()

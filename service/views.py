@@ -1,0 +1,92 @@
+"""Read-only views of Optuna's tables, converted to API responses."""
+
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from service.schemas import CurvePoint, StudyPublic, TrialDetail, TrialPublic
+
+
+def _study_id(storage: RDBStorage, name: str) -> int | None:
+    try:
+        return storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+
+
+def load_trials(storage: RDBStorage, optuna_study_name: str) -> list[FrozenTrial]:
+    """Every trial of a study, oldest first (empty if the Optuna study is gone)."""
+    sid = _study_id(storage, optuna_study_name)
+    return [] if sid is None else storage.get_all_trials(sid, deepcopy=False)
+
+
+def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    counts = {s.name: 0 for s in TrialState}
+    for t in trials:
+        counts[t.state.name] += 1
+    return counts
+
+
+def best_trial(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
+    done = [(t.value, t) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not done:
+        return None
+    sign = 1.0 if direction == "maximize" else -1.0
+    # Ties go to the earliest trial, as in Optuna: max() keeps the first maximum it meets.
+    return max(done, key=lambda vt: sign * vt[0])[1]
+
+
+def study_public(row: Any, storage: RDBStorage) -> StudyPublic:
+    trials = load_trials(storage, row.optuna_study_name)
+    best = best_trial(trials, row.spec["objective"]["direction"])
+    return StudyPublic(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        status_reason=row.status_reason,
+        optuna_study_name=row.optuna_study_name,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        trial_counts=trial_counts(trials),
+        best_value=best.value if best else None,
+        spec=row.spec,
+    )
+
+
+def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
+    duration = t.duration.total_seconds() if t.duration else None
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "params": t.params,
+        "value": t.value if t.state == TrialState.COMPLETE else None,
+        "intermediate_values": dict(sorted(t.intermediate_values.items())),
+        "fail_reason": t.user_attrs.get("fail_reason"),
+        "node_id": t.user_attrs.get("node_id"),
+        "user_attrs": {k: v for k, v in t.user_attrs.items() if k != "curve"},
+        "datetime_start": t.datetime_start,
+        "datetime_complete": t.datetime_complete,
+        "duration_s": duration,
+    }
+
+
+def trial_public(t: FrozenTrial) -> TrialPublic:
+    return TrialPublic(**_trial_fields(t))
+
+
+def trial_detail(t: FrozenTrial) -> TrialDetail:
+    curve = [
+        CurvePoint(
+            epoch=int(p["epoch"]), metrics={k: float(v) for k, v in p.items() if k != "epoch"}
+        )
+        for p in t.user_attrs.get("curve", [])
+    ]
+    return TrialDetail(**_trial_fields(t), learning_curve=curve)
+
+
+def delete_optuna_study(storage: RDBStorage, name: str) -> None:
+    if _study_id(storage, name) is not None:
+        optuna.delete_study(study_name=name, storage=storage)
