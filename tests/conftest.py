@@ -1,0 +1,145 @@
+"""Shared fixtures: database URLs (SQLite file, PostgreSQL schema) and a live server.
+
+The live server is the real thing: ``tuneforge serve`` in its own process on a free loopback
+port, with its own local Ray, talking to a real database.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tuneforge.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL's ``test`` database, dropped afterwards."""
+    schema = f"tf_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 (database test) is required: {exc}")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@dataclass
+class Server:
+    """A running ``tuneforge serve`` process."""
+
+    url: str
+    database_url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(database_url: str, data_dir: Path, port: int | None = None) -> Server:
+    """Start ``tuneforge serve`` and wait until its scheduler has Ray running."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"server-{port}-{time.time_ns()}.log"
+    env = {
+        **os.environ,
+        "TUNEFORGE_PORT": str(port),
+        "TUNEFORGE_HOST": "127.0.0.1",
+        "TUNEFORGE_DATA_DIR": str(data_dir),
+        "TUNEFORGE_DATABASE_URL": database_url,
+        "TUNEFORGE_RAY_NUM_CPUS": "2",
+        "TUNEFORGE_SCHEDULER_POLL_S": "0.2",
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", database_url, data_dir, proc, log_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}):\n{server.log()[-4000:]}")
+        try:
+            health = httpx.get(f"{server.url}/healthz", timeout=2).json()
+            if health["scheduler"] == "running":
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"server did not become healthy:\n{server.log()[-4000:]}")
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers on demand; all are stopped at teardown."""
+    started: list[Server] = []
+
+    def make(database_url: str, **kwargs: object) -> Server:
+        server = start_server(database_url, tmp_path / "data", **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def wait_for(
+    client: httpx.Client, study_id: int, done: Callable[[dict], bool], timeout: float = 240
+) -> dict:
+    """Poll a study until ``done(study)`` holds; fail with its last state otherwise."""
+    deadline = time.monotonic() + timeout
+    study: dict = {}
+    while time.monotonic() < deadline:
+        study = client.get(f"/studies/{study_id}").raise_for_status().json()
+        if done(study):
+            return study
+        time.sleep(0.25)
+    pytest.fail(f"study {study_id} did not reach the expected state: {study}")
+
+
+def finished(study: dict) -> bool:
+    return study["status"] in ("completed", "failed", "stopped")
