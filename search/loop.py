@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # training code are the trial's own outcome and are never retried.
 _MAX_SYSTEM_RETRIES = 3
 _INTERRUPTED = "interrupted"
+_MAX_REASON = 1000
 
 
 def to_distribution(param: ParamSpec) -> BaseDistribution:
@@ -53,8 +54,9 @@ def failure_reason(exc: BaseException) -> str:
         exc = exc.cause
     if isinstance(exc, ray.exceptions.OutOfMemoryError):
         return "out of memory: Ray killed the worker to protect the node"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+    text = " / ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return reason[:_MAX_REASON]
 
 
 @dataclass(frozen=True)
@@ -159,19 +161,16 @@ class StudyLoop:
         self.interrupt(reason)
         self.outcome = Outcome("stopped", reason)
 
-    def interrupt(self, reason: str, *, retry: bool = False) -> None:
+    def interrupt(self, reason: str) -> None:
         """Cancel every trial in flight, each FAIL with ``reason``.
 
-        Args:
-            reason: recorded on each trial.
-            retry: the trials were cut short by a shutdown, not by the study: a resumed loop
-                does not count them and runs replacements.
+        The trials are marked interrupted: they were cut short by a stop or a shutdown, not
+        by their own fault, so a resumed study neither counts them nor their failure.
         """
         for gen, running in list(self._in_flight.items()):
             ray.cancel(gen)
             running.trial.set_user_attr("fail_reason", reason)
-            if retry:
-                running.trial.set_user_attr(_INTERRUPTED, True)
+            running.trial.set_user_attr(_INTERRUPTED, True)
             self.study.tell(running.trial, state=TrialState.FAIL)
         self._in_flight.clear()
 
@@ -251,7 +250,8 @@ class StudyLoop:
 
     def _fail_orphans(self) -> None:
         # Trials left RUNNING belong to a scheduler that died: their Ray tasks went with its
-        # driver, so they can only be failed with a reason. They still count in the budget.
+        # driver, so they can only be failed with a reason. Like any interrupted trial,
+        # they are not counted, and the loop runs replacements.
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             reason = "interrupted: the scheduler restarted while the trial ran"
             trial = optuna.Trial(self.study, t._trial_id)

@@ -105,7 +105,17 @@ def get_algorithm(name: str) -> Algorithm:
         ) from None
 
 
-def create_sampler(name: str, settings: Mapping[str, Any]) -> BaseSampler:
-    """Build the sampler for ``name`` with checked settings."""
+def create_sampler(name: str, settings: Mapping[str, Any], n_existing: int = 0) -> BaseSampler:
+    """Build the sampler for ``name`` with checked settings.
+
+    Args:
+        name: a registered algorithm.
+        settings: its settings as given in the spec.
+        n_existing: trials the study already has. A resumed study offsets a fixed seed by it,
+            so the new sampler does not replay the proposals its predecessor already made.
+    """
     algorithm = get_algorithm(name)
-    return algorithm.factory(**algorithm.check_settings(settings))
+    checked = algorithm.check_settings(settings)
+    if checked.get("seed") is not None:
+        checked["seed"] += n_existing
+    return algorithm.factory(**checked)

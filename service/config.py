@@ -20,8 +20,6 @@ class Settings(BaseSettings):
     url: str = Field("http://127.0.0.1:8000", description="Where the CLI finds the server.")
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
-    max_trials_limit: int = Field(100_000, description="Largest budget.max_trials accepted.")
-    max_parallelism: int = Field(256, description="Largest parallelism accepted.")
     max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")
 
     @property

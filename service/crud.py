@@ -73,7 +73,7 @@ def patch_study(session: Session, row: StudyRow, patch: StudyPatch) -> StudyRow:
     """Change budget or parallelism. A new budget on a finished study resumes it."""
     spec = dict(row.spec)
     if patch.budget is not None:
-        spec["budget"] = patch.budget.model_dump(mode="json")
+        spec["budget"] = {**spec["budget"], **patch.budget.model_dump(exclude_unset=True)}
     if patch.parallelism is not None:
         spec["parallelism"] = patch.parallelism
     row.spec = spec

@@ -23,6 +23,7 @@ from service import crud
 from service.config import Settings
 from service.orm import StudyRow
 from service.schemas import StudyCreate
+from service.views import load_trials
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,12 @@ class Scheduler:
 
     def _open(self, session: Session, row: StudyRow) -> None:
         spec = StudyCreate.model_validate(row.spec).to_spec()
+        n_trials = len(load_trials(self._storage, row.optuna_study_name))
+        sampler = create_sampler(spec.algorithm.name, spec.algorithm.settings, n_trials)
         study = optuna.load_study(
             study_name=row.optuna_study_name,
             storage=self._storage,
-            sampler=create_sampler(spec.algorithm.name, spec.algorithm.settings),
+            sampler=sampler,
             # Optuna would default to a median pruner; early stopping is opt-in per study.
             pruner=NopPruner(),
         )
@@ -153,7 +156,7 @@ class Scheduler:
         # cannot survive this process's Ray driver and are failed with the reason.
         for loop in self._loops.values():
             try:
-                loop.interrupt("interrupted: the service shut down while the trial ran", retry=True)
+                loop.interrupt("interrupted: the service shut down while the trial ran")
             except Exception:
                 log.exception("cannot interrupt study %s", loop.spec.name)
         self._loops.clear()

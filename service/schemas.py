@@ -275,10 +275,24 @@ def _param_spec(name: str, p: Param) -> ParamSpec:
     return ParamSpec(name, p.type, low=p.low, high=p.high, log=p.log, step=step)
 
 
+class BudgetPatch(_Strict):
+    """Budget fields to change; the ones left out keep their value."""
+
+    max_trials: int | None = Field(None, gt=0, le=100_000)
+    max_failed_trials: int | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _max_trials_set(self) -> "BudgetPatch":
+        if "max_trials" in self.model_fields_set and self.max_trials is None:
+            raise ValueError("max_trials cannot be null")
+        return self
+
+
 class StudyPatch(_Strict):
     """A change to a study: extend (or cut) its budget, change its parallelism."""
 
-    budget: BudgetIn | None = None
+    budget: BudgetPatch | None = None
     parallelism: int | None = Field(None, ge=1, le=256)
 
 

@@ -63,7 +63,7 @@ def test_study_runs_on_ray_and_lands_in_optuna(
 ) -> None:
     server = server_factory(database_url)
     api = server.api
-    created = api.post("/studies", json=mixed_spec())
+    created = api.post("/studies", json=mixed_spec(budget={"max_trials": 6, "timeout_s": 900}))
     assert created.status_code == 201, created.text
     study_id = created.json()["id"]
     optuna_name = created.json()["optuna_study_name"]
@@ -139,6 +139,8 @@ def test_study_runs_on_ray_and_lands_in_optuna(
     # Extending the budget resumes the finished study and counts on from 6.
     patched = api.patch(f"/studies/{study_id}", json={"budget": {"max_trials": 8}})
     assert patched.status_code == 200 and patched.json()["status"] == "pending"
+    budget = patched.json()["spec"]["budget"]
+    assert budget == {"max_trials": 8, "max_failed_trials": None, "timeout_s": 900}
     study = wait_for(api, study_id, lambda s: s["status"] == "completed")
     assert sum(study["trial_counts"].values()) == 8
 

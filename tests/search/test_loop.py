@@ -1,0 +1,148 @@
+"""``StudyLoop`` on a real local Ray with an in-memory Optuna study."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+import pytest
+import ray
+
+import search.loop
+from models.data import load_dataset
+from search.loop import StudyLoop, failure_reason, wait_any
+from search.ray_runtime import connect, disconnect, node_ip
+from search.spec import (
+    AlgorithmSpec,
+    Budget,
+    Objective,
+    ParamSpec,
+    Resources,
+    StudySpec,
+    TaskSpec,
+)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    connect(num_cpus=2)
+    yield
+    disconnect()
+
+
+def make_spec(max_trials: int = 4, parallelism: int = 2, epochs: int = 2) -> StudySpec:
+    return StudySpec(
+        name="loop-test",
+        objective=Objective("val_accuracy", "maximize"),
+        algorithm=AlgorithmSpec("random", {"seed": 1}),
+        search_space=(ParamSpec("model.width", "int", low=8, high=32),),
+        budget=Budget(max_trials=max_trials, max_failed_trials=None),
+        parallelism=parallelism,
+        resources=Resources(cpu=1),
+        task=TaskSpec(
+            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0},
+            model={"family": "mlp", "hidden_layers": 1, "width": 16},
+            training={"epochs": epochs, "lr": 0.01},
+        ),
+    )
+
+
+def drive(loop: StudyLoop, max_seen: list[int] | None = None) -> None:
+    """Run the loop to its end the way the scheduler does."""
+    for _ in range(10_000):
+        loop.fill()
+        if max_seen is not None:
+            max_seen.append(loop.n_in_flight)
+        if loop.outcome is not None:
+            return
+        wait_any([loop], 0.5)
+    pytest.fail("loop did not finish")
+
+
+def new_study() -> optuna.Study:
+    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(1))
+
+
+def test_ray_is_bound_to_loopback(local_ray: None) -> None:
+    assert node_ip() == "127.0.0.1"
+
+
+def test_dataset_is_put_once_and_parallelism_is_held(
+    local_ray: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[str] = []
+
+    def counting_load(**kwargs: Any) -> Any:
+        loads.append(kwargs["name"])
+        return load_dataset(**kwargs)
+
+    monkeypatch.setattr(search.loop, "load_dataset", counting_load)
+    study = new_study()
+    loop = StudyLoop(make_spec(max_trials=5, parallelism=2), study, started_at=1e18)
+    seen: list[int] = []
+    drive(loop, seen)
+    assert loads == ["digits"]  # once for the study, never in a trial
+    assert max(seen) == 2  # parallelism trials in flight, never more
+    assert loop.outcome is not None and loop.outcome.status == "completed"
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 5
+    for t in study.trials:
+        assert sorted(t.intermediate_values) == [1, 2]
+        assert t.user_attrs["curve"][-1]["val_accuracy"] == t.value
+
+
+def test_exception_fails_the_trial_alone(local_ray: None) -> None:
+    from search.trial import run_trial
+
+    def flaky(data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float) -> Any:
+        if task["model"]["width"] % 2:  # odd widths blow up mid-trial
+            yield {"event": "start", "node_id": "n", "pid": 0, "device": "cpu"}
+            raise RuntimeError(f"width {task['model']['width']} is odd")
+        yield from run_trial(data, task, seed, cpus, gpus)
+
+    study = new_study()
+    loop = StudyLoop(make_spec(max_trials=8), study, started_at=1e18, trial_fn=flaky)
+    drive(loop)
+    assert loop.outcome == search.loop.Outcome("completed", "max_trials reached")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert failed and complete and len(failed) + len(complete) == 8
+    for t in failed:
+        assert t.params["model.width"] % 2 == 1
+        assert (
+            t.user_attrs["fail_reason"] == f"RuntimeError: width {t.params['model.width']} is odd"
+        )
+
+
+def test_timeout_stops_new_trials(local_ray: None) -> None:
+    from dataclasses import replace
+
+    spec = replace(make_spec(max_trials=100), budget=Budget(max_trials=100, timeout_s=1.0))
+    study = new_study()
+    loop = StudyLoop(spec, study, started_at=0.0)  # started long ago: the timeout has passed
+    drive(loop)
+    assert loop.outcome == search.loop.Outcome("completed", "timeout reached")
+    assert study.trials == []
+
+
+def test_failure_reason_unwraps_ray_errors(local_ray: None) -> None:
+    @ray.remote
+    def boom() -> None:
+        raise ValueError("first line\nlast line")
+
+    with pytest.raises(ray.exceptions.RayTaskError) as info:
+        ray.get(boom.remote())
+    assert failure_reason(info.value) == "ValueError: first line / last line"
+
+
+def test_resumed_seeded_sampler_does_not_replay() -> None:
+    from optuna.distributions import IntDistribution
+
+    from search.registry import create_sampler
+
+    def proposals(n_existing: int) -> list[int]:
+        sampler = create_sampler("random", {"seed": 7}, n_existing)
+        study = optuna.create_study(sampler=sampler)
+        return [study.ask({"x": IntDistribution(0, 10**9)}).params["x"] for _ in range(3)]
+
+    assert proposals(0) == proposals(0)  # a fixed seed repeats from scratch
+    assert proposals(3) != proposals(0)  # a resumed study (3 trials so far) does not

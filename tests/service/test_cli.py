@@ -1,0 +1,64 @@
+"""The ``tuneforge`` CLI against a live server: the README's quickstart, as a user runs it."""
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tuneforge(server: Server, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TUNEFORGE_URL": server.url}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_quickstart_submit_wait_reaches_095(
+    server_factory: Callable[..., Server], sqlite_url: str
+) -> None:
+    server = server_factory(sqlite_url)
+    run = tuneforge(server, "submit", "examples/digits-mlp.yaml", "--wait")
+    assert run.returncode == 0, run.stderr + run.stdout
+    study_id = re.search(r"^study (\d+) submitted", run.stdout, re.M).group(1)  # type: ignore[union-attr]
+    assert f"study {study_id} completed: max_trials reached" in run.stdout
+    best = float(re.search(r"best trial \d+: val_accuracy=([0-9.]+)", run.stdout).group(1))  # type: ignore[union-attr]
+    assert best > 0.95, run.stdout
+
+    status = tuneforge(server, "status", study_id)
+    assert status.returncode == 0 and "complete=12" in status.stdout, status.stdout
+    trials = tuneforge(server, "trials", study_id)
+    assert trials.returncode == 0 and trials.stdout.strip().endswith("12 trials")
+    shown = tuneforge(server, "best", study_id)
+    assert shown.returncode == 0 and '"learning_curve"' in shown.stdout
+    stop = tuneforge(server, "stop", study_id)  # finished: stays completed
+    assert stop.returncode == 0 and "status completed" in stop.stdout
+
+
+def test_cli_reports_bad_spec_with_its_path(
+    server_factory: Callable[..., Server], sqlite_url: str, tmp_path: Path
+) -> None:
+    server = server_factory(sqlite_url)
+    bad = tmp_path / "bad.yaml"
+    text = (ROOT / "examples/digits-mlp.yaml").read_text()
+    bad.write_text(text.replace("max_trials: 12", "max_trials: 0"))
+    run = tuneforge(server, "submit", str(bad))
+    assert run.returncode == 1
+    assert "error: budget.max_trials:" in run.stderr
+    assert "greater than 0" in run.stderr
+    missing = tuneforge(server, "status", "999")
+    assert missing.returncode == 1 and "404" in missing.stderr
