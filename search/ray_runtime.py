@@ -33,6 +33,22 @@ def connect(address: str = "", num_cpus: int | None = None) -> None:
     )
 
 
+def unplaceable(cpu: float, gpu: float) -> str | None:
+    """Why no live node of the cluster can run a trial needing ``cpu`` and ``gpu``, or None.
+
+    Ray would keep such a task pending forever; a study asking for it should fail at once.
+    """
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpu and r.get("GPU", 0) >= gpu for r in nodes):
+        return None
+    most_cpu = max((r.get("CPU", 0) for r in nodes), default=0)
+    most_gpu = max((r.get("GPU", 0) for r in nodes), default=0)
+    return (
+        f"no Ray node can run a trial with resources cpu={cpu:g}, gpu={gpu:g} "
+        f"(largest node: {most_cpu:g} CPU, {most_gpu:g} GPU)"
+    )
+
+
 def node_ip() -> str:
     """The address this process's Ray node uses."""
     return str(ray.util.get_node_ip_address())

@@ -27,6 +27,7 @@ class Setting:
     type: type
     default: Any
     description: str
+    minimum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Algorithm:
                 raise SettingError(
                     s.name, f"setting {s.name!r} must be {s.type.__name__}, got {value!r}"
                 )
+            if value is not None and s.minimum is not None and value < s.minimum:
+                raise SettingError(s.name, f"setting {s.name!r} must be >= {s.minimum:g}")
             out[s.name] = value
         return out
 

@@ -1,13 +1,13 @@
 """The FastAPI application: ``create_app(settings)`` wires storage, scheduler and routes."""
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
 from sqlalchemy.orm import sessionmaker
 
+from service.api.limits import BodyLimit
 from service.api.routes import algorithms, catalog, studies, trials
 from service.config import Settings
 from service.db import make_engine, make_storage, migrate
@@ -49,17 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > settings.max_request_bytes:
-            return JSONResponse(
-                {"detail": f"request body over {settings.max_request_bytes} bytes"},
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
 
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> dict[str, str]:

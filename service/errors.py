@@ -33,6 +33,8 @@ class SpecInvalid(ServiceError):
 
 def _path(loc: Sequence[str | int]) -> str:
     """``("body", "search_space", "training.lr", "low")`` → ``search_space["training.lr"].low``."""
+    if list(loc) == ["body"]:
+        return "body"
     out = ""
     for part in loc[1:] if loc and loc[0] == "body" else loc:
         if isinstance(part, int):
@@ -57,6 +59,8 @@ def install_handlers(app: FastAPI) -> None:
         for e in exc.errors():
             # Discriminated unions add the tag to the location ("float"); it is not a field.
             loc = [p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
+            if e["type"] == "json_invalid":  # the location's number is a character offset
+                loc = ["body"]
             items.append(_item(loc, str(e["msg"]).removeprefix("Value error, "), e["type"]))
         return JSONResponse({"detail": items}, status_code=422)
 

@@ -17,7 +17,7 @@ from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.loop import StudyLoop, wait_any
-from search.ray_runtime import connect, disconnect
+from search.ray_runtime import connect, disconnect, unplaceable
 from search.registry import create_sampler
 from service import crud
 from service.config import Settings
@@ -129,6 +129,10 @@ class Scheduler:
 
     def _open(self, session: Session, row: StudyRow) -> None:
         spec = StudyCreate.model_validate(row.spec).to_spec()
+        reason = unplaceable(spec.resources.cpu, spec.resources.gpu)
+        if reason is not None:
+            crud.mark_finished(session, row.id, "failed", reason)
+            return
         n_trials = len(load_trials(self._storage, row.optuna_study_name))
         sampler = create_sampler(spec.algorithm.name, spec.algorithm.settings, n_trials)
         study = optuna.load_study(

@@ -38,8 +38,9 @@ def _one_of(value: str, valid: list[str] | tuple[str, ...], what: str) -> str:
 
 
 class _Strict(BaseModel):
-    # A typo in a field name is an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid")
+    # A typo in a field name is an error, not a silently ignored key; no float in a spec may
+    # be infinite or NaN (an infinite bound would only fail later, inside the sampler).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # -- search space ----------------------------------------------------------------------------
@@ -243,7 +244,8 @@ class StudyCreate(_Strict):
         errors: list[tuple[tuple[str | int, ...], str]] = []
         for loc, value in candidates:
             try:
-                schema.model_validate({**current, field: value})
+                # Strict: the value is used as given, so "64" must not pass for an int field.
+                schema.model_validate({**current, field: value}, strict=True)
             except ValidationError as exc:
                 msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 errors.append((loc, f"{value!r} is not a valid {name}: {msg}"))

@@ -4,7 +4,9 @@ from optuna.samplers import RandomSampler, TPESampler
 
 from search.registry import Algorithm, Setting, register
 
-_SEED = Setting("seed", int, None, "Random seed; fixed seeds make a study's proposals repeatable.")
+_SEED = Setting(
+    "seed", int, None, "Random seed; fixed seeds make a study's proposals repeatable.", minimum=0
+)
 
 register(
     Algorithm(
@@ -23,7 +25,9 @@ register(
         description="Tree-structured Parzen Estimator (Bayesian optimization).",
         settings=(
             _SEED,
-            Setting("n_startup_trials", int, 10, "Random trials before TPE starts modelling."),
+            Setting(
+                "n_startup_trials", int, 10, "Random trials before TPE starts modelling.", minimum=0
+            ),
             Setting("multivariate", bool, False, "Model parameters jointly, not one by one."),
         ),
         factory=lambda seed, n_startup_trials, multivariate: TPESampler(

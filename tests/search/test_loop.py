@@ -146,3 +146,15 @@ def test_resumed_seeded_sampler_does_not_replay() -> None:
 
     assert proposals(0) == proposals(0)  # a fixed seed repeats from scratch
     assert proposals(3) != proposals(0)  # a resumed study (3 trials so far) does not
+
+
+def test_unplaceable_resources_are_named(local_ray: None) -> None:
+    from search.ray_runtime import unplaceable
+
+    assert unplaceable(1, 0) is None
+    assert unplaceable(2, 0) is None
+    assert unplaceable(3, 0) == (
+        "no Ray node can run a trial with resources cpu=3, gpu=0 (largest node: 2 CPU, 0 GPU)"
+    )
+    reason = unplaceable(1, 0.5)
+    assert reason is not None and "gpu=0.5" in reason and "0 GPU" in reason

@@ -169,6 +169,19 @@ def test_max_failed_trials_ends_a_failing_study(
     assert api.get(f"/studies/{study_id}/best").status_code == 404
 
 
+def test_study_needing_a_missing_gpu_fails_with_reason(
+    server_factory: Callable[..., Server], sqlite_url: str
+) -> None:
+    api = server_factory(sqlite_url).api
+    spec = mixed_spec(resources={"cpu": 1, "gpu": 0.25})
+    study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]
+    study = wait_for(api, study_id, finished, timeout=30)
+    assert study["status"] == "failed"
+    assert study["status_reason"].startswith("no Ray node can run a trial")
+    assert "gpu=0.25" in study["status_reason"]
+    assert sum(study["trial_counts"].values()) == 0
+
+
 def test_stop_cancels_trials_in_flight(
     server_factory: Callable[..., Server], sqlite_url: str
 ) -> None:
