@@ -64,7 +64,7 @@ def serve(
     typer.echo(f"tuneforge API:       http://{host}:{port}/api/v1")
     typer.echo(f"API docs (OpenAPI):  http://{host}:{port}/docs")
     typer.echo(f"database:            {settings.db_url}")
-    typer.echo("dashboard:           make dashboard  (optuna-dashboard on the same database)")
+    typer.echo("dashboard:           http://127.0.0.1:8080/dashboard  (start it: make dashboard)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

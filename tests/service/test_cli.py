@@ -62,3 +62,37 @@ def test_cli_reports_bad_spec_with_its_path(
     assert "greater than 0" in run.stderr
     missing = tuneforge(server, "status", "999")
     assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_dashboard_command_serves_the_database(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+    import optuna
+
+    from tests.conftest import free_port
+
+    url = f"sqlite:///{tmp_path / 'tuneforge.db'}"
+    optuna.create_study(study_name="seen-by-dashboard", storage=url)
+    port = free_port()
+    env = {**os.environ, "TUNEFORGE_DATABASE_URL": url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "dashboard", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                studies = httpx.get(f"http://127.0.0.1:{port}/api/studies").json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.3)
+        names = [s["study_name"] for s in studies["study_summaries"]]
+        assert names == ["seen-by-dashboard"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
