@@ -140,7 +140,9 @@ class StudyLoop:
 
     def on_ready(self, gen: Any) -> None:
         """Consume the next event of a trial's stream (call only when it is ready)."""
-        running = self._in_flight[gen]
+        running = self._in_flight.get(gen)
+        if running is None:  # cancelled since it became ready (the study ended meanwhile)
+            return
         try:
             event = ray.get(next(gen))
         except StopIteration:
@@ -260,8 +262,18 @@ class StudyLoop:
             self.study.tell(t.number, state=TrialState.FAIL)
 
 
-def wait_any(loops: Iterable[StudyLoop], timeout: float) -> int:
+def wait_any(
+    loops: Iterable[StudyLoop],
+    timeout: float,
+    on_error: Callable[[StudyLoop, Exception], None] | None = None,
+) -> int:
     """Wait until any trial of any loop has an event, then hand every ready event to its loop.
+
+    Args:
+        loops: the running studies.
+        timeout: longest wait, in seconds, when nothing is ready.
+        on_error: called when a loop fails to handle its event (say, its database write
+            fails), so one study's failure does not stop the others; without it, it raises.
 
     Returns:
         How many events were handled (0 after a timeout with nothing ready).
@@ -276,5 +288,11 @@ def wait_any(loops: Iterable[StudyLoop], timeout: float) -> int:
         return 0
     ready, _ = ray.wait(gens, num_returns=len(gens), timeout=0)
     for gen in ready:
-        owners[gen].on_ready(gen)
+        loop = owners[gen]
+        try:
+            loop.on_ready(gen)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(loop, exc)
     return len(ready)

@@ -80,33 +80,48 @@ class Scheduler:
         next_sync = 0.0
         try:
             while not self._stop.is_set():
-                if self._wake.is_set() or time.monotonic() >= next_sync:
-                    self._wake.clear()
-                    self._sync()
-                    next_sync = time.monotonic() + self._settings.scheduler_poll_s
-                for study_id, loop in list(self._loops.items()):
-                    self._guard(study_id, loop.fill)
-                self._reap()
-                wait_any(self._loops.values(), _WAIT_S)
-                self._reap()
+                try:
+                    if self._wake.is_set() or time.monotonic() >= next_sync:
+                        self._wake.clear()
+                        self._sync()
+                        next_sync = time.monotonic() + self._settings.scheduler_poll_s
+                    self._step()
+                except Exception:
+                    # The database may be briefly unreachable: keep the thread, try again.
+                    log.exception("scheduler iteration failed; retrying in 1 s")
+                    self._stop.wait(1.0)
         finally:
             self._interrupt_all()
             disconnect()
 
+    def _step(self) -> None:
+        for study_id, loop in list(self._loops.items()):
+            self._guard(study_id, loop.fill)
+        self._reap()
+        wait_any(self._loops.values(), _WAIT_S, on_error=self._on_loop_error)
+        self._reap()
+
+    def _on_loop_error(self, loop: StudyLoop, exc: Exception) -> None:
+        study_id = next(i for i, candidate in self._loops.items() if candidate is loop)
+        self._fail_study(study_id, exc)
+
     def _guard(self, study_id: int, action: Callable[[], None]) -> None:
-        # One study's bug must not stop the others: it fails alone, with the reason.
         try:
             action()
         except Exception as exc:
-            log.exception("study %s failed in the scheduler", study_id)
-            loop = self._loops.pop(study_id, None)
-            if loop is not None:
-                try:
-                    loop.stop(f"internal error: {exc}")
-                except Exception:
-                    log.exception("cannot cancel study %s's trials", study_id)
-            with self._sessions() as s:
-                crud.mark_finished(s, study_id, "failed", f"internal error: {exc}")
+            self._fail_study(study_id, exc)
+
+    def _fail_study(self, study_id: int, exc: Exception) -> None:
+        # One study's bug must not stop the others: it fails alone, with the reason.
+        log.error("study %s failed in the scheduler", study_id, exc_info=exc)
+        loop = self._loops.pop(study_id, None)
+        if loop is not None:
+            try:
+                loop.stop(f"internal error: {exc}")
+            except Exception:
+                log.exception("cannot cancel study %s's trials", study_id)
+        with self._sessions() as s:
+            crud.mark_finished(s, study_id, "failed", f"internal error: {exc}")
 
     def _sync(self) -> None:
         with self._sessions() as session:

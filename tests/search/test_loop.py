@@ -158,3 +158,83 @@ def test_unplaceable_resources_are_named(local_ray: None) -> None:
     )
     reason = unplaceable(1, 0.5)
     assert reason is not None and "gpu=0.5" in reason and "0 GPU" in reason
+
+
+def test_event_of_a_trial_cancelled_meanwhile_is_ignored(local_ray: None) -> None:
+    spec = make_spec(max_trials=4, parallelism=2, epochs=50)
+    study = new_study()
+    loop = StudyLoop(spec, study, started_at=1e18)
+    loop.fill()
+    gens = loop.generators()
+    assert len(gens) == 2
+    ray.wait(gens, num_returns=2, timeout=60)  # both streams have an event ready
+    loop.stop("stopped by test")
+    for gen in gens:
+        loop.on_ready(gen)  # no KeyError: the trial was cancelled after it became ready
+    assert [t.user_attrs["fail_reason"] for t in study.trials] == ["stopped by test"] * 2
+    assert all(t.user_attrs["interrupted"] for t in study.trials)
+
+
+def test_max_failed_trials_with_simultaneous_failures(local_ray: None) -> None:
+    from dataclasses import replace
+
+    def crash(data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float) -> Any:
+        raise MemoryError("simulated")
+        yield  # a generator, like every trial
+
+    spec = replace(make_spec(parallelism=2), budget=Budget(max_trials=10, max_failed_trials=1))
+    study = new_study()
+    loop = StudyLoop(spec, study, started_at=1e18, trial_fn=crash)
+    drive(loop)
+    assert loop.outcome == search.loop.Outcome(
+        "failed", "max_failed_trials reached: 1 trials failed"
+    )
+    reasons = {t.user_attrs["fail_reason"] for t in study.trials}
+    assert "MemoryError: simulated" in reasons
+    assert len(study.trials) == 2  # no trial started after the limit was hit
+
+
+def test_wait_any_reports_a_loop_error_and_keeps_going(
+    local_ray: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = new_study()
+    loop = StudyLoop(make_spec(max_trials=1, parallelism=1), study, started_at=1e18)
+    loop.fill()
+
+    def broken(gen: Any) -> None:
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(loop, "on_ready", broken)
+    errors: list[tuple[StudyLoop, Exception]] = []
+    while not errors:
+        wait_any([loop], 5.0, on_error=lambda lp, exc: errors.append((lp, exc)))
+    assert errors[0][0] is loop and str(errors[0][1]) == "database unreachable"
+    with pytest.raises(ConnectionError):  # without a handler, the error propagates
+        wait_any([loop], 5.0)
+    loop.stop("test over")
+
+
+def test_trials_reserve_the_requested_resources(local_ray: None) -> None:
+    import time
+    from dataclasses import replace
+
+    spec = replace(make_spec(max_trials=2, parallelism=2, epochs=400), resources=Resources(cpu=0.5))
+    study = new_study()
+    loop = StudyLoop(spec, study, started_at=1e18)
+    loop.fill()
+    deadline = time.monotonic() + 60
+    while not all(t.user_attrs.get("pid") for t in study.trials):  # both workers started
+        assert time.monotonic() < deadline
+        wait_any([loop], 1.0)
+    # Two trials of half a CPU each hold exactly one of the local Ray's two CPUs. Ray's
+    # resource view is refreshed asynchronously, so wait for it to show the running trials.
+    while ray.available_resources().get("CPU") == 2.0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)  # settle: a second refresh must not lower it further
+    assert ray.available_resources().get("CPU") == pytest.approx(1.0)
+    loop.stop("test over")
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2.0:  # cancelling frees them
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
