@@ -1,75 +1,272 @@
-"""Datasets a study can name: scikit-learn's bundled sets, split once and standardized.
+"""Datasets a study can name: scikit-learn's bundled sets, synthetic generators, uploads.
 
-A study loads its dataset once (in the scheduler) and puts it into Ray's object store; every
-trial reads the same arrays, so the split is identical across trials by construction.
+A study loads its dataset once (in the scheduler), splits it with a fixed seed and puts it into
+Ray's object store; every trial reads the same raw arrays. Preprocessing (standardize, min-max)
+is fitted per trial on the training split only, in :mod:`models.train`, so it can be searched.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 from sklearn import datasets as skd
 from sklearn.model_selection import train_test_split
 
+Task = Literal["multiclass", "binary", "regression"]
+Kind = Literal["tabular", "image", "sequence"]
+
+MAX_SYNTHETIC_SAMPLES = 50_000
+
 
 @dataclass(frozen=True)
-class Dataset:
-    """A classification dataset, already split and standardized.
+class DatasetInfo:
+    """What a model needs to know of a dataset, without its arrays.
 
-    Shapes: ``x_*`` (N, n_features) float32, ``y_*`` (N,) int64 class indices.
+    ``input_shape`` is one sample's shape: ``(F,)`` tabular, ``(C, L)`` sequence,
+    ``(C, H, W)`` image. ``n_outputs`` is the class count, or the target count for regression.
     """
 
     name: str
+    task: Task
+    kind: Kind
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset split into train and validation; arrays are raw (not yet scaled).
+
+    Shapes: ``x_*`` (N, *input_shape) float32; ``y_*`` (N,) int64 class indices, or
+    (N, n_outputs) float32 targets for regression.
+    """
+
+    info: DatasetInfo
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    n_classes: int
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def task(self) -> Task:
+        return self.info.task
 
     @property
     def n_features(self) -> int:
-        return int(self.x_train.shape[1])
+        return int(np.prod(self.info.input_shape))
+
+    @property
+    def n_classes(self) -> int:
+        return self.info.n_outputs
 
 
-_LOADERS: dict[str, Callable[..., Any]] = {
-    "digits": skd.load_digits,
-    "iris": skd.load_iris,
-    "wine": skd.load_wine,
-    "breast_cancer": skd.load_breast_cancer,
+@dataclass(frozen=True)
+class Option:
+    """A generator's option: type, default and inclusive bounds."""
+
+    type: type
+    default: Any
+    low: float
+    high: float
+
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def _bundled(loader: Callable[..., Any]) -> Callable[..., Arrays]:
+    def load() -> Arrays:
+        bunch = loader()
+        return np.asarray(bunch.data, np.float32), np.asarray(bunch.target)
+
+    return load
+
+
+def _digits_images() -> Arrays:
+    x, y = _bundled(skd.load_digits)()
+    return x.reshape(-1, 1, 8, 8), y  # 8x8 grey images: one channel
+
+
+def _classification(n_samples: int, n_features: int, n_classes: int, seed: int) -> Arrays:
+    x, y = skd.make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=max(2, n_features // 2),
+        n_classes=n_classes,
+        random_state=seed,
+    )
+    return x.astype(np.float32), y
+
+
+def _moons(n_samples: int, noise: float, seed: int) -> Arrays:
+    x, y = skd.make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    return x.astype(np.float32), y
+
+
+def _regression(n_samples: int, n_features: int, noise: float, seed: int) -> Arrays:
+    x, y = skd.make_regression(
+        n_samples=n_samples, n_features=n_features, noise=noise, random_state=seed
+    )
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def _waveforms(n_samples: int, length: int, noise: float, seed: int) -> Arrays:
+    """Sequences (N, 1, length) of sine, square or sawtooth waves: the class is the shape."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n_samples)
+    t = np.linspace(0, 1, length, dtype=np.float32)[None, :]
+    freq = rng.uniform(2, 6, (n_samples, 1)).astype(np.float32)
+    phase = rng.uniform(0, 1, (n_samples, 1)).astype(np.float32)
+    arg = freq * t + phase
+    waves = np.stack(
+        [np.sin(2 * np.pi * arg), np.sign(np.sin(2 * np.pi * arg)), 2 * (arg % 1) - 1], axis=1
+    )
+    x = waves[np.arange(n_samples), y] + rng.normal(0, noise, (n_samples, length))
+    return x[:, None, :].astype(np.float32), y
+
+
+# name → (loader, task, options); a loader's keyword arguments are its options.
+_SOURCES: dict[str, tuple[Callable[..., Arrays], Task, dict[str, Option]]] = {
+    "digits": (_digits_images, "multiclass", {}),
+    "iris": (_bundled(skd.load_iris), "multiclass", {}),
+    "wine": (_bundled(skd.load_wine), "multiclass", {}),
+    "breast_cancer": (_bundled(skd.load_breast_cancer), "binary", {}),
+    "diabetes": (_bundled(skd.load_diabetes), "regression", {}),
+    "classification": (
+        _classification,
+        "multiclass",
+        {
+            "n_samples": Option(int, 1000, 20, MAX_SYNTHETIC_SAMPLES),
+            "n_features": Option(int, 20, 2, 1000),
+            "n_classes": Option(int, 3, 2, 20),
+            "seed": Option(int, 0, 0, 2**31 - 1),
+        },
+    ),
+    "moons": (
+        _moons,
+        "binary",
+        {
+            "n_samples": Option(int, 1000, 20, MAX_SYNTHETIC_SAMPLES),
+            "noise": Option(float, 0.2, 0.0, 5.0),
+            "seed": Option(int, 0, 0, 2**31 - 1),
+        },
+    ),
+    "regression": (
+        _regression,
+        "regression",
+        {
+            "n_samples": Option(int, 1000, 20, MAX_SYNTHETIC_SAMPLES),
+            "n_features": Option(int, 10, 1, 1000),
+            "noise": Option(float, 10.0, 0.0, 1000.0),
+            "seed": Option(int, 0, 0, 2**31 - 1),
+        },
+    ),
+    "waveforms": (
+        _waveforms,
+        "multiclass",
+        {
+            "n_samples": Option(int, 1500, 30, MAX_SYNTHETIC_SAMPLES),
+            "length": Option(int, 64, 8, 4096),
+            "noise": Option(float, 0.3, 0.0, 5.0),
+            "seed": Option(int, 0, 0, 2**31 - 1),
+        },
+    ),
 }
 
 
 def list_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`."""
-    return sorted(_LOADERS)
+    """Names accepted by :func:`load_dataset`: bundled sets and synthetic generators."""
+    return sorted(_SOURCES)
 
 
-def load_dataset(name: str, val_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
-    """Load a bundled dataset with a fixed, stratified validation split.
+def dataset_options(name: str) -> dict[str, Option]:
+    """The options a dataset accepts (empty for the bundled sets)."""
+    return dict(_source(name)[2])
 
-    Features are standardized with the training split's mean and std only, so no validation
-    statistics leak into training.
+
+def _source(name: str) -> tuple[Callable[..., Arrays], Task, dict[str, Option]]:
+    if name not in _SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")
+    return _SOURCES[name]
+
+
+def check_options(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check a generator's options.
 
     Raises:
-        ValueError: unknown ``name``; the message lists the valid names.
+        ValueError: unknown dataset or option, wrong type, or out of bounds.
     """
-    if name not in _LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")
-    bunch = _LOADERS[name]()
-    x = np.asarray(bunch.data, dtype=np.float32)
-    y = np.asarray(bunch.target, dtype=np.int64)
+    options = _source(name)[2]
+    for key in given:
+        if key not in options:
+            valid = ", ".join(options) or "none"
+            raise ValueError(f"unknown option {key!r} for dataset {name!r}; valid: {valid}")
+    out: dict[str, Any] = {}
+    for key, opt in options.items():
+        value = given.get(key, opt.default)
+        ok_type = isinstance(value, opt.type) or (opt.type is float and isinstance(value, int))
+        if isinstance(value, bool) or not ok_type:
+            raise ValueError(f"option {key!r} must be {opt.type.__name__}, got {value!r}")
+        if not opt.low <= value <= opt.high:
+            raise ValueError(f"option {key!r} must be in [{opt.low:g}, {opt.high:g}], got {value}")
+        out[key] = value
+    return out
+
+
+def kind_of(x: np.ndarray) -> Kind:
+    """Tabular (N, F), sequence (N, C, L) or image (N, C, H, W), by the array's rank."""
+    kinds: dict[int, Kind] = {2: "tabular", 3: "sequence", 4: "image"}
+    if x.ndim not in kinds:
+        raise ValueError(f"x must have 2, 3 or 4 dimensions (N, ...), got shape {x.shape}")
+    return kinds[x.ndim]
+
+
+def from_arrays(
+    name: str, x: np.ndarray, y: np.ndarray, task: Task, val_fraction: float, split_seed: int
+) -> Dataset:
+    """Split validated arrays into a :class:`Dataset` (stratified for classification)."""
+    x = np.asarray(x, np.float32)
+    if task == "regression":
+        y = np.asarray(y, np.float32).reshape(len(y), -1)
+        n_outputs = y.shape[1]
+    else:
+        y = np.asarray(y).astype(np.int64)
+        n_outputs = int(y.max()) + 1
+    stratify = y if task != "regression" else None
     x_tr, x_va, y_tr, y_va = train_test_split(
-        x, y, test_size=val_fraction, random_state=split_seed, stratify=y
+        x, y, test_size=val_fraction, random_state=split_seed, stratify=stratify
     )
-    mean = x_tr.mean(axis=0)
-    std = x_tr.std(axis=0)
-    std[std == 0] = 1.0  # constant pixels (digits' borders) would divide by zero
-    return Dataset(
-        name=name,
-        x_train=((x_tr - mean) / std).astype(np.float32),
-        y_train=y_tr,
-        x_val=((x_va - mean) / std).astype(np.float32),
-        y_val=y_va,
-        n_classes=int(y.max()) + 1,
-    )
+    info = DatasetInfo(name, task, kind_of(x), tuple(x.shape[1:]), n_outputs, len(x))
+    return Dataset(info, x_tr, y_tr, x_va, y_va)
+
+
+def load_dataset(
+    name: str,
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> Dataset:
+    """Load a bundled or synthetic dataset with a fixed validation split.
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the valid names) or bad options.
+    """
+    loader, task, _ = _source(name)
+    x, y = loader(**check_options(name, options or {}))
+    return from_arrays(name, x, y, task, val_fraction, split_seed)
+
+
+@lru_cache(maxsize=64)
+def _info(name: str, options: tuple[tuple[str, Any], ...]) -> DatasetInfo:
+    return load_dataset(name, options=dict(options)).info
+
+
+def dataset_info(name: str, options: Mapping[str, Any] | None = None) -> DatasetInfo:
+    """A dataset's metadata (cached), for validating a spec before anything runs."""
+    return _info(name, tuple(sorted(check_options(name, options or {}).items())))
