@@ -1,76 +1,290 @@
-"""The training loop every trial runs: per-epoch metrics out, NaN guard in."""
+"""The training loop every trial runs: per-epoch metrics out, NaN guard in, exports at the end.
 
+``train`` is a generator: it yields an :class:`EpochMetrics` after every epoch (learning
+curves, pruning) and a :class:`TrainResult` last (final metrics, weights, TorchScript).
+"""
+
+import copy
+import io
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from models.builder import build_model
-from models.data import Dataset
+from models.data import Dataset, DatasetInfo
+from models.knobs import FieldErrors, describe, knob, validate
+from models.layers import DropConnectLinear
+from models.metrics import METRICS, expected_calibration_error, f1_scores
+
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+LOSSES = ("auto", "cross_entropy", "bce", "mse", "mae", "huber")
+SCHEDULES = ("none", "step", "cosine", "plateau")
+PREPROCESS = ("standardize", "minmax", "none")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss turned NaN or infinite; continuing would only waste the trial's budget."""
+    """The loss or a gradient turned NaN or infinite; going on would only waste the budget."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to fit a network. ``momentum`` applies to SGD and RMSprop only."""
+    """How to fit a network."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
+    epochs: int = knob(10, "Training epochs.", low=1, high=10_000)
+    batch_size: int = knob(64, "Mini-batch size.", low=1, high=1 << 20)
+    optimizer: str = knob("adam", "Optimizer.", choices=OPTIMIZERS)
+    lr: float = knob(1e-3, "Learning rate.", low=1e-12, high=1e12)
+    momentum: float = knob(0.0, "Momentum (sgd, rmsprop).", low=0.0, high=0.999)
+    nesterov: bool = knob(False, "Nesterov momentum (sgd with momentum > 0).")
+    weight_decay: float = knob(
+        0.0, "Weight decay of the optimizer (decoupled for adamw).", low=0.0, high=10.0
+    )
+    l1: float = knob(0.0, "L1 penalty on weights, added to the loss.", low=0.0, high=10.0)
+    l2: float = knob(
+        0.0, "L2 penalty on weights, added to the loss (with l1: elastic net).", low=0.0, high=10.0
+    )
+    loss: str = knob(
+        "auto", "Loss; auto: cross_entropy, bce (binary) or mse (regression).", choices=LOSSES
+    )
+    huber_delta: float = knob(1.0, "Delta of the Huber loss.", low=1e-6, high=1e6)
+    schedule: str = knob("none", "Learning-rate schedule.", choices=SCHEDULES)
+    step_size: int = knob(10, "Epochs between decays (step).", low=1, high=10_000)
+    gamma: float = knob(0.1, "Decay factor (step).", low=1e-6, high=1.0)
+    warmup_epochs: int = knob(0, "Linear warm-up epochs before the schedule.", low=0, high=1000)
+    plateau_patience: int = knob(
+        3, "Epochs without improvement before a decay (plateau).", low=1, high=1000
+    )
+    plateau_factor: float = knob(0.5, "Decay factor (plateau).", low=1e-6, high=0.999)
+    clip_norm: float = knob(0.0, "Clip the gradient norm to this (0: off).", low=0.0, high=1e6)
+    clip_value: float = knob(0.0, "Clip each gradient to ±this (0: off).", low=0.0, high=1e6)
+    early_stopping_patience: int = knob(
+        0,
+        "Stop after this many epochs without improvement and keep the best weights (0: off).",
+        low=0,
+        high=10_000,
+    )
+    preprocess: str = knob(
+        "standardize", "Input scaling, fitted on the training split.", choices=PREPROCESS
+    )
+    augment_shift: int = knob(0, "Random image shift in pixels while training.", low=0, high=8)
+    augment_noise: float = knob(
+        0.0, "Std of Gaussian input noise while training.", low=0.0, high=10.0
+    )
+    amp: bool = knob(False, "Mixed precision (bfloat16 autocast) on a GPU; ignored on CPU.")
+    mc_samples: int = knob(
+        20, "Forward passes for the MC-dropout metrics.", low=2, high=500, searchable=False
+    )
 
 
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": lambda p, c: torch.optim.SGD(
-        p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
-    ),
-    "rmsprop": lambda p, c: torch.optim.RMSprop(
-        p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
-    ),
-    "adam": lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay),
-    "adamw": lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay),
-}
+def training_fields() -> dict[str, dict[str, Any]]:
+    return describe(TrainConfig)
 
 
-def list_optimizers() -> list[str]:
-    """Optimizer names accepted in ``TrainConfig.optimizer``."""
-    return sorted(_OPTIMIZERS)
+def resolve_loss(cfg: TrainConfig, info: DatasetInfo) -> str:
+    if cfg.loss != "auto":
+        return cfg.loss
+    return {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}[info.task]
+
+
+def n_outputs(cfg: TrainConfig, info: DatasetInfo) -> int:
+    """Units of the network's head: one logit for BCE, one per class, one per target."""
+    return 1 if resolve_loss(cfg, info) == "bce" else info.n_outputs
+
+
+def check_training(values: dict[str, Any], info: DatasetInfo) -> FieldErrors:
+    """Every reason a training spec cannot run on ``info``'s data, as (field, message)."""
+    cfg, errors = validate(TrainConfig, values)
+    if cfg is None:
+        return errors
+    loss = resolve_loss(cfg, info)
+    if loss == "cross_entropy" and info.task == "regression":
+        errors.append(("loss", "cross_entropy needs class labels; this dataset is regression"))
+    if loss == "bce" and info.task != "binary":
+        errors.append(("loss", f"bce needs a binary dataset; this one is {info.task}"))
+    if loss in ("mse", "mae", "huber") and info.task != "regression":
+        errors.append(("loss", f"{loss} needs a regression dataset; this one is {info.task}"))
+    if cfg.augment_shift and info.kind != "image":
+        errors.append(("augment_shift", f"shifts need image data; this dataset is {info.kind}"))
+    if cfg.nesterov and not (cfg.optimizer == "sgd" and cfg.momentum > 0):
+        errors.append(("nesterov", "nesterov needs optimizer sgd with momentum > 0"))
+    return errors
+
+
+# -- pieces of the loop -----------------------------------------------------------------------
+
+
+class Standardize(nn.Module):
+    """Input scaling fitted on the training split, kept as buffers so exports carry it."""
+
+    shift: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("shift", shift)
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) / self.scale
+
+
+class Exported(nn.Module):
+    """What a user downloads: raw inputs in, predictions out (logits for classification,
+    targets in their original units for regression)."""
+
+    def __init__(self, pre: Standardize, net: nn.Module, post: Standardize | None) -> None:
+        super().__init__()
+        self.pre, self.net = pre, net
+        self.post = post or nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(self.pre(x))
+        if isinstance(self.post, Standardize):  # undo target scaling: y = out * std + mean
+            out = out * self.post.scale + self.post.shift
+        return out  # type: ignore[no-any-return]
+
+
+def _fit_scaler(x: np.ndarray, how: str) -> Standardize:
+    if how == "standardize":
+        shift, scale = x.mean(axis=0), x.std(axis=0)
+    elif how == "minmax":
+        shift, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
+    else:
+        shift, scale = np.zeros(x.shape[1:], np.float32), np.ones(x.shape[1:], np.float32)
+    scale = np.where(scale == 0, 1.0, scale)  # constant features (digits' borders)
+    return Standardize(
+        torch.tensor(shift, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
+    )
+
+
+def _optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class _Schedule:
+    """Learning rate per epoch: linear warm-up, then step, cosine or reduce-on-plateau."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.plateau_scale = 1.0
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def lr(self, epoch: int) -> float:  # epoch counts from 0
+        c = self.cfg
+        if epoch < c.warmup_epochs:
+            return c.lr * (epoch + 1) / (c.warmup_epochs + 1)
+        e = epoch - c.warmup_epochs
+        if c.schedule == "step":
+            return c.lr * c.gamma ** (e // c.step_size)
+        if c.schedule == "cosine":
+            span = max(1, c.epochs - c.warmup_epochs)
+            return c.lr * 0.5 * (1 + math.cos(math.pi * e / span))
+        return c.lr * self.plateau_scale
+
+    def observe(self, val_loss: float) -> None:
+        if self.cfg.schedule != "plateau":
+            return
+        if val_loss < self.best:
+            self.best, self.bad_epochs = val_loss, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.cfg.plateau_patience:
+            self.plateau_scale *= self.cfg.plateau_factor
+            self.bad_epochs = 0
+
+
+def _shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift each image by whole pixels in [-max_shift, max_shift], filling with zeros."""
+    b, _, h, w = x.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen).to(x.device)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = 2 * shifts[:, 0] / w
+    theta[:, 1, 2] = 2 * shifts[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _loss_fn(name: str, delta: float) -> Any:
+    return {
+        "cross_entropy": F.cross_entropy,
+        "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.squeeze(1), y.float()),
+        "mse": F.mse_loss,
+        "mae": F.l1_loss,
+        "huber": lambda out, y: F.huber_loss(out, y, delta=delta),
+    }[name]
+
+
+def _penalty(weights: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor | float:
+    total: torch.Tensor | float = 0.0
+    if l1:
+        total = total + l1 * sum(w.abs().sum() for w in weights)
+    if l2:
+        total = total + l2 * sum(w.pow(2).sum() for w in weights)
+    return total
+
+
+# -- results ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """One point of a learning curve."""
+    """One point of the learning curves."""
 
     epoch: int
-    train_loss: float
-    val_loss: float
-    val_accuracy: float
+    metrics: dict[str, float]
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "val_loss": self.val_loss,
-            "val_accuracy": self.val_accuracy,
-        }
+        return {"epoch": self.epoch, **self.metrics}
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y).item()
-        acc = (logits.argmax(dim=1) == y).float().mean().item()
-    return loss, acc
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training: the metrics of the kept weights, and the exports."""
+
+    metrics: dict[str, float]
+    best_epoch: int
+    stopped_early: bool
+    grad_norms: dict[str, float]
+    state_dict: bytes = field(repr=False)
+    torchscript: bytes = field(repr=False)
+    export: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Eval:
+    loss: float
+    metrics: dict[str, float]
+
+
+def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+# -- the loop ---------------------------------------------------------------------------------
 
 
 def train(
@@ -79,43 +293,215 @@ def train(
     data: Dataset,
     seed: int,
     device: str = "cpu",
-) -> Iterator[EpochMetrics]:
-    """Train a network from its spec, yielding metrics after every epoch.
+    monitor: tuple[str, Literal["maximize", "minimize"]] = ("val_loss", "minimize"),
+) -> Iterator[EpochMetrics | TrainResult]:
+    """Train a network from its spec, yielding metrics per epoch and a result last.
 
     Args:
-        model_spec: ``{"family": ..., **fields}`` as validated by the API.
-        cfg: optimizer and schedule.
-        data: split, standardized arrays.
-        seed: seeds weight init and batch order, so a trial is reproducible.
-        device: ``"cpu"`` or a CUDA device string.
+        model_spec: ``{"family": ..., **fields}`` as checked by :func:`models.builder.check_model`.
+        cfg: optimizer, schedule, regularization, preprocessing.
+        data: raw train/validation split.
+        seed: seeds weight init, batch order and augmentation: a trial is reproducible.
+        device: ``"cpu"`` or a CUDA device.
+        monitor: the per-epoch metric early stopping watches, and its direction.
 
     Raises:
-        NonFiniteLossError: a batch loss became NaN/Inf ("non-finite loss at epoch k").
+        NonFiniteLossError: "non-finite loss at epoch k" (or gradient) the moment it happens.
     """
     torch.manual_seed(seed)
-    gen = np.random.default_rng(seed)
-    model = build_model(model_spec, data.n_features, data.n_classes).to(device)
-    opt = _OPTIMIZERS[cfg.optimizer](model.parameters(), cfg)
+    gen = torch.Generator().manual_seed(seed)
+    info = data.info
+    task = info.task
+    loss_name = resolve_loss(cfg, info)
+    loss_fn = _loss_fn(loss_name, cfg.huber_delta)
+
+    scaler = _fit_scaler(data.x_train, cfg.preprocess).to(device)
+    target_scaler = (
+        _fit_scaler(data.y_train, "standardize").to(device) if task == "regression" else None
+    )
+    net = build_model(model_spec, info.input_shape, n_outputs(cfg, info)).to(device)
     # torch.tensor copies: arrays read from Ray's object store are read-only views.
-    x_tr = torch.tensor(data.x_train, device=device)
+    x_tr = scaler(torch.tensor(data.x_train, device=device))
+    x_va = scaler(torch.tensor(data.x_val, device=device))
     y_tr = torch.tensor(data.y_train, device=device)
-    x_va = torch.tensor(data.x_val, device=device)
     y_va = torch.tensor(data.y_val, device=device)
+    if target_scaler is not None:
+        y_tr = target_scaler(y_tr)
+
+    params = [p for p in net.parameters() if p.requires_grad]
+    weights = [p for n, p in net.named_parameters() if p.ndim > 1]  # penalties skip biases/norms
+    opt = _optimizer(params, cfg)
+    schedule = _Schedule(cfg)
+    amp = cfg.amp and device.startswith("cuda")
+
+    def evaluate(x: torch.Tensor, y: torch.Tensor) -> _Eval:
+        net.eval()
+        with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=amp):
+            out = _predict(net, x, 4096).float()
+        if task == "regression":
+            assert target_scaler is not None
+            loss = float(loss_fn(out, target_scaler(y)))
+            pred = out * target_scaler.scale + target_scaler.shift  # original units
+            err = pred - y
+            return _Eval(
+                loss,
+                {"val_rmse": float(err.pow(2).mean().sqrt()), "val_mae": float(err.abs().mean())},
+            )
+        loss = float(loss_fn(out, y))
+        labels = (out.squeeze(1) > 0).long() if loss_name == "bce" else out.argmax(dim=1)
+        f1 = f1_scores(labels, y, info.n_outputs)
+        metrics = {
+            "val_accuracy": float((labels == y).float().mean()),
+            "val_f1_macro": float(f1.mean()),
+        }
+        if task == "binary":
+            metrics["val_f1"] = float(f1[1])
+        return _Eval(loss, metrics)
+
+    monitor_name, monitor_dir = monitor
+    sign = 1.0 if monitor_dir == "maximize" else -1.0
+    best_score, best_epoch, best_state, best_metrics = -math.inf, 0, None, {}
+    metrics: dict[str, float] = {}
+    grad_norms: dict[str, float] = {}
+    stopped_early = False
     n = len(x_tr)
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        order = torch.from_numpy(gen.permutation(n)).to(device)
-        total = 0.0
+        for group in opt.param_groups:
+            group["lr"] = schedule.lr(epoch - 1)
+        net.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        total_loss, total_norm, steps = 0.0, 0.0, 0
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            loss = nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
-            if not torch.isfinite(loss):
+            xb, yb = x_tr[idx], y_tr[idx]
+            if cfg.augment_shift:
+                xb = _shift_images(xb, cfg.augment_shift, gen)
+            if cfg.augment_noise:
+                xb = xb + cfg.augment_noise * torch.randn(xb.shape, generator=gen).to(device)
+            with torch.autocast("cuda", torch.bfloat16, enabled=amp):
+                loss = loss_fn(net(xb).float(), yb)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 raise NonFiniteLossError(f"non-finite loss at epoch {epoch}")
+            penalty = _penalty(weights, cfg.l1, cfg.l2)
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            (loss + penalty).backward()  # type: ignore[no-untyped-call]
+            # One fused norm over all gradients: the NaN guard, the clip, and the curve.
+            norm = nn.utils.clip_grad_norm_(params, cfg.clip_norm or math.inf)
+            norm_value = norm.item()
+            if not math.isfinite(norm_value):
+                raise NonFiniteLossError(f"non-finite gradient at epoch {epoch}")
+            if cfg.clip_value:
+                nn.utils.clip_grad_value_(params, cfg.clip_value)
             opt.step()
-            total += loss.item() * len(idx)
-        val_loss, val_acc = _evaluate(model, x_va, y_va)
-        if not math.isfinite(val_loss):
+            total_loss += loss_value * len(idx)
+            total_norm += norm_value
+            steps += 1
+        grad_norms = {
+            name: float(p.grad.norm()) for name, p in net.named_parameters() if p.grad is not None
+        }
+        val = evaluate(x_va, y_va)
+        if not math.isfinite(val.loss):
             raise NonFiniteLossError(f"non-finite loss at epoch {epoch}")
-        yield EpochMetrics(epoch, total / n, val_loss, val_acc)
+        train_loss = total_loss / n
+        metrics = {
+            "train_loss": train_loss,
+            "val_loss": val.loss,
+            "gap": val.loss - train_loss,  # over-fitting shows as a growing gap
+            "grad_norm": total_norm / steps,
+            "lr": opt.param_groups[0]["lr"],
+            **val.metrics,
+        }
+        yield EpochMetrics(epoch, metrics)
+        schedule.observe(val.loss)
+        score = sign * metrics[monitor_name]
+        if score > best_score:
+            best_score, best_epoch, best_metrics = score, epoch, metrics
+            if cfg.early_stopping_patience:
+                best_state = copy.deepcopy(net.state_dict())
+        elif cfg.early_stopping_patience and epoch - best_epoch >= cfg.early_stopping_patience:
+            stopped_early = True
+            break
+
+    kept = metrics
+    if best_state is not None:  # early stopping keeps the best epoch's weights
+        net.load_state_dict(best_state)
+        kept = best_metrics
+    final = {**kept, **_final_metrics(net, x_va, y_va, cfg, info, loss_name)}
+    exported = Exported(scaler, net, target_scaler).eval()
+    yield TrainResult(
+        metrics=final,
+        best_epoch=best_epoch if best_state is not None else epoch,
+        stopped_early=stopped_early,
+        grad_norms=grad_norms,
+        state_dict=_save_state(exported),
+        torchscript=_save_torchscript(exported, torch.tensor(data.x_val[:2], device=device)),
+    )
+
+
+def _final_metrics(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, info: DatasetInfo, loss: str
+) -> dict[str, float]:
+    out = {"param_count": float(sum(p.numel() for p in net.parameters() if p.requires_grad))}
+    net.eval()
+    with torch.no_grad():
+        _predict(net, x, 4096)  # warm-up: first calls allocate
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            _predict(net, x, 4096)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            runs.append(time.perf_counter() - t0)
+    out["latency_ms"] = 1000 * min(runs) / len(x)
+    if info.task != "regression":
+        out.update(_mc_dropout(net, x, y, cfg.mc_samples, loss))
+    return out
+
+
+def _mc_dropout(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int, loss: str
+) -> dict[str, float]:
+    """Predictive NLL and ECE of the MC-dropout ensemble: dropout stays on at test time while
+    batch norm uses its running statistics."""
+    net.eval()
+    for m in net.modules():
+        if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | DropConnectLinear):
+            m.train()
+    with torch.no_grad():
+        probs = torch.zeros(len(x), 2 if loss == "bce" else int(y.max()) + 1, device=x.device)
+        for _ in range(samples):
+            out = _predict(net, x, 4096).float()
+            if loss == "bce":
+                p1 = torch.sigmoid(out.squeeze(1))
+                p = torch.stack([1 - p1, p1], dim=1)
+            else:
+                p = torch.softmax(out, dim=1)
+            probs[:, : p.shape[1]] += p
+        probs /= samples
+    net.eval()
+    nll = float(-torch.log(probs[torch.arange(len(y)), y].clamp(min=1e-12)).mean())
+    return {"mc_nll": nll, "mc_ece": expected_calibration_error(probs, y)}
+
+
+def _save_state(model: nn.Module) -> bytes:
+    buf = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
+    return buf.getvalue()
+
+
+def _save_torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream, still what users load
+        warnings.simplefilter("ignore")
+        # No trace check: attention's fused fast path records a different (equivalent) graph
+        # on each call; tests compare the exported outputs with the eager model instead.
+        with torch.no_grad():
+            traced = torch.jit.trace(  # type: ignore[no-untyped-call]
+                model.cpu().eval(), example.cpu(), check_trace=False
+            )
+        torch.jit.save(traced, buf)
+    return buf.getvalue()
+
+
+__all__ = ["METRICS", "EpochMetrics", "NonFiniteLossError", "TrainConfig", "TrainResult", "train"]

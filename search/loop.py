@@ -6,11 +6,13 @@ tasks. It owns no thread: the service's scheduler calls :meth:`StudyLoop.fill` a
 touch the database: all Optuna writes happen here, in the scheduler's process.
 """
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
@@ -23,7 +25,8 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from models.data import load_dataset
+from models.data import Dataset, load_dataset
+from models.metrics import METRICS
 from search.spec import Budget, ParamSpec, StudySpec
 from search.trial import run_trial
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 _MAX_SYSTEM_RETRIES = 3
 _INTERRUPTED = "interrupted"
 _MAX_REASON = 1000
+_VAL_LOSS: tuple[str, Literal["maximize", "minimize"]] = ("val_loss", "minimize")
 
 
 def to_distribution(param: ParamSpec) -> BaseDistribution:
@@ -82,6 +86,9 @@ class StudyLoop:
         started_at: wall-clock start of the study (epoch seconds); the timeout counts from it,
             across scheduler restarts.
         trial_fn: the generator each Ray task runs (tests substitute failing ones).
+        dataset: the study's data when the caller loaded it (an upload); otherwise the loop
+            loads the named dataset of ``spec.task.dataset``.
+        artifact_dir: where each completed trial's weights, TorchScript and spec are written.
     """
 
     def __init__(
@@ -90,6 +97,8 @@ class StudyLoop:
         study: optuna.Study,
         started_at: float,
         trial_fn: Callable[..., Any] = run_trial,
+        dataset: Dataset | None = None,
+        artifact_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.study = study
@@ -110,8 +119,23 @@ class StudyLoop:
         trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(_INTERRUPTED)]
         self._n_trials = len(trials)
         self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
+        self.artifact_dir = artifact_dir
+        objective = spec.objective
+        per_epoch = METRICS[objective.metric].per_epoch
+        # Early stopping watches the objective when it is measured every epoch.
+        self._monitor = (objective.metric, objective.direction) if per_epoch else _VAL_LOSS
+        if dataset is None:
+            ds = spec.task.dataset
+            dataset = load_dataset(ds["name"], ds["val_fraction"], ds["split_seed"], ds["options"])
+        info = dataset.info
+        self._data_info = {
+            "task": info.task,
+            "kind": info.kind,
+            "input_shape": list(info.input_shape),
+            "n_outputs": info.n_outputs,
+        }
         # Put once, read by every trial: workers get the arrays from the object store.
-        self.data_ref = ray.put(load_dataset(**spec.task.dataset))
+        self.data_ref = ray.put(dataset)
 
     # -- public -------------------------------------------------------------------------
 
@@ -154,9 +178,11 @@ class StudyLoop:
         if event["event"] == "start":
             for key in ("node_id", "pid", "device"):
                 running.trial.set_user_attr(key, event[key])
-            return
-        self._on_epoch(gen, running, event)
-        self._check_end()
+        elif event["event"] == "epoch":
+            self._on_epoch(gen, running, event)
+            self._check_end()
+        else:
+            self._on_result(gen, running, event)
 
     def stop(self, reason: str) -> None:
         """Cancel every trial in flight (each FAIL with ``reason``) and end the study."""
@@ -211,32 +237,71 @@ class StudyLoop:
             seed,
             self.spec.resources.cpu,
             self.spec.resources.gpu,
+            self._monitor,
         )
         self._in_flight[gen] = _InFlight(trial)
         self._n_trials += 1
 
     def _on_epoch(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
-        metrics = {k: v for k, v in event.items() if k != "event"}
-        running.curve.append(metrics)
-        value = metrics[self.spec.objective.metric]
-        running.trial.report(value, step=int(metrics["epoch"]))
+        epoch = int(event["epoch"])
+        running.curve.append({"epoch": epoch, **event["metrics"]})
         running.trial.set_user_attr("curve", running.curve)
+        metric = self.spec.objective.metric
+        if metric not in event["metrics"]:  # a final-only metric (param_count, latency_ms, ...)
+            return
+        running.trial.report(event["metrics"][metric], step=epoch)
         if running.trial.should_prune():
             ray.cancel(gen)
-            running.trial.set_user_attr("pruned_at_epoch", int(metrics["epoch"]))
+            running.trial.set_user_attr("pruned_at_epoch", epoch)
             self.study.tell(running.trial, state=TrialState.PRUNED)
             del self._in_flight[gen]
 
-    def _complete(self, gen: Any, running: _InFlight) -> None:
-        del self._in_flight[gen]
-        if not running.curve:
-            self._record_failure(running, "the trial ended without finishing an epoch")
-            return
-        value = float(running.curve[-1][self.spec.objective.metric])
+    def _on_result(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
+        del self._in_flight[gen]  # the stream ends after its result; nothing more to read
+        trial = running.trial
+        value = float(event["metrics"][self.spec.objective.metric])
+        trial.set_user_attr("final_metrics", event["metrics"])
+        trial.set_user_attr("best_epoch", event["best_epoch"])
+        trial.set_user_attr("stopped_early", event["stopped_early"])
+        trial.set_user_attr("grad_norms", event["grad_norms"])
+        if self.artifact_dir is not None:
+            trial.set_user_attr("artifact_uri", str(self._save_artifacts(trial, event)))
         if not math.isfinite(value):
             self._record_failure(running, f"non-finite objective value {value}")
             return
-        self.study.tell(running.trial, value)
+        self.study.tell(trial, value)
+        self._check_end()
+
+    def _save_artifacts(self, trial: optuna.Trial, event: dict[str, Any]) -> Path:
+        """Write the trained model where users download it: weights, TorchScript, and the
+        exact spec that rebuilds it. The scheduler writes them, so workers need no shared disk.
+        """
+        assert self.artifact_dir is not None
+        folder = self.artifact_dir / f"trial-{trial.number}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "weights.pt").write_bytes(event["state_dict"])
+        (folder / "model.ts").write_bytes(event["torchscript"])
+        task = self.spec.task.with_params(trial.params)
+        export = {
+            "trial": trial.number,
+            "params": trial.params,
+            "seed": self.spec.seed + trial.number,
+            "model": dict(task.model),
+            "training": dict(task.training),
+            "dataset": {**dict(task.dataset), **self._data_info},
+            "metrics": event["metrics"],
+            "usage": (
+                "weights.pt is the state_dict of models.train.Exported(pre, net, post): raw "
+                "inputs in, logits (classification) or targets in original units (regression) "
+                "out; model.ts is the same module as TorchScript: torch.jit.load('model.ts')."
+            ),
+        }
+        (folder / "spec.json").write_text(json.dumps(export, indent=2, default=str))
+        return folder
+
+    def _complete(self, gen: Any, running: _InFlight) -> None:
+        del self._in_flight[gen]
+        self._record_failure(running, "the trial ended without a result")
         self._check_end()
 
     def _fail(self, gen: Any, running: _InFlight, reason: str) -> None:

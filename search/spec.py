@@ -61,15 +61,23 @@ class TaskSpec:
     training: Mapping[str, Any]
 
     def with_params(self, params: Mapping[str, Any]) -> "TaskSpec":
-        """The task with each dotted parameter (``"training.lr"``) set to its sampled value."""
+        """The task with each dotted parameter set to its sampled value.
+
+        ``"training.lr"`` sets a field; ``"model.widths.1"`` sets one element of a list field.
+        """
         sections: dict[str, dict[str, Any]] = {
             "dataset": dict(self.dataset),
             "model": dict(self.model),
             "training": dict(self.training),
         }
         for name, value in params.items():
-            section, key = name.split(".", 1)
-            sections[section][key] = value
+            section, key, *index = name.split(".")
+            if index:
+                items = list(sections[section][key])
+                items[int(index[0])] = value
+                sections[section][key] = items
+            else:
+                sections[section][key] = value
         return TaskSpec(**sections)
 
 

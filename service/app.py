@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.orm import sessionmaker
 
 from service.api.limits import BodyLimit
-from service.api.routes import algorithms, catalog, studies, trials
+from service.api.routes import algorithms, catalog, datasets, studies, trials
 from service.config import Settings
 from service.db import make_engine, make_storage, migrate
 from service.errors import install_handlers
@@ -49,13 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_handlers(app)
 
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    # Uploads get their own, larger limit; every other body stays small.
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        overrides={"/api/v1/datasets": settings.max_upload_bytes},
+    )
 
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> dict[str, str]:
         scheduler: Scheduler | None = request.app.state.scheduler
         return {"status": "ok", "scheduler": scheduler.state if scheduler else "off"}
 
-    for module in (studies, trials, algorithms, catalog):
+    for module in (studies, trials, datasets, algorithms, catalog):
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
     max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")
+    max_upload_bytes: int = Field(
+        50_000_000, gt=0, description="Largest request body accepted by dataset uploads."
+    )
 
     @property
     def db_url(self) -> str:

@@ -4,14 +4,18 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import cast
 
 import optuna
 from optuna.storages import RDBStorage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.data import DatasetInfo, Kind, Task
+from service.datasets import Upload, new_dataset_id, remove_upload, save_upload, upload_id_of
 from service.errors import Conflict, NotFound
-from service.orm import StudyRow, utcnow
+from service.orm import DatasetRow, StudyRow, utcnow
 from service.schemas import StudyCreate, StudyPatch
 from service.views import delete_optuna_study
 
@@ -117,3 +121,72 @@ def mark_finished(session: Session, study_id: int, status: str, reason: str) -> 
     row.status, row.status_reason, row.finished_at = status, reason, utcnow()
     row.stop_requested = False
     session.commit()
+
+
+# -- uploaded datasets ------------------------------------------------------------------------
+
+
+def create_dataset(session: Session, data_dir: Path, name: str, upload: Upload) -> DatasetRow:
+    """Store a checked upload: its file first, then its row; on any error neither remains."""
+    dataset_id = new_dataset_id()
+    save_upload(data_dir, dataset_id, upload)
+    try:
+        row = DatasetRow(
+            id=dataset_id,
+            name=name,
+            filename=upload.filename,
+            task=upload.task,
+            kind=upload.kind,
+            input_shape=list(upload.input_shape),
+            n_outputs=upload.n_outputs,
+            n_samples=upload.n_samples,
+            size_bytes=upload.size_bytes,
+            sha256=upload.sha256,
+        )
+        session.add(row)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        remove_upload(data_dir, dataset_id)
+        raise
+    return row
+
+
+def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
+    row = session.get(DatasetRow, dataset_id)
+    if row is None:
+        raise NotFound(f"dataset {dataset_id} not found")
+    return row
+
+
+def upload_info(session: Session, dataset_id: str) -> DatasetInfo | None:
+    """An uploaded dataset's metadata, as a study sees it (``None`` if there is no such id)."""
+    row = session.get(DatasetRow, dataset_id)
+    if row is None:
+        return None
+    return DatasetInfo(
+        name=row.name,
+        task=cast(Task, row.task),
+        kind=cast(Kind, row.kind),
+        input_shape=tuple(row.input_shape),
+        n_outputs=row.n_outputs,
+        n_samples=row.n_samples,
+    )
+
+
+def list_datasets(session: Session, offset: int, limit: int) -> tuple[Sequence[DatasetRow], int]:
+    total = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+    order = (DatasetRow.created_at, DatasetRow.id)
+    rows = session.scalars(select(DatasetRow).order_by(*order).offset(offset).limit(limit))
+    return rows.all(), total
+
+
+def delete_dataset(session: Session, data_dir: Path, row: DatasetRow) -> None:
+    """Delete a dataset's row, then its file; 409 while a pending or running study uses it."""
+    users = [s.id for s in active_studies(session) if upload_id_of(s.spec) == row.id]
+    if users:
+        ids = ", ".join(str(i) for i in users)
+        raise Conflict(f"dataset {row.id} is used by active studies ({ids}); stop them first")
+    session.delete(row)
+    session.commit()
+    remove_upload(data_dir, row.id)

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -33,3 +33,21 @@ class StudyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class DatasetRow(Base):
+    """An uploaded dataset; its arrays live in ``<data_dir>/datasets/<id>.npz``."""
+
+    __tablename__ = "tf_datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # 12 hex chars of a uuid4
+    name: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    task: Mapped[str] = mapped_column(String(16))  # multiclass | binary | regression
+    kind: Mapped[str] = mapped_column(String(16))  # tabular | sequence | image
+    input_shape: Mapped[list[int]] = mapped_column(JSON)
+    n_outputs: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # of the file as uploaded
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file as uploaded
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -8,19 +8,22 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import optuna
 from optuna.pruners import NopPruner
 from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.data import Dataset, from_arrays
 from search.loop import StudyLoop, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
 from search.registry import create_sampler
 from service import crud
 from service.config import Settings
+from service.datasets import load_upload
 from service.orm import StudyRow
 from service.schemas import StudyCreate
 from service.views import load_trials
@@ -157,10 +160,28 @@ class Scheduler:
             # Optuna would default to a median pruner; early stopping is opt-in per study.
             pruner=NopPruner(),
         )
+        dataset = self._load_upload(session, spec.task.dataset)
         started = crud.mark_running(session, row.id)
-        self._loops[row.id] = StudyLoop(spec, study, started_at=_timestamp(started))
+        self._loops[row.id] = StudyLoop(
+            spec,
+            study,
+            started_at=_timestamp(started),
+            dataset=dataset,
+            artifact_dir=self._settings.data_dir / "artifacts" / row.optuna_study_name,
+        )
         self._specs[row.id] = row.spec
         log.info("study %s (%s) running", row.id, row.name)
+
+    def _load_upload(self, session: Session, ds: Mapping[str, Any]) -> Dataset | None:
+        """An uploaded dataset's split (named datasets are loaded by the loop itself)."""
+        upload_id = ds.get("upload_id")
+        if upload_id is None:
+            return None
+        info = crud.upload_info(session, upload_id)
+        if info is None:
+            raise ValueError(f"the uploaded dataset {upload_id!r} no longer exists")
+        x, y = load_upload(self._settings.data_dir, upload_id)
+        return from_arrays(info.name, x, y, info.task, ds["val_fraction"], ds["split_seed"])
 
     def _reap(self) -> None:
         for study_id, loop in list(self._loops.items()):

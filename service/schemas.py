@@ -8,12 +8,11 @@ an algorithm's settings against its registry entry) live in :meth:`StudyCreate.c
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.data import list_datasets
-from models.layers import list_activations
-from models.train import list_optimizers
-from search.registry import SettingError, get_algorithm
+from models.metrics import list_metrics
+from search.registry import get_algorithm
 from search.spec import (
     AlgorithmSpec,
     Budget,
@@ -24,7 +23,6 @@ from search.spec import (
     TaskSpec,
 )
 
-METRICS = ("val_accuracy", "val_loss", "train_loss")
 _MAX_PARAMS = 64
 _MAX_CHOICES = 1024
 
@@ -100,61 +98,37 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator=
 
 
 class DatasetIn(_Strict):
-    name: str = Field(description=f"A bundled dataset: {', '.join(list_datasets())}.")
+    """A bundled or synthetic dataset by ``name``, or an uploaded one by ``upload_id``."""
+
+    name: str | None = Field(None, description="A bundled or synthetic dataset (see /catalog).")
+    upload_id: str | None = Field(None, description="The id of an uploaded dataset.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Generator options.")
     val_fraction: float = Field(0.2, gt=0, lt=0.9, description="Held-out validation share.")
     split_seed: int = Field(0, ge=0, description="Seed of the fixed validation split.")
 
     @field_validator("name")
     @classmethod
-    def _known(cls, v: str) -> str:
-        return _one_of(v, list_datasets(), "dataset")
+    def _known(cls, v: str | None) -> str | None:
+        return v if v is None else _one_of(v, list_datasets(), "dataset")
 
-
-class MLPIn(_Strict):
-    family: Literal["mlp"] = "mlp"
-    hidden_layers: int = Field(2, ge=1, le=32)
-    width: int = Field(128, ge=1, le=8192)
-    activation: str = "relu"
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-    @field_validator("activation")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _one_of(v, list_activations(), "activation")
-
-
-class TrainingIn(_Strict):
-    epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1, le=1 << 20)
-    optimizer: str = "adam"
-    lr: float = Field(1e-3, gt=0, le=1e12)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
-
-    @field_validator("optimizer")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _one_of(v, list_optimizers(), "optimizer")
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetIn":
+        if (self.name is None) == (self.upload_id is None):
+            raise ValueError("give exactly one of name (bundled or synthetic) and upload_id")
+        if self.upload_id is not None and self.options:
+            raise ValueError("options apply to synthetic datasets, not to uploads")
+        return self
 
 
 class TaskIn(_Strict):
+    """What every trial trains. ``model`` and ``training`` are checked against the catalog
+    (``GET /api/v1/catalog``) and the dataset when the study is submitted."""
+
     dataset: DatasetIn
-    model: MLPIn = MLPIn()
-    training: TrainingIn = TrainingIn()
-
-
-# Sections of the task a search-space parameter may set, by dotted name ("training.lr").
-_SEARCHABLE: dict[str, type[_Strict]] = {"model": MLPIn, "training": TrainingIn}
-
-
-def searchable_names() -> list[str]:
-    """Every dotted parameter name a search space accepts."""
-    return [
-        f"{section}.{name}"
-        for section, schema in _SEARCHABLE.items()
-        for name in schema.model_fields
-        if name != "family"
-    ]
+    model: dict[str, Any] = Field(
+        default_factory=lambda: {"family": "mlp"}, description="{family, **fields}"
+    )
+    training: dict[str, Any] = Field(default_factory=dict, description="Training fields.")
 
 
 # -- the study --------------------------------------------------------------------------------
@@ -167,7 +141,7 @@ class ObjectiveIn(_Strict):
     @field_validator("metric")
     @classmethod
     def _known(cls, v: str) -> str:
-        return _one_of(v, METRICS, "metric")
+        return _one_of(v, list_metrics(), "metric")
 
 
 class AlgorithmIn(_Strict):
@@ -212,45 +186,6 @@ class StudyCreate(_Strict):
     task: TaskIn
     seed: int = Field(0, ge=0, description="Base seed; trial n trains with seed + n.")
 
-    def cross_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Errors that involve several fields, each with its location and message."""
-        errors: list[tuple[tuple[str | int, ...], str]] = []
-        try:
-            get_algorithm(self.algorithm.name).check_settings(self.algorithm.settings)
-        except SettingError as exc:
-            errors.append((("algorithm", "settings", exc.setting), str(exc)))
-        for name, param in self.search_space.items():
-            errors += [(("search_space", name, *loc), msg) for loc, msg in self._param(name, param)]
-        return errors
-
-    def _param(self, name: str, param: Param) -> list[tuple[tuple[str | int, ...], str]]:
-        if name not in searchable_names():
-            return [
-                ((), f"unknown parameter {name!r}; searchable: {', '.join(searchable_names())}")
-            ]
-        section, field = name.split(".", 1)
-        schema = _SEARCHABLE[section]
-        annotation = schema.model_fields[field].annotation
-        if param.type != "categorical" and annotation is str:
-            return [(("type",), f"{name} takes names; use type categorical")]
-        if param.type == "float" and annotation is int:
-            return [(("type",), f"{name} is an integer; use type int or categorical")]
-        current = getattr(self.task, section).model_dump()
-        candidates: list[tuple[tuple[str | int, ...], Any]] = (
-            [(("choices", i), c) for i, c in enumerate(param.choices)]
-            if isinstance(param, CategoricalParam)
-            else [(("low",), param.low), (("high",), param.high)]
-        )
-        errors: list[tuple[tuple[str | int, ...], str]] = []
-        for loc, value in candidates:
-            try:
-                # Strict: the value is used as given, so "64" must not pass for an int field.
-                schema.model_validate({**current, field: value}, strict=True)
-            except ValidationError as exc:
-                msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
-                errors.append((loc, f"{value!r} is not a valid {name}: {msg}"))
-        return errors
-
     def to_spec(self) -> StudySpec:
         """The domain form the search loop runs."""
         return StudySpec(
@@ -263,8 +198,8 @@ class StudyCreate(_Strict):
             resources=Resources(**self.resources.model_dump()),
             task=TaskSpec(
                 dataset=self.task.dataset.model_dump(),
-                model=self.task.model.model_dump(),
-                training=self.task.training.model_dump(),
+                model={"family": "mlp", **self.task.model},
+                training=dict(self.task.training),
             ),
             seed=self.seed,
         )
@@ -368,13 +303,39 @@ class AlgorithmPublic(BaseModel):
     settings: list[SettingPublic]
 
 
+class FamilyPublic(BaseModel):
+    description: str
+    data_kinds: list[str]
+    fields: dict[str, dict[str, Any]] = Field(description="type, default, bounds, choices, doc")
+
+
+class DatasetEntry(BaseModel):
+    task: str
+    kind: str
+    input_shape: list[int]
+    n_outputs: int
+    n_samples: int
+    options: dict[str, dict[str, Any]]
+
+
+class MetricPublic(BaseModel):
+    tasks: list[str]
+    per_epoch: bool
+    direction: str
+    doc: str
+
+
 class CatalogPublic(BaseModel):
-    datasets: list[str]
-    model_families: dict[str, dict[str, Any]]
+    """Everything a study's task may name; search-space keys are ``model.<field>`` of the
+    chosen family and ``training.<field>`` (``model.widths.1`` for one list element)."""
+
+    families: dict[str, FamilyPublic]
+    training: dict[str, dict[str, Any]]
+    datasets: dict[str, DatasetEntry]
+    metrics: dict[str, MetricPublic]
     activations: list[str]
-    optimizers: list[str]
-    metrics: list[str]
-    searchable: list[str]
+    norms: list[str]
+    inits: list[str]
 
 
 class ErrorItem(BaseModel):
@@ -382,3 +343,36 @@ class ErrorItem(BaseModel):
     path: str
     msg: str
     type: str
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded dataset (``POST /api/v1/datasets``); studies name it by ``id``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="12 hex characters.")
+    name: str
+    filename: str = Field(description="The file's name as uploaded.")
+    task: Literal["multiclass", "binary", "regression"]
+    kind: Literal["tabular", "sequence", "image"]
+    input_shape: list[int] = Field(description="One sample's shape: (F,), (C, L) or (C, H, W).")
+    n_outputs: int = Field(description="Classes, or targets for regression.")
+    n_samples: int
+    size_bytes: int = Field(description="Size of the file as uploaded.")
+    sha256: str = Field(description="SHA-256 of the file as uploaded.")
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        from datetime import UTC
+
+        # SQLite hands back naive datetimes; they were written in UTC.
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetPublic]
+    total: int
+    offset: int
+    limit: int

@@ -39,7 +39,7 @@ def make_spec(max_trials: int = 4, parallelism: int = 2, epochs: int = 2) -> Stu
         parallelism=parallelism,
         resources=Resources(cpu=1),
         task=TaskSpec(
-            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0},
+            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0, "options": {}},
             model={"family": "mlp", "hidden_layers": 1, "width": 16},
             training={"epochs": epochs, "lr": 0.01},
         ),
@@ -71,9 +71,9 @@ def test_dataset_is_put_once_and_parallelism_is_held(
 ) -> None:
     loads: list[str] = []
 
-    def counting_load(**kwargs: Any) -> Any:
-        loads.append(kwargs["name"])
-        return load_dataset(**kwargs)
+    def counting_load(name: str, *args: Any) -> Any:
+        loads.append(name)
+        return load_dataset(name, *args)
 
     monkeypatch.setattr(search.loop, "load_dataset", counting_load)
     study = new_study()
@@ -88,16 +88,20 @@ def test_dataset_is_put_once_and_parallelism_is_held(
     for t in study.trials:
         assert sorted(t.intermediate_values) == [1, 2]
         assert t.user_attrs["curve"][-1]["val_accuracy"] == t.value
+        assert t.user_attrs["final_metrics"]["val_accuracy"] == t.value
+        assert "artifact_uri" not in t.user_attrs  # no artifact_dir given
 
 
 def test_exception_fails_the_trial_alone(local_ray: None) -> None:
     from search.trial import run_trial
 
-    def flaky(data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float) -> Any:
+    def flaky(
+        data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
+    ) -> Any:
         if task["model"]["width"] % 2:  # odd widths blow up mid-trial
             yield {"event": "start", "node_id": "n", "pid": 0, "device": "cpu"}
             raise RuntimeError(f"width {task['model']['width']} is odd")
-        yield from run_trial(data, task, seed, cpus, gpus)
+        yield from run_trial(data, task, seed, cpus, gpus, monitor)
 
     study = new_study()
     loop = StudyLoop(make_spec(max_trials=8), study, started_at=1e18, trial_fn=flaky)
@@ -178,7 +182,9 @@ def test_event_of_a_trial_cancelled_meanwhile_is_ignored(local_ray: None) -> Non
 def test_max_failed_trials_with_simultaneous_failures(local_ray: None) -> None:
     from dataclasses import replace
 
-    def crash(data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float) -> Any:
+    def crash(
+        data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
+    ) -> Any:
         raise MemoryError("simulated")
         yield  # a generator, like every trial
 

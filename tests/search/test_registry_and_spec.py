@@ -254,18 +254,17 @@ def test_to_spec_round_trips_the_example(study_spec: StudySpec) -> None:
     assert spec.parallelism == 2
     assert (spec.resources.cpu, spec.resources.gpu) == (1, 0)
     assert spec.seed == 0
-    assert dict(spec.task.dataset) == {"name": "digits", "val_fraction": 0.2, "split_seed": 0}
-    # Fields the file leaves out arrive with the API's defaults.
-    assert dict(spec.task.model) == {
-        "family": "mlp",
-        "hidden_layers": 2,
-        "width": 128,
-        "activation": "relu",
-        "dropout": 0.0,
+    assert dict(spec.task.dataset) == {
+        "name": "digits",
+        "upload_id": None,
+        "options": {},
+        "val_fraction": 0.2,
+        "split_seed": 0,
     }
+    assert dict(spec.task.model) == {"family": "mlp"}  # defaults are filled in by the service
     assert spec.task.training["epochs"] == 15
     assert spec.task.training["optimizer"] == "adam"
-    assert spec.task.training["batch_size"] == 64
+    assert "batch_size" not in spec.task.training  # searched, left to the default until filled
     assert [p.name for p in spec.search_space] == [
         "model.hidden_layers",
         "model.width",
@@ -317,7 +316,7 @@ def test_sampled_params_make_a_trainable_task(study_spec: StudySpec) -> None:
         trial = study.ask(dists)
         task = study_spec.task.with_params(trial.params)
         cfg = TrainConfig(**task.training)
-        model = build_model(dict(task.model), 64, 10)
+        model = build_model(dict(task.model), (1, 8, 8), 10)
 
         assert cfg.lr == trial.params["training.lr"]
         assert cfg.batch_size == trial.params["training.batch_size"]

@@ -1,23 +1,53 @@
-"""``/api/v1/catalog``: what a study's task may name."""
+"""``/api/v1/catalog``: what a study's task may name, with every field's rules."""
 
 from fastapi import APIRouter
 
-from models.builder import family_fields, list_families
-from models.data import list_datasets
-from models.layers import list_activations
-from models.train import list_optimizers
-from service.schemas import METRICS, CatalogPublic, searchable_names
+from models.builder import family_fields, get_family, list_families
+from models.data import dataset_info, dataset_options, list_datasets
+from models.layers import list_activations, list_inits, list_norms
+from models.metrics import METRICS
+from models.train import training_fields
+from service.schemas import CatalogPublic, DatasetEntry, FamilyPublic, MetricPublic
 
 router = APIRouter(tags=["catalog"])
+
+
+def _dataset(name: str) -> DatasetEntry:
+    info = dataset_info(name)
+    options = {
+        key: {"type": o.type.__name__, "default": o.default, "low": o.low, "high": o.high}
+        for key, o in dataset_options(name).items()
+    }
+    return DatasetEntry(
+        task=info.task,
+        kind=info.kind,
+        input_shape=list(info.input_shape),
+        n_outputs=info.n_outputs,
+        n_samples=info.n_samples,
+        options=options,
+    )
 
 
 @router.get("/catalog")
 def catalog() -> CatalogPublic:
     return CatalogPublic(
-        datasets=list_datasets(),
-        model_families={f: family_fields(f) for f in list_families()},
+        families={
+            name: FamilyPublic(
+                description=get_family(name).description,
+                data_kinds=list(get_family(name).kinds),
+                fields=family_fields(name),
+            )
+            for name in list_families()
+        },
+        training=training_fields(),
+        datasets={name: _dataset(name) for name in list_datasets()},
+        metrics={
+            m.name: MetricPublic(
+                tasks=list(m.tasks), per_epoch=m.per_epoch, direction=m.direction, doc=m.doc
+            )
+            for m in METRICS.values()
+        },
         activations=list_activations(),
-        optimizers=list_optimizers(),
-        metrics=list(METRICS),
-        searchable=searchable_names(),
+        norms=list_norms(),
+        inits=list_inits(),
     )

@@ -6,6 +6,7 @@ from service import crud
 from service.api.deps import SchedulerDep, SessionDep, StorageDep
 from service.errors import SpecInvalid
 from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
+from service.validation import check_study, with_defaults
 from service.views import study_public
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -16,10 +17,10 @@ def create_study(
     body: StudyCreate, session: SessionDep, storage: StorageDep, scheduler: SchedulerDep
 ) -> StudyPublic:
     """Submit a study; the scheduler starts its trials at once."""
-    errors = body.cross_errors()
+    errors = check_study(body, lambda upload_id: crud.upload_info(session, upload_id))
     if errors:
         raise SpecInvalid(errors)
-    row = crud.create_study(session, storage, body)
+    row = crud.create_study(session, storage, with_defaults(body))
     if scheduler:
         scheduler.wake()
     return study_public(row, storage)

@@ -1,0 +1,191 @@
+"""A submitted study checked against the catalog and its dataset, before anything is written.
+
+Field-level rules live in the pydantic schemas; here are the ones that need the catalog or the
+data: does the model family fit the data kind, do the group counts divide the widths, does the
+loss suit the task, can every search-space bound or choice be used as given, and does the fixed
+model actually build and run a forward pass. Each error carries the location of the field.
+"""
+
+import math
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from models.builder import build_model, check_model, get_family
+from models.data import DatasetInfo, dataset_info
+from models.knobs import FieldErrors, knobs
+from models.metrics import metric_error
+from models.train import TrainConfig, check_training, n_outputs
+from search.registry import SettingError, get_algorithm
+from service.schemas import CategoricalParam, DatasetIn, Param, StudyCreate
+
+Loc = tuple[str | int, ...]
+Errors = list[tuple[Loc, str]]
+UploadInfo = Callable[[str], DatasetInfo | None]
+
+_MAX_BUILD_ELEMENTS = 50_000_000  # skip the trial build of models too big to build cheaply
+
+
+def check_study(body: StudyCreate, upload_info: UploadInfo) -> Errors:
+    """Every reason ``body`` cannot run, with locations relative to the request body.
+
+    Args:
+        body: a study that passed the schema.
+        upload_info: looks up an uploaded dataset's metadata by id (None if unknown).
+    """
+    errors: Errors = []
+    try:
+        get_algorithm(body.algorithm.name).check_settings(body.algorithm.settings)
+    except SettingError as exc:
+        errors.append((("algorithm", "settings", exc.setting), str(exc)))
+    info = _dataset(body.task.dataset, upload_info, errors)
+    if info is None:
+        return errors
+    problem = metric_error(body.objective.metric, info.task)
+    if problem:
+        errors.append((("objective", "metric"), problem))
+    model = {"family": "mlp", **body.task.model}
+    training = dict(body.task.training)
+    task_errors = _section_errors("model", model, training, info)
+    task_errors += _section_errors("training", model, training, info)
+    errors += [(("task", *loc), msg) for loc, msg in task_errors]
+    if not task_errors:
+        errors += _build_errors(model, training, info)
+    for name, param in body.search_space.items():
+        errors += [
+            (("search_space", name, *loc), msg)
+            for loc, msg in _param_errors(name, param, model, training, info, bool(task_errors))
+        ]
+    return errors
+
+
+def with_defaults(body: StudyCreate) -> StudyCreate:
+    """The study with every model and training field spelled out, so the stored spec keeps
+    its meaning even if a default changes in a later release (call after :func:`check_study`).
+    """
+    model = {"family": "mlp", **body.task.model}
+    family = get_family(model["family"])
+    defaults = {name: entry[2] for name, entry in knobs(family.config).items()}
+    training = {name: entry[2] for name, entry in knobs(TrainConfig).items()}
+    task = body.task.model_copy(
+        update={
+            "model": {**defaults, **family.defaults, **model},
+            "training": {**training, **body.task.training},
+        }
+    )
+    return body.model_copy(update={"task": task})
+
+
+def _dataset(ds: DatasetIn, upload_info: UploadInfo, errors: Errors) -> DatasetInfo | None:
+    if ds.upload_id is not None:
+        info = upload_info(ds.upload_id)
+        if info is None:
+            errors.append(
+                (("task", "dataset", "upload_id"), f"no uploaded dataset {ds.upload_id!r}")
+            )
+        return info
+    assert ds.name is not None
+    try:
+        return dataset_info(ds.name, ds.options)
+    except ValueError as exc:
+        errors.append((("task", "dataset", "options"), str(exc)))
+        return None
+
+
+def _section_errors(
+    section: str, model: dict[str, Any], training: dict[str, Any], info: DatasetInfo
+) -> list[tuple[Loc, str]]:
+    found: FieldErrors = (
+        check_model(model, info) if section == "model" else check_training(training, info)
+    )
+    return [((section, field), msg) for field, msg in found]
+
+
+def _build_errors(model: dict[str, Any], training: dict[str, Any], info: DatasetInfo) -> Errors:
+    """Build the fixed model and run one forward pass: what static checks miss shows here."""
+    if math.prod(info.input_shape) * 2 > _MAX_BUILD_ELEMENTS:
+        return []
+    try:
+        out_units = n_outputs(TrainConfig(**training), info)
+        net = build_model(model, info.input_shape, out_units).eval()
+        with torch.no_grad():
+            out = net(torch.zeros(2, *info.input_shape))
+        if tuple(out.shape) != (2, out_units):
+            return [(("task", "model"), f"the model outputs shape {list(out.shape)}")]
+    except Exception as exc:
+        return [(("task", "model"), f"the model cannot build for {info.name!r}: {exc}")]
+    return []
+
+
+def _param_errors(
+    name: str,
+    param: Param,
+    model: dict[str, Any],
+    training: dict[str, Any],
+    info: DatasetInfo,
+    task_invalid: bool,
+) -> list[tuple[Loc, str]]:
+    section, _, rest = name.partition(".")
+    field, _, index = rest.partition(".")
+    sections = {"model": model, "training": training}
+    if section not in sections:
+        return [((), f"unknown parameter {name!r}; it must start with model. or training.")]
+    table = _knob_table(section, model)
+    if table is None:
+        return []  # the family itself is invalid: reported at task.model.family
+    if field not in table or not table[field][1].searchable:
+        valid = ", ".join(f"{section}.{k}" for k, (_, kb, _) in table.items() if kb.searchable)
+        return [((), f"unknown parameter {name!r}; searchable in {section}: {valid}")]
+    annotation = table[field][0]
+    if index:
+        current = sections[section].get(field, table[field][2])
+        if not index.isdigit() or not isinstance(current, list) or int(index) >= len(current):
+            return [((), f"{name} needs {section}.{field} set to a list with element {index}")]
+        annotation = typing.get_args(annotation)[0]  # list[int] | None → list[int]
+        annotation = typing.get_args(annotation)[0] if typing.get_args(annotation) else int
+    kind_error = _kind_error(name, param, annotation)
+    if kind_error:
+        return [(("type",), kind_error)]
+    if task_invalid:
+        return []
+    candidates: list[tuple[Loc, Any]] = (
+        [(("choices", i), c) for i, c in enumerate(param.choices)]
+        if isinstance(param, CategoricalParam)
+        else [(("low",), param.low), (("high",), param.high)]
+    )
+    errors: list[tuple[Loc, str]] = []
+    for loc, value in candidates:
+        values = dict(sections[section])
+        if index:
+            items = list(values.get(field, table[field][2]))
+            items[int(index)] = value
+            values[field] = items
+        else:
+            values[field] = value
+        trial = {"model": model, "training": training, section: values}
+        found = _section_errors(section, trial["model"], trial["training"], info)
+        if found:
+            errors.append((loc, f"{value!r} is not a valid {name}: {found[0][1]}"))
+    return errors
+
+
+def _knob_table(section: str, model: dict[str, Any]) -> dict[str, Any] | None:
+    if section == "training":
+        return knobs(TrainConfig)
+    try:
+        return knobs(get_family(model.get("family", "mlp")).config)
+    except ValueError:
+        return None
+
+
+def _kind_error(name: str, param: Param, annotation: Any) -> str | None:
+    if param.type == "categorical":
+        return None
+    base = {a for a in typing.get_args(annotation)} or {annotation}
+    if float in base:
+        return None
+    if int in base:
+        return None if param.type == "int" else f"{name} is an integer; use type int or categorical"
+    return f"{name} takes names or flags; use type categorical"
