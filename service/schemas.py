@@ -280,6 +280,10 @@ class TrialPublic(BaseModel):
 
 class TrialDetail(TrialPublic):
     learning_curve: list[CurvePoint] = Field(description="Every metric per epoch.")
+    final_metrics: dict[str, float] = Field(description="Metrics of the kept weights.")
+    artifacts: list[str] = Field(
+        description="Downloadable at .../artifacts/{kind}: weights, torchscript, spec."
+    )
 
 
 class TrialPage(BaseModel):

@@ -1,11 +1,13 @@
 """Read-only views of Optuna's tables, converted to API responses."""
 
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from service.artifacts import available
 from service.schemas import CurvePoint, StudyPublic, TrialDetail, TrialPublic
 
 
@@ -56,6 +58,10 @@ def study_public(row: Any, storage: RDBStorage) -> StudyPublic:
     )
 
 
+# Served by their own fields (learning_curve, final_metrics), not repeated in user_attrs.
+_BULKY = ("curve", "final_metrics")
+
+
 def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
     duration = t.duration.total_seconds() if t.duration else None
     return {
@@ -66,7 +72,7 @@ def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
         "intermediate_values": dict(sorted(t.intermediate_values.items())),
         "fail_reason": t.user_attrs.get("fail_reason"),
         "node_id": t.user_attrs.get("node_id"),
-        "user_attrs": {k: v for k, v in t.user_attrs.items() if k != "curve"},
+        "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in _BULKY},
         "datetime_start": t.datetime_start,
         "datetime_complete": t.datetime_complete,
         "duration_s": duration,
@@ -77,14 +83,19 @@ def trial_public(t: FrozenTrial) -> TrialPublic:
     return TrialPublic(**_trial_fields(t))
 
 
-def trial_detail(t: FrozenTrial) -> TrialDetail:
+def trial_detail(t: FrozenTrial, data_dir: Path) -> TrialDetail:
     curve = [
         CurvePoint(
             epoch=int(p["epoch"]), metrics={k: float(v) for k, v in p.items() if k != "epoch"}
         )
         for p in t.user_attrs.get("curve", [])
     ]
-    return TrialDetail(**_trial_fields(t), learning_curve=curve)
+    return TrialDetail(
+        **_trial_fields(t),
+        learning_curve=curve,
+        final_metrics=t.user_attrs.get("final_metrics", {}),
+        artifacts=available(t, data_dir),
+    )
 
 
 def delete_optuna_study(storage: RDBStorage, name: str) -> None:

@@ -110,7 +110,15 @@ def test_study_runs_on_ray_and_lands_in_optuna(
     assert study["best_value"] == top["value"]
     curve = best["learning_curve"]
     assert [p["epoch"] for p in curve] == [1, 2, 3]
-    assert set(curve[0]["metrics"]) == {"train_loss", "val_loss", "val_accuracy"}
+    assert set(curve[0]["metrics"]) == {
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_f1_macro",
+        "gap",
+        "grad_norm",
+        "lr",
+    }
     assert curve[-1]["metrics"]["val_accuracy"] == best["value"]
 
     # What Optuna itself reads from the same database.

@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Query, status
 
 from service import crud
-from service.api.deps import SchedulerDep, SessionDep, StorageDep
+from service.api.deps import SchedulerDep, SessionDep, SettingsDep, StorageDep
+from service.artifacts import remove_study_artifacts
 from service.errors import SpecInvalid
 from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
 from service.validation import check_study, with_defaults
@@ -70,6 +71,10 @@ def stop_study(
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(study_id: int, session: SessionDep, storage: StorageDep) -> None:
-    """Delete a finished study and all its trials (409 while it runs)."""
-    crud.delete_study(session, storage, crud.get_study(session, study_id))
+def delete_study(
+    study_id: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> None:
+    """Delete a finished study, all its trials and their artifacts (409 while it runs)."""
+    row = crud.get_study(session, study_id)
+    crud.delete_study(session, storage, row)
+    remove_study_artifacts(settings.data_dir, row.optuna_study_name)

@@ -1,11 +1,17 @@
-"""``/api/v1/studies/{id}/trials`` and ``/best``: read from Optuna's tables."""
+"""``/api/v1/studies/{id}/trials`` and ``/best``: read from Optuna's tables, and the trained
+models (weights, TorchScript, spec) of each completed trial."""
 
 from typing import Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial
+from sqlalchemy.orm import Session
 
 from service import crud
-from service.api.deps import SessionDep, StorageDep
+from service.api.deps import SessionDep, SettingsDep, StorageDep
+from service.artifacts import ArtifactKind, artifact_file
 from service.errors import NotFound
 from service.schemas import TrialDetail, TrialPage
 from service.views import best_trial, load_trials, trial_detail, trial_public
@@ -31,23 +37,65 @@ def list_trials(
     return TrialPage(items=page, total=len(trials), offset=offset, limit=limit)
 
 
-@router.get("/trials/{number}")
-def get_trial(study_id: int, number: int, session: SessionDep, storage: StorageDep) -> TrialDetail:
-    """One trial with its learning curve (every metric, every epoch)."""
+def _trial(session: Session, storage: RDBStorage, study_id: int, number: int) -> FrozenTrial:
     row = crud.get_study(session, study_id)
     for t in load_trials(storage, row.optuna_study_name):
         if t.number == number:
-            return trial_detail(t)
+            return t
     raise NotFound(f"study {study_id} has no trial {number}")
 
 
-@router.get("/best")
-def get_best(study_id: int, session: SessionDep, storage: StorageDep) -> TrialDetail:
-    """The best completed trial by the study's objective."""
+def _best(session: Session, storage: RDBStorage, study_id: int) -> FrozenTrial:
     row = crud.get_study(session, study_id)
-    best = best_trial(
-        load_trials(storage, row.optuna_study_name), row.spec["objective"]["direction"]
-    )
+    trials = load_trials(storage, row.optuna_study_name)
+    best = best_trial(trials, row.spec["objective"]["direction"])
     if best is None:
         raise NotFound(f"study {study_id} has no completed trial yet")
-    return trial_detail(best)
+    return best
+
+
+@router.get("/trials/{number}")
+def get_trial(
+    study_id: int, number: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> TrialDetail:
+    """One trial with its learning curve (every metric, every epoch) and its artifacts."""
+    return trial_detail(_trial(session, storage, study_id, number), settings.data_dir)
+
+
+@router.get("/best")
+def get_best(
+    study_id: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> TrialDetail:
+    """The best completed trial by the study's objective."""
+    return trial_detail(_best(session, storage, study_id), settings.data_dir)
+
+
+def _download(trial: FrozenTrial, study_id: int, kind: str, settings: SettingsDep) -> FileResponse:
+    path, media_type = artifact_file(trial, settings.data_dir, kind)
+    filename = f"study-{study_id}-trial-{trial.number}-{path.name}"
+    return FileResponse(path, media_type=media_type, filename=filename)
+
+
+@router.get("/trials/{number}/artifacts/{kind}", response_class=FileResponse)
+def get_trial_artifact(
+    study_id: int,
+    number: int,
+    kind: ArtifactKind,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """Download a trial's ``weights`` (state_dict), ``torchscript`` or ``spec`` (JSON)."""
+    return _download(_trial(session, storage, study_id, number), study_id, kind, settings)
+
+
+@router.get("/best/artifacts/{kind}", response_class=FileResponse)
+def get_best_artifact(
+    study_id: int,
+    kind: ArtifactKind,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """Download the best trial's ``weights``, ``torchscript`` or ``spec``."""
+    return _download(_best(session, storage, study_id), study_id, kind, settings)

@@ -1,0 +1,61 @@
+"""Trained-model files on disk: where a trial's exports live and how they are served.
+
+The scheduler writes ``<DATA_DIR>/artifacts/<optuna study>/trial-<n>/`` with ``weights.pt``
+(state_dict), ``model.ts`` (TorchScript) and ``spec.json`` (what rebuilds the model); a
+trial's ``artifact_uri`` user attribute names the folder.
+"""
+
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from optuna.trial import FrozenTrial
+
+from service.errors import NotFound
+
+ArtifactKind = Literal["weights", "torchscript", "spec"]
+FILES: dict[str, tuple[str, str]] = {
+    "weights": ("weights.pt", "application/octet-stream"),
+    "torchscript": ("model.ts", "application/octet-stream"),
+    "spec": ("spec.json", "application/json"),
+}
+
+
+def artifacts_root(data_dir: Path) -> Path:
+    return (data_dir / "artifacts").resolve()
+
+
+def available(trial: FrozenTrial, data_dir: Path) -> list[str]:
+    """The artifact kinds a trial has on disk."""
+    folder = _folder(trial, data_dir)
+    if folder is None:
+        return []
+    return [kind for kind, (name, _) in FILES.items() if (folder / name).is_file()]
+
+
+def artifact_file(trial: FrozenTrial, data_dir: Path, kind: str) -> tuple[Path, str]:
+    """The file and media type of one artifact of a trial.
+
+    Raises:
+        NotFound: the trial has no such artifact (it did not complete, or was deleted).
+    """
+    folder = _folder(trial, data_dir)
+    name, media_type = FILES[kind]
+    if folder is None or not (folder / name).is_file():
+        raise NotFound(f"trial {trial.number} has no {kind} artifact")
+    return folder / name, media_type
+
+
+def _folder(trial: FrozenTrial, data_dir: Path) -> Path | None:
+    uri = trial.user_attrs.get("artifact_uri")
+    if not isinstance(uri, str):
+        return None
+    folder = Path(uri).resolve()
+    # Serve only from the artifact tree, whatever the attribute says.
+    return folder if folder.is_relative_to(artifacts_root(data_dir)) else None
+
+
+def remove_study_artifacts(data_dir: Path, optuna_study_name: str) -> None:
+    folder = artifacts_root(data_dir) / optuna_study_name
+    if folder.resolve().is_relative_to(artifacts_root(data_dir)):
+        shutil.rmtree(folder, ignore_errors=True)
