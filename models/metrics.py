@@ -79,10 +79,8 @@ def metric_error(name: str, task: Task) -> str | None:
 def f1_scores(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
     """F1 of every class. Shapes: (N,), (N,) → (n_classes,). A class never predicted nor
     present scores 0, as in scikit-learn's ``zero_division=0``."""
-    onehot_p = torch.nn.functional.one_hot(pred, n_classes)
-    onehot_t = torch.nn.functional.one_hot(target, n_classes)
-    tp = (onehot_p & onehot_t).sum(0).float()
-    denom = onehot_p.sum(0) + onehot_t.sum(0)
+    tp = torch.bincount(target[pred == target], minlength=n_classes).float()
+    denom = torch.bincount(pred, minlength=n_classes) + torch.bincount(target, minlength=n_classes)
     return torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
 
 

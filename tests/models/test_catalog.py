@@ -346,3 +346,44 @@ def test_every_dataset_trains_an_epoch(name: str) -> None:
     model = {"family": "mlp", "width": 8}
     _, result = run(model, data)
     assert math.isfinite(result.metrics["val_loss"])
+
+
+def test_non_finite_reason_names_the_gradient_when_it_was_the_gradient() -> None:
+    from models.train import _non_finite
+
+    w = torch.zeros(3, requires_grad=True)
+    w.grad = torch.tensor([0.0, float("nan"), 1.0])
+    assert _non_finite([w], epoch=4, last_step_epoch=3) == "non-finite gradient at epoch 3"
+    w.grad = torch.ones(3)
+    assert _non_finite([w], epoch=4, last_step_epoch=3) == "non-finite loss at epoch 4"
+
+
+def test_clipping_checks_the_gradient_norm_every_step() -> None:
+    data = dataset("digits")
+    with pytest.raises(NonFiniteLossError, match=r"^non-finite (loss|gradient) at epoch 1$"):
+        run({"family": "mlp"}, data, optimizer="sgd", lr=1e8, clip_value=1e30, clip_norm=1e30)
+    epochs, _ = run({"family": "mlp"}, data, epochs=2, clip_norm=0.5)
+    assert epochs[-1].metrics["grad_norm"] > 0
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_f1_matches_scikit_learn(n_classes: int) -> None:
+    from sklearn.metrics import f1_score
+
+    from models.metrics import f1_scores
+
+    g = torch.Generator().manual_seed(n_classes)
+    pred = torch.randint(0, n_classes, (400,), generator=g)
+    target = torch.randint(0, n_classes, (400,), generator=g)
+    expected = f1_score(target, pred, average=None, labels=range(n_classes), zero_division=0)
+    assert np.allclose(f1_scores(pred, target, n_classes).numpy(), expected, atol=1e-6)
+
+
+def test_ece_of_a_perfectly_calibrated_and_an_overconfident_model() -> None:
+    from models.metrics import expected_calibration_error
+
+    target = torch.tensor([0, 1] * 50)
+    confident_right = torch.nn.functional.one_hot(target, 2).float()
+    assert expected_calibration_error(confident_right, target) == pytest.approx(0.0)
+    confident_wrong = torch.nn.functional.one_hot(1 - target, 2).float()
+    assert expected_calibration_error(confident_wrong, target) == pytest.approx(1.0)
