@@ -146,6 +146,50 @@ def stop(study_id: int) -> None:
 
 
 @app.command()
+def upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".npz or .csv")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: file stem).")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="multiclass, binary or regression (default: inferred).")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
+) -> None:
+    """Upload a dataset; a study then names it with task.dataset.upload_id."""
+    form = {k: v for k, v in {"name": name, "task": task, "target": target}.items() if v}
+    with file.open("rb") as f:
+        info = _call("POST", "/datasets", files={"file": (file.name, f)}, data=form)
+    shape = "x".join(map(str, info["input_shape"]))
+    typer.echo(
+        f"dataset {info['id']} uploaded: {info['name']}, {info['task']}, {info['kind']} "
+        f"samples of shape {shape}, {info['n_samples']} samples"
+    )
+
+
+@app.command()
+def download(
+    study_id: int,
+    kind: Annotated[str, typer.Option(help="torchscript, weights or spec.")] = "torchscript",
+    trial: Annotated[int | None, typer.Option(help="A trial number (default: the best).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+) -> None:
+    """Download a trained model (TorchScript), its weights or its spec."""
+    where = "best" if trial is None else f"trials/{trial}"
+    try:
+        with _client() as client:
+            resp = client.get(f"/studies/{study_id}/{where}/artifacts/{kind}")
+    except httpx.TransportError as exc:
+        typer.echo(f"cannot reach tuneforge at {_settings().url}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if resp.status_code >= 400:
+        typer.echo(f"error {resp.status_code}: {resp.json().get('detail', resp.text)}", err=True)
+        raise typer.Exit(1)
+    suffix = {"torchscript": "model.ts", "weights": "weights.pt", "spec": "spec.json"}[kind]
+    path = output or Path(f"study-{study_id}-{where.replace('/', '-')}-{suffix}")
+    path.write_bytes(resp.content)
+    typer.echo(f"wrote {path} ({len(resp.content)} bytes)")
+
+
+@app.command()
 def dashboard(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8080,

@@ -29,7 +29,7 @@ def tuneforge(server: Server, *args: str, timeout: float = 600) -> subprocess.Co
 
 
 def test_quickstart_submit_wait_reaches_095(
-    server_factory: Callable[..., Server], sqlite_url: str
+    server_factory: Callable[..., Server], sqlite_url: str, tmp_path: Path
 ) -> None:
     server = server_factory(sqlite_url)
     run = tuneforge(server, "submit", "examples/digits-mlp.yaml", "--wait")
@@ -47,6 +47,49 @@ def test_quickstart_submit_wait_reaches_095(
     assert shown.returncode == 0 and '"learning_curve"' in shown.stdout
     stop = tuneforge(server, "stop", study_id)  # finished: stays completed
     assert stop.returncode == 0 and "status completed" in stop.stdout
+
+    # The best model downloads as TorchScript and classifies raw digits.
+    import warnings
+
+    import torch
+
+    from models.data import load_dataset
+
+    model_file = tmp_path / "best.ts"
+    got = tuneforge(server, "download", study_id, "-o", str(model_file))
+    assert got.returncode == 0 and model_file.is_file(), got.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.load(str(model_file))
+    data = load_dataset("digits")
+    with torch.no_grad():
+        accuracy = (scripted(torch.tensor(data.x_val)).argmax(1).numpy() == data.y_val).mean()
+    assert accuracy == pytest.approx(best, abs=1e-4)
+    missing = tuneforge(server, "download", study_id, "--trial", "999")
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_cli_uploads_a_dataset(
+    server_factory: Callable[..., Server], sqlite_url: str, tmp_path: Path
+) -> None:
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    path = tmp_path / "iris.npz"
+    np.savez(path, x=iris.data.astype(np.float32), y=iris.target)
+    server = server_factory(sqlite_url)
+    run = tuneforge(server, "upload", str(path), "--name", "my-iris")
+    assert run.returncode == 0, run.stderr
+    assert re.match(
+        r"^dataset [0-9a-f]{12} uploaded: my-iris, multiclass, tabular samples of shape 4, "
+        r"150 samples$",
+        run.stdout.strip(),
+    )
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nope")
+    refused = tuneforge(server, "upload", str(bad))
+    assert refused.returncode == 1 and "error: file:" in refused.stderr
 
 
 def test_cli_reports_bad_spec_with_its_path(
