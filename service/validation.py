@@ -19,6 +19,7 @@ from models.knobs import FieldErrors, knobs
 from models.metrics import metric_error
 from models.train import TrainConfig, check_training, n_outputs
 from search.registry import SettingError, get_algorithm
+from search.spec import TaskSpec
 from service.schemas import CategoricalParam, DatasetIn, Param, StudyCreate
 
 Loc = tuple[str | int, ...]
@@ -156,16 +157,10 @@ def _param_errors(
         else [(("low",), param.low), (("high",), param.high)]
     )
     errors: list[tuple[Loc, str]] = []
+    fixed = TaskSpec(dataset={}, model=model, training=training)
     for loc, value in candidates:
-        values = dict(sections[section])
-        if index:
-            items = list(values.get(field, table[field][2]))
-            items[int(index)] = value
-            values[field] = items
-        else:
-            values[field] = value
-        trial = {"model": model, "training": training, section: values}
-        found = _section_errors(section, trial["model"], trial["training"], info)
+        trial = fixed.with_params({name: value})  # the task as a trial would get it
+        found = _section_errors(section, dict(trial.model), dict(trial.training), info)
         if found:
             errors.append((loc, f"{value!r} is not a valid {name}: {found[0][1]}"))
     return errors

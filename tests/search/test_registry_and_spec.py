@@ -332,3 +332,10 @@ def test_spec_survives_the_json_dump_the_service_stores(example: dict[str, Any])
     again = StudyCreate.model_validate(body.model_dump(mode="json"))
 
     assert again.to_spec() == body.to_spec()
+
+
+def test_with_params_sets_one_element_of_a_list() -> None:
+    task = TaskSpec(dataset={}, model={"family": "cnn", "widths": [16, 32]}, training={})
+    trial = task.with_params({"model.widths.1": 64, "training.lr": 0.1})
+    assert trial.model["widths"] == [16, 64] and trial.training == {"lr": 0.1}
+    assert task.model["widths"] == [16, 32]  # the study's task is untouched

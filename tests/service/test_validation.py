@@ -679,3 +679,25 @@ def test_delete_of_a_pending_study_is_409(
     assert "pending" in response.json()["detail"]
     assert client.get(f"{STUDIES}/{created['id']}").status_code == 200
     assert _optuna_names(tmp_path) == [created["optuna_study_name"]]
+
+
+def test_list_element_can_be_searched(client: TestClient, tmp_path: Path) -> None:
+    spec = {
+        "name": "per-stage",
+        "search_space": {"model.widths.1": {"type": "categorical", "choices": [32, 64]}},
+        "task": {"dataset": {"name": "digits"}, "model": {"family": "cnn", "widths": [16, 32]}},
+    }
+    created = client.post(STUDIES, json=spec)
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["task"]["model"]["widths"] == [16, 32]
+
+    spec["search_space"] = {"model.widths.5": {"type": "int", "low": 8, "high": 64}}
+    detail = _detail_items(client.post(STUDIES, json=spec))
+    assert detail[0]["path"] == 'search_space["model.widths.5"]'
+    assert "needs model.widths set to a list with element 5" in detail[0]["msg"]
+
+    spec["search_space"] = {"model.widths.0": {"type": "int", "low": 0, "high": 64}}
+    detail = _detail_items(client.post(STUDIES, json=spec))
+    assert detail[0]["path"] == 'search_space["model.widths.0"].low'
+    assert "must be >= 1" in detail[0]["msg"]
+    assert client.get(STUDIES).json()["total"] == 1  # only the valid one was written
