@@ -52,6 +52,17 @@ def to_distribution(param: ParamSpec) -> BaseDistribution:
     return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
 
 
+def _suggest(trial: optuna.Trial, p: ParamSpec) -> None:
+    if p.kind == "categorical":
+        trial.suggest_categorical(p.name, list(p.choices))
+        return
+    assert p.low is not None and p.high is not None
+    if p.kind == "int":
+        trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    else:
+        trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+
+
 def failure_reason(exc: BaseException) -> str:
     """A one-line reason for a failed trial, naming the original exception."""
     if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
@@ -89,6 +100,7 @@ class StudyLoop:
         dataset: the study's data when the caller loaded it (an upload); otherwise the loop
             loads the named dataset of ``spec.task.dataset``.
         artifact_dir: where each completed trial's weights, TorchScript and spec are written.
+        trial_cap: the most trials the sampler can propose (a grid's size).
     """
 
     def __init__(
@@ -99,6 +111,7 @@ class StudyLoop:
         trial_fn: Callable[..., Any] = run_trial,
         dataset: Dataset | None = None,
         artifact_dir: Path | None = None,
+        trial_cap: int | None = None,
     ) -> None:
         self.spec = spec
         self.study = study
@@ -115,11 +128,19 @@ class StudyLoop:
         )
         self._fail_orphans()
         # Trials cut short by a shutdown or restart were not the study's fault: they neither
-        # use up the budget nor count as failures, so the loop starts replacements.
-        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(_INTERRUPTED)]
+        # use up the budget nor count as failures, so the loop starts replacements. Trials
+        # copied from another study (warm start) were not run here and do not count either.
+        trials = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if not t.user_attrs.get(_INTERRUPTED)
+            and not str(t.user_attrs.get("warm_start", "")).startswith("study")
+        ]
         self._n_trials = len(trials)
         self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
         self.artifact_dir = artifact_dir
+        self.trial_cap = trial_cap
+        self._draining = False
         objective = spec.objective
         per_epoch = METRICS[objective.metric].per_epoch
         # Early stopping watches the objective when it is measured every epoch.
@@ -204,8 +225,17 @@ class StudyLoop:
 
     # -- internals ----------------------------------------------------------------------
 
+    def drain(self) -> None:
+        """Stop starting trials; the study ends (stopped) when those in flight finish."""
+        self._draining = True
+
     def _may_start(self) -> bool:
-        if self._n_trials >= self.budget.max_trials:
+        if self._draining:
+            return False
+        cap = self.budget.max_trials
+        if self.trial_cap is not None:
+            cap = min(cap, self.trial_cap)
+        if self._n_trials >= cap:
             return False
         return not self._timed_out()
 
@@ -222,12 +252,22 @@ class StudyLoop:
             self.interrupt(f"study failed: {reason}")
             self.outcome = Outcome("failed", reason)
         elif not self._in_flight and not self._may_start():
-            why = "timeout reached" if self._timed_out() else "max_trials reached"
-            self.outcome = Outcome("completed", why)
+            if self._draining:
+                self.outcome = Outcome("stopped", "stopped by user after its trials finished")
+            elif self._timed_out():
+                self.outcome = Outcome("completed", "timeout reached")
+            elif self.trial_cap is not None and self._n_trials >= self.trial_cap:
+                self.outcome = Outcome("completed", "search space exhausted")
+            else:
+                self.outcome = Outcome("completed", "max_trials reached")
 
     def _start_trial(self) -> None:
-        dists = {p.name: to_distribution(p) for p in self.spec.search_space}
-        trial = self.study.ask(dists)
+        trial = self.study.ask()
+        # Define-by-run: a parameter is sampled only when its conditions hold on the ones
+        # sampled before it, so inactive parameters never reach the sampler or the task.
+        for p in self.spec.search_space:
+            if all(c.holds(trial.params) for c in p.when):
+                _suggest(trial, p)
         seed = self.spec.seed + trial.number
         task = self.spec.task.with_params(trial.params)
         trial.set_user_attr("seed", seed)
@@ -247,8 +287,8 @@ class StudyLoop:
         running.curve.append({"epoch": epoch, **event["metrics"]})
         running.trial.set_user_attr("curve", running.curve)
         metric = self.spec.objective.metric
-        if metric not in event["metrics"]:  # a final-only metric (param_count, latency_ms, ...)
-            return
+        if len(self.spec.objectives) > 1 or metric not in event["metrics"]:
+            return  # Optuna reports one objective; final-only metrics have no curve
         running.trial.report(event["metrics"][metric], step=epoch)
         if running.trial.should_prune():
             ray.cancel(gen)
@@ -259,18 +299,27 @@ class StudyLoop:
     def _on_result(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         del self._in_flight[gen]  # the stream ends after its result; nothing more to read
         trial = running.trial
-        value = float(event["metrics"][self.spec.objective.metric])
+        values = [float(event["metrics"][o.metric]) for o in self.spec.objectives]
         trial.set_user_attr("final_metrics", event["metrics"])
         trial.set_user_attr("best_epoch", event["best_epoch"])
         trial.set_user_attr("stopped_early", event["stopped_early"])
         trial.set_user_attr("grad_norms", event["grad_norms"])
         if self.artifact_dir is not None:
             trial.set_user_attr("artifact_uri", str(self._save_artifacts(trial, event)))
-        if not math.isfinite(value):
-            self._record_failure(running, f"non-finite objective value {value}")
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            self._record_failure(running, f"non-finite objective value {bad[0]}")
             return
-        self.study.tell(trial, value)
+        self.study.tell(trial, values[0] if len(values) == 1 else values)
+        target = self.budget.target_value
+        if target is not None and self._reaches(values[0], target):
+            reason = f"target value {target:g} reached by trial {trial.number} ({values[0]:g})"
+            self.interrupt(f"study ended: {reason}")
+            self.outcome = Outcome("completed", reason)
         self._check_end()
+
+    def _reaches(self, value: float, target: float) -> bool:
+        return value >= target if self.spec.objective.direction == "maximize" else value <= target
 
     def _save_artifacts(self, trial: optuna.Trial, event: dict[str, Any]) -> Path:
         """Write the trained model where users download it: weights, TorchScript, and the

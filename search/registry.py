@@ -1,14 +1,22 @@
 """Search algorithms by name: each a lazy factory plus the settings it accepts.
 
-An algorithm plugs in as an Optuna sampler (``kind="sampler"``). Registering one is a call to
-:func:`register`; ``GET /api/v1/algorithms`` and the tests read :func:`list_algorithms`.
+An algorithm plugs in at one of two points: as an Optuna sampler (``kind="sampler"``: what to
+try next) or as an Optuna pruner (``kind="pruner"``: which running trial to stop early).
+Registering one is a call to :func:`register`; ``GET /api/v1/algorithms`` and the tests read
+:func:`list_algorithms`.
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
+
+from search.spec import ParamSpec
+
+Kind = Literal["sampler", "pruner"]
+Space = tuple[ParamSpec, ...]
 
 
 class SettingError(ValueError):
@@ -28,15 +36,36 @@ class Setting:
     default: Any
     description: str
     minimum: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+
+def _no_problems(settings: Mapping[str, Any], space: Space, n_objectives: int) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
 class Algorithm:
+    """A registered algorithm.
+
+    ``factory(space=..., **settings)`` builds it; ``check(settings, space, n_objectives)``
+    returns why a study cannot use it (a grid too large, several objectives for a
+    single-objective sampler); ``trial_cap(space)`` bounds the trials it can propose.
+    """
+
     name: str
-    kind: Literal["sampler"]
+    kind: Kind
     description: str
     settings: tuple[Setting, ...]
-    factory: Callable[..., BaseSampler]
+    factory: Callable[..., Any]
+    multi_objective: bool = True
+    check: Callable[[Mapping[str, Any], Space, int], list[str]] = _no_problems
+    trial_cap: Callable[[Space], int | None] = lambda _space: None
+
+    def problems(self, settings: Mapping[str, Any], space: Space, n_objectives: int) -> list[str]:
+        """Why a study with ``space`` and ``n_objectives`` cannot use this algorithm."""
+        if n_objectives > 1 and not self.multi_objective:
+            return [f"{self.name} optimizes a single objective; this study has {n_objectives}"]
+        return self.check(settings, space, n_objectives)
 
     def check_settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Fill defaults and check names and types.
@@ -60,6 +89,9 @@ class Algorithm:
                 )
             if value is not None and s.minimum is not None and value < s.minimum:
                 raise SettingError(s.name, f"setting {s.name!r} must be >= {s.minimum:g}")
+            if value is not None and s.choices is not None and value not in s.choices:
+                valid = ", ".join(map(str, s.choices))
+                raise SettingError(s.name, f"setting {s.name!r} must be one of {valid}")
             out[s.name] = value
         return out
 
@@ -83,42 +115,60 @@ def register(algorithm: Algorithm) -> None:
 
 
 def _load_builtins() -> None:
-    # Importing the package registers its samplers; deferred so importing this module is cheap.
+    # Importing the packages registers their algorithms; deferred so this module stays cheap.
+    import search.pruners
     import search.samplers  # noqa: F401
 
 
-def list_algorithms() -> list[Algorithm]:
-    """Every registered algorithm, sorted by name."""
+def list_algorithms(kind: Kind | None = None) -> list[Algorithm]:
+    """Every registered algorithm (of ``kind``), sorted by name."""
     _load_builtins()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return [_REGISTRY[k] for k in sorted(_REGISTRY) if kind in (None, _REGISTRY[k].kind)]
 
 
-def get_algorithm(name: str) -> Algorithm:
-    """The algorithm registered as ``name``.
+def get_algorithm(name: str, kind: Kind = "sampler") -> Algorithm:
+    """The algorithm of ``kind`` registered as ``name``.
 
     Raises:
-        ValueError: unknown name; the message lists the valid names.
+        ValueError: unknown name; the message lists the valid names of that kind.
     """
     _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown algorithm {name!r}; valid: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    found = _REGISTRY.get(name)
+    if found is None or found.kind != kind:
+        valid = ", ".join(a.name for a in list_algorithms(kind))
+        hint = f" ({name!r} is a {found.kind})" if found else ""
+        raise ValueError(f"unknown {kind} {name!r}{hint}; valid: {valid}")
+    return found
 
 
-def create_sampler(name: str, settings: Mapping[str, Any], n_existing: int = 0) -> BaseSampler:
+def create_sampler(
+    name: str, settings: Mapping[str, Any], space: Space, study_seed: int, n_existing: int = 0
+) -> BaseSampler:
     """Build the sampler for ``name`` with checked settings.
 
     Args:
-        name: a registered algorithm.
+        name: a registered sampler.
         settings: its settings as given in the spec.
-        n_existing: trials the study already has. A resumed study offsets a fixed seed by it,
-            so the new sampler does not replay the proposals its predecessor already made.
+        space: the study's search space (grid builds its grid from it).
+        study_seed: the study's seed, used when the settings give none, so one seed fixes
+            both the proposals and every trial's training.
+        n_existing: trials the study already has. A resumed study offsets the seed by it, so
+            the new sampler does not replay the proposals its predecessor already made.
     """
-    algorithm = get_algorithm(name)
+    algorithm = get_algorithm(name, "sampler")
     checked = algorithm.check_settings(settings)
-    if checked.get("seed") is not None:
-        checked["seed"] += n_existing
-    return algorithm.factory(**checked)
+    if "seed" in checked:
+        checked["seed"] = (study_seed if checked["seed"] is None else checked["seed"]) + n_existing
+    sampler: BaseSampler = algorithm.factory(space=space, **checked)
+    return sampler
+
+
+def create_pruner(name: str | None, settings: Mapping[str, Any]) -> BasePruner:
+    """Build the pruner for ``name`` (no early stopping when ``name`` is None)."""
+    if name is None:
+        from optuna.pruners import NopPruner
+
+        return NopPruner()
+    algorithm = get_algorithm(name, "pruner")
+    pruner: BasePruner = algorithm.factory(space=(), **algorithm.check_settings(settings))
+    return pruner

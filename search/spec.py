@@ -13,8 +13,35 @@ Direction = Literal["maximize", "minimize"]
 
 
 @dataclass(frozen=True)
+class Condition:
+    """When a parameter is active: another (earlier) parameter's value is in ``values`` or
+    passes the bounds."""
+
+    param: str
+    values: tuple[Any, ...] | None = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def holds(self, params: Mapping[str, Any]) -> bool:
+        if self.param not in params:
+            return False  # the parent itself is inactive
+        v = params[self.param]
+        if self.values is not None and v not in self.values:
+            return False
+        return (
+            (self.gt is None or v > self.gt)
+            and (self.ge is None or v >= self.ge)
+            and (self.lt is None or v < self.lt)
+            and (self.le is None or v <= self.le)
+        )
+
+
+@dataclass(frozen=True)
 class ParamSpec:
-    """One searched parameter, named by the dotted path of the task field it sets."""
+    """One searched parameter, named by the dotted path of the task field it sets; active only
+    when every condition in ``when`` holds."""
 
     name: str
     kind: ParamKind
@@ -23,6 +50,18 @@ class ParamSpec:
     log: bool = False
     step: float | None = None
     choices: tuple[Any, ...] = ()
+    when: tuple[Condition, ...] = ()
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this parameter can take."""
+        if self.kind == "categorical":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high
 
 
 @dataclass(frozen=True)
@@ -39,11 +78,13 @@ class AlgorithmSpec:
 
 @dataclass(frozen=True)
 class Budget:
-    """When a study ends. ``max_trials`` counts every trial started, whatever its outcome."""
+    """When a study ends. ``max_trials`` counts every trial started, whatever its outcome;
+    ``target_value`` ends a single-objective study once a trial reaches it."""
 
     max_trials: int
     max_failed_trials: int | None = None
     timeout_s: float | None = None
+    target_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +125,7 @@ class TaskSpec:
 @dataclass(frozen=True)
 class StudySpec:
     name: str
-    objective: Objective
+    objectives: tuple[Objective, ...]
     algorithm: AlgorithmSpec
     search_space: tuple[ParamSpec, ...]
     budget: Budget
@@ -92,3 +133,9 @@ class StudySpec:
     resources: Resources
     task: TaskSpec
     seed: int = 0
+    pruner: AlgorithmSpec | None = None
+
+    @property
+    def objective(self) -> Objective:
+        """The first (for a single-objective study: the) objective."""
+        return self.objectives[0]

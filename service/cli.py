@@ -88,11 +88,15 @@ def submit(
             typer.echo(line)
             last = line
     typer.echo(f"study {study['id']} {study['status']}: {study['status_reason']}")
-    if study["best_value"] is None:
+    if not study["trial_counts"]["COMPLETE"]:
         raise typer.Exit(1)
     best = _call("GET", f"/studies/{study['id']}/best")
-    metric = study["spec"]["objective"]["metric"]
-    typer.echo(f"best trial {best['number']}: {metric}={best['value']:.4f} params={best['params']}")
+    objectives = study["spec"]["objectives"]
+    for trial in best.get("trials", [best]):  # several objectives: the Pareto front
+        shown = ", ".join(
+            f"{o['metric']}={v:.4f}" for o, v in zip(objectives, trial["values"], strict=True)
+        )
+        typer.echo(f"best trial {trial['number']}: {shown} params={trial['params']}")
 
 
 def _progress(study: dict[str, Any]) -> str:

@@ -9,15 +9,17 @@ from typing import cast
 
 import optuna
 from optuna.storages import RDBStorage
+from optuna.trial import TrialState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.data import DatasetInfo, Kind, Task
+from search.loop import to_distribution
 from service.datasets import Upload, new_dataset_id, remove_upload, save_upload, upload_id_of
 from service.errors import Conflict, NotFound
 from service.orm import DatasetRow, StudyRow, utcnow
 from service.schemas import StudyCreate, StudyPatch
-from service.views import delete_optuna_study
+from service.views import delete_optuna_study, directions, load_trials
 
 ACTIVE = ("pending", "running")
 FINISHED = ("completed", "failed", "stopped")
@@ -28,13 +30,15 @@ def create_study(session: Session, storage: RDBStorage, body: StudyCreate) -> St
     optuna_name = f"{body.name}-{uuid.uuid4().hex[:8]}"
     # The Optuna study first: on SQLite an open write transaction here would lock out
     # Optuna's own connection.
+    objectives = body.objective_list()
     study = optuna.create_study(
-        storage=storage, study_name=optuna_name, direction=body.objective.direction
+        storage=storage, study_name=optuna_name, directions=[o.direction for o in objectives]
     )
     try:
         with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard reads
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([body.objective.metric])
+            study.set_metric_names([o.metric for o in objectives])
+        _warm_start(session, storage, study, body)
         study.set_user_attr("tuneforge_spec", body.model_dump(mode="json"))
         row = StudyRow(
             name=body.name,
@@ -52,6 +56,40 @@ def create_study(session: Session, storage: RDBStorage, body: StudyCreate) -> St
     return row
 
 
+def _warm_start(
+    session: Session, storage: RDBStorage, study: optuna.Study, body: StudyCreate
+) -> None:
+    """Queue the given points first; copy the finished trials of another study whose
+    parameters fit this space, so the sampler starts from what is already known."""
+    for point in body.warm_start.points:
+        study.enqueue_trial(dict(point), user_attrs={"warm_start": "point"})
+    if body.warm_start.from_study is None:
+        return
+    source = get_study(session, body.warm_start.from_study)
+    space = {p.name: p for p in body.to_spec().search_space}
+    copied = [
+        optuna.trial.create_trial(
+            params=t.params,
+            distributions={k: to_distribution(space[k]) for k in t.params},
+            values=t.values,
+            intermediate_values=t.intermediate_values,
+            user_attrs={**t.user_attrs, "warm_start": f"study {source.id} trial {t.number}"},
+        )
+        for t in load_trials(storage, source.optuna_study_name)
+        if t.state == TrialState.COMPLETE
+        and all(k in space and space[k].contains(v) for k, v in t.params.items())
+    ]
+    study.add_trials(copied)
+
+
+def study_directions(session: Session, study_id: int) -> list[str] | None:
+    """A study's objective directions (None if there is no such study), for warm starts."""
+    row = session.get(StudyRow, study_id)
+    if row is None:
+        return None
+    return directions(row.spec)
+
+
 def get_study(session: Session, study_id: int) -> StudyRow:
     row = session.get(StudyRow, study_id)
     if row is None:
@@ -65,10 +103,12 @@ def list_studies(session: Session, offset: int, limit: int) -> tuple[Sequence[St
     return rows.all(), total
 
 
-def request_stop(session: Session, row: StudyRow) -> StudyRow:
-    """Ask the scheduler to stop a study; a finished study stays as it is."""
+def request_stop(session: Session, row: StudyRow, drain: bool = False) -> StudyRow:
+    """Ask the scheduler to stop a study: cancel its trials in flight, or with ``drain`` let
+    them finish and start no more. A finished study stays as it is."""
     if row.status in ACTIVE:
         row.stop_requested = True
+        row.stop_drain = drain
         session.commit()
     return row
 
@@ -83,7 +123,7 @@ def patch_study(session: Session, row: StudyRow, patch: StudyPatch) -> StudyRow:
     row.spec = spec
     if patch.budget is not None and row.status in FINISHED:
         row.status, row.status_reason = "pending", "resumed with a new budget"
-        row.stop_requested = False
+        row.stop_requested = row.stop_drain = False
         row.started_at = row.finished_at = None
     session.commit()
     return row

@@ -30,6 +30,8 @@ class StudyRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     stop_requested: Mapped[bool] = mapped_column(default=False)
+    # With a stop: let trials in flight finish (True) or cancel them (False).
+    stop_drain: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -13,14 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import optuna
-from optuna.pruners import NopPruner
 from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.data import Dataset, from_arrays
 from search.loop import StudyLoop, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
-from search.registry import create_sampler
+from search.registry import create_pruner, create_sampler, get_algorithm
 from service import crud
 from service.config import Settings
 from service.datasets import load_upload
@@ -133,7 +132,9 @@ class Scheduler:
                 if study_id not in rows:  # finished or deleted elsewhere
                     self._loops.pop(study_id).stop("the study was ended outside the scheduler")
             for study_id, row in rows.items():
-                if row.stop_requested:
+                if row.stop_requested and row.stop_drain and study_id in self._loops:
+                    self._loops[study_id].drain()  # it ends once its trials finish
+                elif row.stop_requested:
                     loop = self._loops.pop(study_id, None)
                     if loop is not None:
                         loop.stop("stopped by user")
@@ -152,13 +153,19 @@ class Scheduler:
             crud.mark_finished(session, row.id, "failed", reason)
             return
         n_trials = len(load_trials(self._storage, row.optuna_study_name))
-        sampler = create_sampler(spec.algorithm.name, spec.algorithm.settings, n_trials)
+        algorithm = spec.algorithm
+        sampler = create_sampler(
+            algorithm.name, algorithm.settings, spec.search_space, spec.seed, n_trials
+        )
+        pruner = spec.pruner
         study = optuna.load_study(
             study_name=row.optuna_study_name,
             storage=self._storage,
             sampler=sampler,
-            # Optuna would default to a median pruner; early stopping is opt-in per study.
-            pruner=NopPruner(),
+            # No pruner means none: Optuna would otherwise default to a median pruner.
+            pruner=create_pruner(
+                pruner.name if pruner else None, pruner.settings if pruner else {}
+            ),
         )
         dataset = self._load_upload(session, spec.task.dataset)
         started = crud.mark_running(session, row.id)
@@ -168,6 +175,7 @@ class Scheduler:
             started_at=_timestamp(started),
             dataset=dataset,
             artifact_dir=self._settings.data_dir / "artifacts" / row.optuna_study_name,
+            trial_cap=get_algorithm(algorithm.name).trial_cap(spec.search_space),
         )
         self._specs[row.id] = row.spec
         log.info("study %s (%s) running", row.id, row.name)

@@ -16,6 +16,7 @@ from search.registry import get_algorithm
 from search.spec import (
     AlgorithmSpec,
     Budget,
+    Condition,
     Objective,
     ParamSpec,
     Resources,
@@ -44,7 +45,38 @@ class _Strict(BaseModel):
 # -- search space ----------------------------------------------------------------------------
 
 
-class FloatParam(_Strict):
+class ConditionIn(_Strict):
+    """A parameter is active only when an earlier parameter's value is ``in`` a list and/or
+    within bounds; e.g. ``{"param": "training.optimizer", "in": ["sgd"]}`` or
+    ``{"param": "model.hidden_layers", "gt": 1}``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+    param: str
+    in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "ConditionIn":
+        if self.in_ is None and all(b is None for b in (self.gt, self.ge, self.lt, self.le)):
+            raise ValueError("a condition needs `in` or a bound (gt, ge, lt, le)")
+        return self
+
+    def to_domain(self) -> Condition:
+        values = None if self.in_ is None else tuple(self.in_)
+        return Condition(self.param, values, self.gt, self.ge, self.lt, self.le)
+
+
+class _ParamBase(_Strict):
+    when: list[ConditionIn] = Field(
+        default_factory=list, max_length=8, description="Active only when all of these hold."
+    )
+
+
+class FloatParam(_ParamBase):
     type: Literal["float"]
     low: float
     high: float
@@ -57,7 +89,7 @@ class FloatParam(_Strict):
         return self
 
 
-class IntParam(_Strict):
+class IntParam(_ParamBase):
     type: Literal["int"]
     low: int
     high: int
@@ -70,7 +102,7 @@ class IntParam(_Strict):
         return self
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(_ParamBase):
     type: Literal["categorical"]
     choices: list[Scalar] = Field(min_length=1, max_length=_MAX_CHOICES)
 
@@ -159,6 +191,29 @@ class BudgetIn(_Strict):
     max_trials: int = Field(20, gt=0, le=100_000, description="Trials started, any outcome.")
     max_failed_trials: int | None = Field(None, gt=0, description="Failures that end a study.")
     timeout_s: float | None = Field(None, gt=0, description="No new trial after this long.")
+    target_value: float | None = Field(
+        None, description="End the study when a trial reaches it (single objective)."
+    )
+
+
+class PrunerIn(_Strict):
+    """Early stopping of unpromising trials (``GET /api/v1/algorithms``, kind pruner)."""
+
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        get_algorithm(v, "pruner")  # raises ValueError listing the valid names
+        return v
+
+
+class WarmStartIn(_Strict):
+    """Points to evaluate first, and finished trials of another study to learn from."""
+
+    points: list[dict[str, Scalar]] = Field(default_factory=list, max_length=1000)
+    from_study: int | None = Field(None, description="A study id with a compatible space.")
 
 
 class ResourcesIn(_Strict):
@@ -177,20 +232,43 @@ class StudyCreate(_Strict):
     """A study as submitted (``POST /api/v1/studies``)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-    objective: ObjectiveIn = ObjectiveIn()
+    objective: ObjectiveIn | None = Field(None, description="One objective (default accuracy).")
+    objectives: list[ObjectiveIn] | None = Field(
+        None, min_length=1, max_length=4, description="Several objectives: a Pareto front."
+    )
     algorithm: AlgorithmIn = AlgorithmIn()
+    pruner: PrunerIn | None = Field(None, description="Early stopping (none by default).")
+    warm_start: WarmStartIn = WarmStartIn()
     search_space: dict[str, Param] = Field(default_factory=dict, max_length=_MAX_PARAMS)
     budget: BudgetIn = BudgetIn()
     parallelism: int = Field(1, ge=1, le=256)
     resources: ResourcesIn = ResourcesIn()
     task: TaskIn
-    seed: int = Field(0, ge=0, description="Base seed; trial n trains with seed + n.")
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Sampler seed (unless its settings give one); trial n trains with seed + n.",
+    )
+
+    @model_validator(mode="after")
+    def _one_objective_field(self) -> "StudyCreate":
+        if self.objective is not None and self.objectives is not None:
+            raise ValueError("give objective or objectives, not both")
+        metrics = [o.metric for o in self.objective_list()]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError("objectives must name distinct metrics")
+        return self
+
+    def objective_list(self) -> list[ObjectiveIn]:
+        return self.objectives or [self.objective or ObjectiveIn()]
 
     def to_spec(self) -> StudySpec:
         """The domain form the search loop runs."""
+        pruner = self.pruner
         return StudySpec(
             name=self.name,
-            objective=Objective(self.objective.metric, self.objective.direction),
+            objectives=tuple(Objective(o.metric, o.direction) for o in self.objective_list()),
+            pruner=None if pruner is None else AlgorithmSpec(pruner.name, dict(pruner.settings)),
             algorithm=AlgorithmSpec(self.algorithm.name, dict(self.algorithm.settings)),
             search_space=tuple(_param_spec(n, p) for n, p in self.search_space.items()),
             budget=Budget(**self.budget.model_dump()),
@@ -206,10 +284,11 @@ class StudyCreate(_Strict):
 
 
 def _param_spec(name: str, p: Param) -> ParamSpec:
+    when = tuple(c.to_domain() for c in p.when)
     if isinstance(p, CategoricalParam):
-        return ParamSpec(name, "categorical", choices=tuple(p.choices))
+        return ParamSpec(name, "categorical", choices=tuple(p.choices), when=when)
     step = p.step if isinstance(p, FloatParam) else float(p.step)
-    return ParamSpec(name, p.type, low=p.low, high=p.high, log=p.log, step=step)
+    return ParamSpec(name, p.type, low=p.low, high=p.high, log=p.log, step=step, when=when)
 
 
 class BudgetPatch(_Strict):
@@ -218,6 +297,7 @@ class BudgetPatch(_Strict):
     max_trials: int | None = Field(None, gt=0, le=100_000)
     max_failed_trials: int | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
+    target_value: float | None = None
 
     @model_validator(mode="after")
     def _max_trials_set(self) -> "BudgetPatch":
@@ -268,7 +348,8 @@ class TrialPublic(BaseModel):
     number: int
     state: TrialStateName
     params: dict[str, Any]
-    value: float | None
+    value: float | None = Field(description="The (first) objective's value.")
+    values: list[float] | None = Field(description="Every objective's value.")
     intermediate_values: dict[int, float] = Field(description="Objective per epoch.")
     fail_reason: str | None
     node_id: str | None
@@ -286,6 +367,13 @@ class TrialDetail(TrialPublic):
     )
 
 
+class ParetoFront(BaseModel):
+    """The best trials of a multi-objective study: none is beaten in every objective."""
+
+    objectives: list[dict[str, str]]
+    trials: list[TrialPublic]
+
+
 class TrialPage(BaseModel):
     items: list[TrialPublic]
     total: int
@@ -298,12 +386,15 @@ class SettingPublic(BaseModel):
     type: str
     default: Any
     description: str
+    minimum: float | None = None
+    choices: list[Any] | None = None
 
 
 class AlgorithmPublic(BaseModel):
     name: str
-    kind: str
+    kind: str = Field(description="sampler (what to try) or pruner (early stopping).")
     description: str
+    multi_objective: bool
     settings: list[SettingPublic]
 
 

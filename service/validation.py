@@ -16,7 +16,7 @@ import torch
 from models.builder import build_model, check_model, get_family
 from models.data import DatasetInfo, dataset_info
 from models.knobs import FieldErrors, knobs
-from models.metrics import metric_error
+from models.metrics import METRICS, metric_error
 from models.train import TrainConfig, check_training, n_outputs
 from search.registry import SettingError, get_algorithm
 from search.spec import TaskSpec
@@ -25,28 +25,33 @@ from service.schemas import CategoricalParam, DatasetIn, Param, StudyCreate
 Loc = tuple[str | int, ...]
 Errors = list[tuple[Loc, str]]
 UploadInfo = Callable[[str], DatasetInfo | None]
+StudyDirections = Callable[[int], list[str] | None]
 
 _MAX_BUILD_ELEMENTS = 50_000_000  # skip the trial build of models too big to build cheaply
 
 
-def check_study(body: StudyCreate, upload_info: UploadInfo) -> Errors:
+def check_study(
+    body: StudyCreate, upload_info: UploadInfo, study_directions: StudyDirections
+) -> Errors:
     """Every reason ``body`` cannot run, with locations relative to the request body.
 
     Args:
         body: a study that passed the schema.
         upload_info: looks up an uploaded dataset's metadata by id (None if unknown).
+        study_directions: looks up another study's objective directions by id (None if
+            unknown), for warm starts.
     """
-    errors: Errors = []
-    try:
-        get_algorithm(body.algorithm.name).check_settings(body.algorithm.settings)
-    except SettingError as exc:
-        errors.append((("algorithm", "settings", exc.setting), str(exc)))
+    errors = _search_errors(body)
     info = _dataset(body.task.dataset, upload_info, errors)
     if info is None:
         return errors
-    problem = metric_error(body.objective.metric, info.task)
-    if problem:
-        errors.append((("objective", "metric"), problem))
+    objectives = body.objective_list()
+    for i, objective in enumerate(objectives):
+        problem = metric_error(objective.metric, info.task)
+        loc: Loc = ("objectives", i, "metric") if body.objectives else ("objective", "metric")
+        if problem:
+            errors.append((loc, problem))
+    errors += _warm_start_errors(body, study_directions)
     model = {"family": "mlp", **body.task.model}
     training = dict(body.task.training)
     task_errors = _section_errors("model", model, training, info)
@@ -62,9 +67,83 @@ def check_study(body: StudyCreate, upload_info: UploadInfo) -> Errors:
     return errors
 
 
+def _search_errors(body: StudyCreate) -> Errors:
+    """The algorithm, pruner, budget and conditions against each other."""
+    errors: Errors = []
+    spec = body.to_spec()
+    n_objectives = len(spec.objectives)
+    algorithm = get_algorithm(body.algorithm.name)
+    try:
+        settings = algorithm.check_settings(body.algorithm.settings)
+        errors += [
+            (("algorithm",), m)
+            for m in algorithm.problems(settings, spec.search_space, n_objectives)
+        ]
+    except SettingError as exc:
+        errors.append((("algorithm", "settings", exc.setting), str(exc)))
+    if body.pruner is not None:
+        pruner = get_algorithm(body.pruner.name, "pruner")
+        try:
+            checked = pruner.check_settings(body.pruner.settings)
+            errors += [(("pruner",), m) for m in pruner.problems(checked, spec.search_space, 1)]
+        except SettingError as exc:
+            errors.append((("pruner", "settings", exc.setting), str(exc)))
+        if n_objectives > 1:
+            errors.append((("pruner",), "early stopping needs a single objective"))
+        elif not METRICS[spec.objective.metric].per_epoch:
+            errors.append(
+                (
+                    ("pruner",),
+                    f"early stopping needs an objective measured every epoch; "
+                    f"{spec.objective.metric} is measured at the end",
+                )
+            )
+    if n_objectives > 1 and body.budget.target_value is not None:
+        errors.append((("budget", "target_value"), "a target value needs a single objective"))
+    names = list(body.search_space)
+    for name, param in body.search_space.items():
+        for i, cond in enumerate(param.when):
+            if cond.param not in names[: names.index(name)]:
+                errors.append(
+                    (
+                        ("search_space", name, "when", i, "param"),
+                        f"a condition must name an earlier parameter of the search space; "
+                        f"{cond.param!r} is not one",
+                    )
+                )
+    return errors
+
+
+def _warm_start_errors(body: StudyCreate, study_directions: StudyDirections) -> Errors:
+    errors: Errors = []
+    space = {p.name: p for p in body.to_spec().search_space}
+    for i, point in enumerate(body.warm_start.points):
+        for key, value in point.items():
+            loc: Loc = ("warm_start", "points", i, key)
+            if key not in space:
+                errors.append((loc, f"{key!r} is not a parameter of the search space"))
+            elif not space[key].contains(value):
+                errors.append((loc, f"{value!r} is outside {key}'s range or choices"))
+    source = body.warm_start.from_study
+    if source is not None:
+        directions = study_directions(source)
+        wanted = [o.direction for o in body.objective_list()]
+        if directions is None:
+            errors.append((("warm_start", "from_study"), f"study {source} not found"))
+        elif directions != wanted:
+            errors.append(
+                (
+                    ("warm_start", "from_study"),
+                    f"study {source} optimizes {directions}; this study {wanted}",
+                )
+            )
+    return errors
+
+
 def with_defaults(body: StudyCreate) -> StudyCreate:
-    """The study with every model and training field spelled out, so the stored spec keeps
-    its meaning even if a default changes in a later release (call after :func:`check_study`).
+    """The study with every model and training field spelled out, and its objectives as a
+    list, so the stored spec keeps its meaning even if a default changes in a later release
+    (call after :func:`check_study`).
     """
     model = {"family": "mlp", **body.task.model}
     family = get_family(model["family"])
@@ -76,7 +155,8 @@ def with_defaults(body: StudyCreate) -> StudyCreate:
             "training": {**training, **body.task.training},
         }
     )
-    return body.model_copy(update={"task": task})
+    objectives = body.objective_list()
+    return body.model_copy(update={"task": task, "objective": None, "objectives": objectives})
 
 
 def _dataset(ds: DatasetIn, upload_info: UploadInfo, errors: Errors) -> DatasetInfo | None:

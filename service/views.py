@@ -31,6 +31,23 @@ def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return counts
 
 
+def directions(spec: dict[str, Any]) -> list[str]:
+    """The objective directions of a stored spec."""
+    return [o["direction"] for o in spec["objectives"]]
+
+
+def pareto_front(trials: list[FrozenTrial], dirs: list[str]) -> list[FrozenTrial]:
+    """Completed trials that no other completed trial beats in every objective."""
+    signs = [1.0 if d == "maximize" else -1.0 for d in dirs]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    scored = [(t, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in done]
+
+    def dominated(a: list[float]) -> bool:
+        return any(all(x >= y for x, y in zip(b, a, strict=True)) and b != a for _, b in scored)
+
+    return [t for t, score in scored if not dominated(score)]
+
+
 def best_trial(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
     done = [(t.value, t) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if not done:
@@ -42,7 +59,8 @@ def best_trial(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
 
 def study_public(row: Any, storage: RDBStorage) -> StudyPublic:
     trials = load_trials(storage, row.optuna_study_name)
-    best = best_trial(trials, row.spec["objective"]["direction"])
+    dirs = directions(row.spec)
+    best = best_trial(trials, dirs[0]) if len(dirs) == 1 else None
     return StudyPublic(
         id=row.id,
         name=row.name,
@@ -68,7 +86,8 @@ def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
         "number": t.number,
         "state": t.state.name,
         "params": t.params,
-        "value": t.value if t.state == TrialState.COMPLETE else None,
+        "value": t.values[0] if t.state == TrialState.COMPLETE and t.values else None,
+        "values": t.values if t.state == TrialState.COMPLETE else None,
         "intermediate_values": dict(sorted(t.intermediate_values.items())),
         "fail_reason": t.user_attrs.get("fail_reason"),
         "node_id": t.user_attrs.get("node_id"),

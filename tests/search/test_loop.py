@@ -32,7 +32,7 @@ def local_ray() -> Iterator[None]:
 def make_spec(max_trials: int = 4, parallelism: int = 2, epochs: int = 2) -> StudySpec:
     return StudySpec(
         name="loop-test",
-        objective=Objective("val_accuracy", "maximize"),
+        objectives=(Objective("val_accuracy", "maximize"),),
         algorithm=AlgorithmSpec("random", {"seed": 1}),
         search_space=(ParamSpec("model.width", "int", low=8, high=32),),
         budget=Budget(max_trials=max_trials, max_failed_trials=None),
@@ -144,7 +144,7 @@ def test_resumed_seeded_sampler_does_not_replay() -> None:
     from search.registry import create_sampler
 
     def proposals(n_existing: int) -> list[int]:
-        sampler = create_sampler("random", {"seed": 7}, n_existing)
+        sampler = create_sampler("random", {"seed": 7}, (), 0, n_existing)
         study = optuna.create_study(sampler=sampler)
         return [study.ask({"x": IntDistribution(0, 10**9)}).params["x"] for _ in range(3)]
 

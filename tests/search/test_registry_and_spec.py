@@ -17,6 +17,7 @@ from search.registry import (
     Algorithm,
     Setting,
     SettingError,
+    create_pruner,
     create_sampler,
     get_algorithm,
     list_algorithms,
@@ -27,7 +28,14 @@ from service.schemas import StudyCreate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
 
-ALGORITHM_NAMES = [a.name for a in list_algorithms()]
+ALGORITHM_NAMES = [a.name for a in list_algorithms("sampler")]
+PRUNER_NAMES = [a.name for a in list_algorithms("pruner")]
+# A space every sampler (grid included: floats need a step) can search.
+SPACE = (
+    ParamSpec("x", "float", low=0.0, high=1.0, step=0.1),
+    ParamSpec("n", "int", low=1, high=100),
+    ParamSpec("c", "categorical", choices=("a", "b", "c")),
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +59,10 @@ def test_list_algorithms_names_random_and_tpe_sorted() -> None:
     assert len(ALGORITHM_NAMES) == len(set(ALGORITHM_NAMES))
 
 
-@pytest.mark.parametrize("name", ALGORITHM_NAMES)
-def test_every_algorithm_is_described(name: str) -> None:
-    algorithm = get_algorithm(name)
-
-    assert algorithm.name == name
-    assert algorithm.kind == "sampler"
+@pytest.mark.parametrize("algorithm", list_algorithms(), ids=lambda a: a.name)
+def test_every_algorithm_is_described(algorithm: Algorithm) -> None:
+    assert get_algorithm(algorithm.name, algorithm.kind) is algorithm
+    assert algorithm.kind in ("sampler", "pruner")
     assert algorithm.description
     setting_names = [s.name for s in algorithm.settings]
     assert len(setting_names) == len(set(setting_names))
@@ -67,10 +73,12 @@ def test_every_algorithm_is_described(name: str) -> None:
 
 
 def test_unknown_algorithm_lists_the_valid_names() -> None:
-    with pytest.raises(ValueError, match="unknown algorithm 'annealing'") as info:
+    with pytest.raises(ValueError, match="unknown sampler 'annealing'") as info:
         get_algorithm("annealing")
     for name in ALGORITHM_NAMES:
         assert name in str(info.value)
+    with pytest.raises(ValueError, match=r"unknown pruner 'tpe' \('tpe' is a sampler\)"):
+        get_algorithm("tpe", "pruner")
 
 
 def test_registering_a_taken_name_is_an_error() -> None:
@@ -85,11 +93,18 @@ def test_registering_a_taken_name_is_an_error() -> None:
 def test_check_settings_fills_defaults() -> None:
     tpe = get_algorithm("tpe")
 
-    assert tpe.check_settings({}) == {"seed": None, "n_startup_trials": 10, "multivariate": False}
-    assert tpe.check_settings({"seed": 3, "multivariate": True}) == {
-        "seed": 3,
+    defaults = {
+        "seed": None,
         "n_startup_trials": 10,
         "multivariate": True,
+        "group": True,
+        "constant_liar": True,
+    }
+    assert tpe.check_settings({}) == defaults
+    assert tpe.check_settings({"seed": 3, "multivariate": False}) == {
+        **defaults,
+        "seed": 3,
+        "multivariate": False,
     }
     assert get_algorithm("random").check_settings({"seed": 7}) == {"seed": 7}
 
@@ -155,21 +170,25 @@ def test_algorithm_without_settings_says_so() -> None:
 
 @pytest.mark.parametrize("name", ALGORITHM_NAMES)
 def test_create_sampler_returns_an_optuna_sampler(name: str) -> None:
-    sampler = create_sampler(name, {})
+    sampler = create_sampler(name, {}, SPACE, study_seed=0)
 
     assert isinstance(sampler, BaseSampler)
 
 
+@pytest.mark.parametrize("name", PRUNER_NAMES)
+def test_create_pruner_returns_an_optuna_pruner(name: str) -> None:
+    from optuna.pruners import BasePruner
+
+    settings = {"lower": 0.5} if name == "threshold" else {}
+    assert isinstance(create_pruner(name, settings), BasePruner)
+
+
 @pytest.mark.parametrize("name", ALGORITHM_NAMES)
 def test_seeded_sampler_repeats_its_proposals(name: str) -> None:
-    dists = {
-        "x": FloatDistribution(0.0, 1.0),
-        "n": IntDistribution(1, 100),
-        "c": CategoricalDistribution(("a", "b", "c")),
-    }
+    dists = {p.name: to_distribution(p) for p in SPACE}
 
     def proposals(seed: int) -> list[dict[str, Any]]:
-        study = optuna.create_study(sampler=create_sampler(name, {"seed": seed}))
+        study = optuna.create_study(sampler=create_sampler(name, {"seed": seed}, SPACE, 0))
         out = []
         for _ in range(3):
             trial = study.ask(dists)
@@ -182,8 +201,8 @@ def test_seeded_sampler_repeats_its_proposals(name: str) -> None:
 
 
 def test_create_sampler_passes_settings() -> None:
-    tpe = create_sampler("tpe", {"seed": 0, "n_startup_trials": 3, "multivariate": True})
-    random = create_sampler("random", {"seed": 0})
+    tpe = create_sampler("tpe", {"seed": 0, "n_startup_trials": 3, "multivariate": True}, (), 0)
+    random = create_sampler("random", {"seed": 0}, (), 0)
 
     assert isinstance(tpe, TPESampler)
     assert tpe._n_startup_trials == 3
@@ -193,11 +212,21 @@ def test_create_sampler_passes_settings() -> None:
 
 def test_create_sampler_checks_settings() -> None:
     with pytest.raises(SettingError) as info:
-        create_sampler("random", {"n_startup_trials": 3})
+        create_sampler("random", {"n_startup_trials": 3}, (), 0)
     assert info.value.setting == "n_startup_trials"
 
-    with pytest.raises(ValueError, match="unknown algorithm"):
-        create_sampler("annealing", {})
+    with pytest.raises(ValueError, match="unknown sampler"):
+        create_sampler("annealing", {}, (), 0)
+
+
+def test_study_seed_is_the_default_sampler_seed() -> None:
+    def first(sampler_settings: dict[str, Any], study_seed: int) -> Any:
+        study = optuna.create_study(
+            sampler=create_sampler("random", sampler_settings, (), study_seed)
+        )
+        return study.ask({"x": to_distribution(SPACE[0])}).params["x"]
+
+    assert first({}, 5) == first({"seed": 5}, 0) != first({}, 6)
 
 
 # -- domain types -----------------------------------------------------------------------------
@@ -310,7 +339,7 @@ def test_steps_reach_the_distributions(example: dict[str, Any]) -> None:
 def test_sampled_params_make_a_trainable_task(study_spec: StudySpec) -> None:
     # ask → with_params → what a worker builds: every sampled task must construct.
     dists = {p.name: to_distribution(p) for p in study_spec.search_space}
-    study = optuna.create_study(sampler=create_sampler("random", {"seed": 0}))
+    study = optuna.create_study(sampler=create_sampler("random", {"seed": 0}, (), 0))
 
     for _ in range(5):
         trial = study.ask(dists)

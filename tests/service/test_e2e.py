@@ -148,7 +148,12 @@ def test_study_runs_on_ray_and_lands_in_optuna(
     patched = api.patch(f"/studies/{study_id}", json={"budget": {"max_trials": 8}})
     assert patched.status_code == 200 and patched.json()["status"] == "pending"
     budget = patched.json()["spec"]["budget"]
-    assert budget == {"max_trials": 8, "max_failed_trials": None, "timeout_s": 900}
+    assert budget == {
+        "max_trials": 8,
+        "max_failed_trials": None,
+        "timeout_s": 900,
+        "target_value": None,
+    }
     study = wait_for(api, study_id, lambda s: s["status"] == "completed")
     assert sum(study["trial_counts"].values()) == 8
 

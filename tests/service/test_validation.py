@@ -593,13 +593,25 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
     algorithms = {a["name"]: a for a in response.json()}
     assert {"random", "tpe"} <= set(algorithms)
     for algorithm in algorithms.values():
-        assert algorithm["kind"] == "sampler"
+        assert algorithm["kind"] in ("sampler", "pruner")
         assert algorithm["description"]
     tpe = {s["name"]: s for s in algorithms["tpe"]["settings"]}
     assert tpe["seed"] == {**tpe["seed"], "type": "int", "default": None}
     assert tpe["n_startup_trials"] == {**tpe["n_startup_trials"], "type": "int", "default": 10}
-    assert tpe["multivariate"] == {**tpe["multivariate"], "type": "bool", "default": False}
+    assert tpe["multivariate"] == {**tpe["multivariate"], "type": "bool", "default": True}
     assert [s["name"] for s in algorithms["random"]["settings"]] == ["seed"]
+    kinds = {name: a["kind"] for name, a in algorithms.items()}
+    assert kinds == {
+        **{n: "sampler" for n in ("grid", "random", "qmc", "tpe", "gp", "cmaes", "nsga2", "nsga3")},
+        **{
+            n: "pruner"
+            for n in ("asha", "hyperband", "median", "percentile", "patient", "threshold")
+        },
+    }
+    assert algorithms["cmaes"]["multi_objective"] is False
+    assert algorithms["nsga2"]["multi_objective"] is True
+    qmc = {s["name"]: s for s in algorithms["qmc"]["settings"]}
+    assert qmc["qmc_type"]["choices"] == ["sobol", "halton"]
 
 
 def test_catalog_lists_what_a_task_may_name(client: TestClient) -> None:

@@ -15,9 +15,15 @@ def algorithms() -> list[AlgorithmPublic]:
             name=a.name,
             kind=a.kind,
             description=a.description,
+            multi_objective=a.multi_objective and a.kind == "sampler",
             settings=[
                 SettingPublic(
-                    name=s.name, type=s.type.__name__, default=s.default, description=s.description
+                    name=s.name,
+                    type=s.type.__name__,
+                    default=s.default,
+                    description=s.description,
+                    minimum=s.minimum,
+                    choices=None if s.choices is None else list(s.choices),
                 )
                 for s in a.settings
             ],

@@ -18,7 +18,11 @@ def create_study(
     body: StudyCreate, session: SessionDep, storage: StorageDep, scheduler: SchedulerDep
 ) -> StudyPublic:
     """Submit a study; the scheduler starts its trials at once."""
-    errors = check_study(body, lambda upload_id: crud.upload_info(session, upload_id))
+    errors = check_study(
+        body,
+        lambda upload_id: crud.upload_info(session, upload_id),
+        lambda other: crud.study_directions(session, other),
+    )
     if errors:
         raise SpecInvalid(errors)
     row = crud.create_study(session, storage, with_defaults(body))
@@ -61,10 +65,15 @@ def patch_study(
 
 @router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
 def stop_study(
-    study_id: int, session: SessionDep, storage: StorageDep, scheduler: SchedulerDep
+    study_id: int,
+    session: SessionDep,
+    storage: StorageDep,
+    scheduler: SchedulerDep,
+    drain: bool = Query(False, description="Let trials in flight finish instead of cancelling."),
 ) -> StudyPublic:
-    """Stop a study: trials in flight are cancelled and recorded as failed ("stopped")."""
-    row = crud.request_stop(session, crud.get_study(session, study_id))
+    """Stop a study: trials in flight are cancelled (FAIL, "stopped by user"), or with
+    ``?drain=true`` no new trial starts and the study stops when they finish."""
+    row = crud.request_stop(session, crud.get_study(session, study_id), drain)
     if scheduler:
         scheduler.wake()
     return study_public(row, storage)

@@ -12,9 +12,16 @@ from sqlalchemy.orm import Session
 from service import crud
 from service.api.deps import SessionDep, SettingsDep, StorageDep
 from service.artifacts import ArtifactKind, artifact_file
-from service.errors import NotFound
-from service.schemas import TrialDetail, TrialPage
-from service.views import best_trial, load_trials, trial_detail, trial_public
+from service.errors import Conflict, NotFound
+from service.schemas import ParetoFront, TrialDetail, TrialPage
+from service.views import (
+    best_trial,
+    directions,
+    load_trials,
+    pareto_front,
+    trial_detail,
+    trial_public,
+)
 
 router = APIRouter(prefix="/studies/{study_id}", tags=["trials"])
 
@@ -48,7 +55,10 @@ def _trial(session: Session, storage: RDBStorage, study_id: int, number: int) ->
 def _best(session: Session, storage: RDBStorage, study_id: int) -> FrozenTrial:
     row = crud.get_study(session, study_id)
     trials = load_trials(storage, row.optuna_study_name)
-    best = best_trial(trials, row.spec["objective"]["direction"])
+    dirs = directions(row.spec)
+    if len(dirs) > 1:
+        raise Conflict(f"study {study_id} has {len(dirs)} objectives: GET .../best lists its front")
+    best = best_trial(trials, dirs[0])
     if best is None:
         raise NotFound(f"study {study_id} has no completed trial yet")
     return best
@@ -65,8 +75,15 @@ def get_trial(
 @router.get("/best")
 def get_best(
     study_id: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
-) -> TrialDetail:
-    """The best completed trial by the study's objective."""
+) -> TrialDetail | ParetoFront:
+    """The best completed trial, or for several objectives the Pareto front."""
+    row = crud.get_study(session, study_id)
+    if len(directions(row.spec)) > 1:
+        trials = load_trials(storage, row.optuna_study_name)
+        front = pareto_front(trials, directions(row.spec))
+        return ParetoFront(
+            objectives=row.spec["objectives"], trials=[trial_public(t) for t in front]
+        )
     return trial_detail(_best(session, storage, study_id), settings.data_dir)
 
 
