@@ -130,10 +130,12 @@ class StudyLoop:
         # Trials cut short by a shutdown or restart were not the study's fault: they neither
         # use up the budget nor count as failures, so the loop starts replacements. Trials
         # copied from another study (warm start) were not run here and do not count either.
+        # Queued warm-start points (WAITING) count when they run, not before.
         trials = [
             t
             for t in study.get_trials(deepcopy=False)
-            if not t.user_attrs.get(_INTERRUPTED)
+            if t.state != TrialState.WAITING
+            and not t.user_attrs.get(_INTERRUPTED)
             and not str(t.user_attrs.get("warm_start", "")).startswith("study")
         ]
         self._n_trials = len(trials)
