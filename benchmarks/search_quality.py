@@ -188,6 +188,9 @@ class Run:
     note: str = ""
     foreign_cpu_s: float = 0.0  # CPU time other processes of the machine used meanwhile
     skewed: bool = False  # they used more than FOREIGN_RATE CPUs on average
+    # CPU time of the orchestrating process during the budget: tuneforge's server (API and
+    # scheduler thread), Ray Tune's driver; None for Optuna (no such process).
+    orchestrator_cpu_s: float | None = None
 
     def inside(self) -> list[Trial]:
         """Trials that ended within the budget."""
@@ -228,7 +231,14 @@ def _ts(value: str | dt.datetime | None) -> float | None:
 # -- tuneforge --------------------------------------------------------------------------------
 
 
-def _tuneforge_study(api: Any, seed: int, budget: float, run: Run) -> None:
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (all its threads)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tuneforge_study(api: Any, seed: int, budget: float, run: Run, server_pid: int) -> None:
     """Submit one study to a live server, stop it when the budget is spent, read its trials."""
     body = {
         "name": f"search-quality-s{seed}",
@@ -245,6 +255,7 @@ def _tuneforge_study(api: Any, seed: int, budget: float, run: Run) -> None:
         "task": {"dataset": DATASET, "model": {"family": "mlp"}, "training": {"epochs": EPOCHS}},
         "seed": seed,
     }
+    cpu0 = _proc_cpu_s(server_pid)
     t0 = time.time()
     study_id = api.post("/studies", json=body).raise_for_status().json()["id"]
     while time.time() < t0 + budget:
@@ -253,6 +264,7 @@ def _tuneforge_study(api: Any, seed: int, budget: float, run: Run) -> None:
         if study["status"] in ("failed", "stopped", "completed"):
             run.note = f"study {study['status']} early: {study['status_reason']}"
             break
+    run.orchestrator_cpu_s = _proc_cpu_s(server_pid) - cpu0
     # The budget is spent: cancel the trials in flight rather than wait for them.
     api.post(f"/studies/{study_id}/stop").raise_for_status()
     deadline = time.monotonic() + 60
@@ -302,7 +314,7 @@ def run_tuneforge(seed: int, budget: float, workdir: Path, warm: bool = True) ->
         with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as api:
             for run in runs:
                 try:
-                    _tuneforge_study(api, seed, budget, run)
+                    _tuneforge_study(api, seed, budget, run, server.process.pid)
                 except Exception as exc:
                     run.note = f"run failed: {type(exc).__name__}: {exc}"
     finally:
@@ -477,10 +489,14 @@ def _ray_tune_child(seed: int, budget: float, workdir: Path, out: Path) -> None:
                 callbacks=[Recorder()],
             ),
         )
+        cpu0 = time.process_time()  # the driver: every thread of this process
         t0 = time.time()
         tuner.fit()
         t_fit = time.time() - t0
-        out.write_text(json.dumps({"t0": t0, "fit_s": t_fit, "events": events}))
+        cpu = (time.process_time() - cpu0) * min(1.0, budget / t_fit)  # pro rata to the budget
+        out.write_text(
+            json.dumps({"t0": t0, "fit_s": t_fit, "driver_cpu_s": cpu, "events": events})
+        )
     finally:
         ray.shutdown()
 
@@ -521,6 +537,7 @@ def run_raytune(seed: int, budget: float, workdir: Path) -> list[Run]:
         return [run]
     got = json.loads(out.read_text())
     t0 = got["t0"]
+    run.orchestrator_cpu_s = got["driver_cpu_s"]
     starts: dict[str, float] = {}
     ended: set[str] = set()
     for e in got["events"]:
@@ -715,47 +732,89 @@ def ratio_line(summaries: list[Summary], system: str = "tuneforge") -> str:
     )
 
 
-def reading(summaries: list[Summary], discarded: int = 0) -> str:
-    by = {s.system: s for s in summaries}
-    parts = []
-    for s in summaries:
-        gap = [
-            r.time_to_target() - r.first_done()
-            for r in s.runs
-            if not math.isinf(r.time_to_target())
-        ]
-        parts.append(
-            f"{s.system} {_fmt_time(s.first_done())} s to its first finished trial, "
-            f"{TARGET} {_fmt_time(_median(gap))} s later (median)"
+def cold_import_s() -> float:
+    """Seconds a fresh Python takes to import what a trial runs (``search.trial``: torch,
+    the model catalog, the trainer, Ray): what a cold worker pays before its first epoch."""
+    code = (
+        "import time; t = time.perf_counter(); import search.trial; print(time.perf_counter() - t)"
+    )
+    times = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
         )
-    text = "Reading: " + "; ".join(parts) + ". "
-    startup = [
-        (s.first_done(), _median([r.time_to_target() - r.first_done() for r in s.runs]))
-        for s in summaries
-    ]
-    if all(gap < first for first, gap in startup):
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+def reading(summaries: list[Summary], discarded: int = 0, import_s: float | None = None) -> str:
+    by = {s.system: s for s in summaries}
+    fresh = [s for s in summaries if s.system != "tuneforge-warm"]
+
+    def gap(s: Summary) -> float:
+        return _median([r.time_to_target() - r.first_done() for r in s.runs])
+
+    text = "Reading: " + "; ".join(
+        f"{s.system} finished its first trial after {_fmt_time(s.first_done(), 'never')} s "
+        f"and had a trial >= {TARGET} {_fmt_time(gap(s), 'never')} s later"
+        for s in fresh
+    )
+    text += " (medians). "
+    if fresh and all(gap(s) < s.first_done() for s in fresh):
         text += (
-            f"In every system the first trials to finish reach {TARGET} or nearly: time to "
-            f"{TARGET} is mostly start-up (until the first trial finishes), not search. "
+            f"One of the first trials to finish (TPE's random start-up trials) already "
+            f"reaches {TARGET}, so time to {TARGET} measures start-up, the time until the first "
+            "trials finish, far more than search. "
         )
     if "tuneforge" in by and "tuneforge-warm" in by:
         cold, warm = by["tuneforge"], by["tuneforge-warm"]
-        text += (
-            f"The same server's second study, whose Ray workers have already imported torch "
-            f"and the trainer, reaches its first finished trial after "
-            f"{_fmt_time(warm.first_done())} s instead of {_fmt_time(cold.first_done())} s "
-            f"and {TARGET} after {_fmt_time(warm.ttt())} s instead of "
-            f"{_fmt_time(cold.ttt())} s (medians). "
+        dispatch = _median(
+            [
+                min((t.start for t in r.trials if t.start is not None), default=math.inf)
+                for r in cold.runs
+            ]
         )
+        text += (
+            f"tuneforge dispatches its first trials {_fmt_time(dispatch)} s after the POST, but "
+            f"on a fresh server they finish only after {_fmt_time(cold.first_done())} s: its "
+            "Ray workers import torch and the trainer when the first task reaches them"
+            + (
+                f" (a cold `import search.trial` takes {import_s:.1f} s here)"
+                if import_s is not None
+                else ""
+            )
+            + f". The same server's second study finishes its first trial after "
+            f"{_fmt_time(warm.first_done())} s and reaches {TARGET} after "
+            f"{_fmt_time(warm.ttt())} s. "
+        )
+    cpu = [
+        (s, _median([r.orchestrator_cpu_s for r in s.runs if r.orchestrator_cpu_s is not None]))
+        for s in summaries
+        if any(r.orchestrator_cpu_s is not None for r in s.runs)
+    ]
+    if cpu:
+        text += (
+            f"CPU time of the orchestrating process during the budget (of {PARALLEL} x "
+            f"{summaries[0].runs[0].budget:g} CPU-s, medians): "
+            + ", ".join(f"{s.system} {c:.1f} s" for s, c in cpu)
+            + " (tuneforge: the server process, API and scheduler thread; raytune: the "
+            "driver; Optuna has none, each worker process does its own bookkeeping). "
+        )
+    text += (
+        "Throughput (complete + pruned trials per minute, medians): "
+        + ", ".join(f"{s.system} {60 * s.finished() / s.runs[0].budget:.0f}" for s in summaries)
+        + ". "
+    )
     notes = [f"{r.system} seed {r.seed}: {r.note}" for s in summaries for r in s.runs if r.note]
     runs = [r for s in summaries for r in s.runs]
     worst = max(runs, key=lambda r: r.foreign_cpu_s)
     skewed = [f"{r.system} seed {r.seed}" for r in runs if r.skewed]
     text += (
         f"Other processes on the machine used at most {worst.foreign_cpu_s:.1f} CPU-s during "
-        f"a kept run ({worst.system}, seed {worst.seed}; /proc sampled twice a second)"
+        f"one kept measurement ({worst.system}, seed {worst.seed}; /proc sampled twice a "
+        "second)"
         + (
-            f"; {discarded} run(s) were discarded and measured again because other "
+            f"; {discarded} measurement(s) were discarded and repeated because other "
             f"processes used more than {FOREIGN_RATE} CPUs on average meanwhile"
             if discarded
             else ""
@@ -763,7 +822,7 @@ def reading(summaries: list[Summary], discarded: int = 0) -> str:
         + (
             f"; still skewed after the retries: {', '.join(skewed)}. "
             if skewed
-            else "; no kept run was skewed. "
+            else "; no kept measurement was skewed. "
         )
     )
     if notes:
@@ -788,7 +847,12 @@ def machine() -> str:
 
 
 def section(
-    summaries: list[Summary], command: str, budget: float, seeds: list[int], discarded: int
+    summaries: list[Summary],
+    command: str,
+    budget: float,
+    seeds: list[int],
+    discarded: int,
+    import_s: float | None,
 ) -> str:
     lines = [
         SECTION,
@@ -836,8 +900,8 @@ def section(
         ratio_line(summaries),
     ]
     if any(s.system == "tuneforge-warm" for s in summaries):
-        lines += ["", "For reference: " + ratio_line(summaries, "tuneforge-warm")]
-    lines += ["", reading(summaries, discarded), ""]
+        lines += ["", ratio_line(summaries, "tuneforge-warm")]
+    lines += ["", reading(summaries, discarded, import_s), ""]
     return "\n".join(lines)
 
 
@@ -886,7 +950,7 @@ def measure(system: str, seed: int, budget: float, warm: bool) -> tuple[list[Run
         shutil.rmtree(workdir, ignore_errors=True)
     wall = time.perf_counter() - t
     for run in got:
-        run.foreign_cpu_s = foreign.cpu_s / len(got)
+        run.foreign_cpu_s = foreign.cpu_s
         print(
             f"  seed {seed} {run.system:14s}: time to {TARGET} "
             f"{_fmt_time(run.time_to_target())} s, best {_fmt_acc(run.best())}, "
@@ -962,14 +1026,15 @@ def main() -> None:
     print()
     print(ratio_line(summaries))
     if any(s.system == "tuneforge-warm" for s in summaries):
-        print("For reference: " + ratio_line(summaries, "tuneforge-warm"))
+        print(ratio_line(summaries, "tuneforge-warm"))
     print()
-    print(reading(summaries, discarded))
+    import_s = cold_import_s() if "tuneforge" in systems else None
+    print(reading(summaries, discarded, import_s))
     if args.write:
         command = "cd /work/main && .venv/bin/python benchmarks/search_quality.py " + " ".join(
             sys.argv[1:]
         )
-        write_section(section(summaries, command.rstrip(), budget, seeds, discarded))
+        write_section(section(summaries, command.rstrip(), budget, seeds, discarded, import_s))
         print(f"\nwrote {RESULTS}")
 
 
