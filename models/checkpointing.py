@@ -181,7 +181,7 @@ class ResumableTrainer:
 
     def _evaluate(self) -> _Eval:
         net, info = self.net, self.data.info
-        net.eval()
+        net.train(False)
         with torch.no_grad(), self._autocast():
             out = _predict(net, self.x_va, 4096).float()
         if info.task == "regression":
@@ -278,7 +278,7 @@ class ResumableTrainer:
                 self.net, self.x_va, self.y_va_labels, self.cfg, self.data.info, self.loss_name
             ),
         }
-        exported = Exported(self.scaler, self.net, self.target_scaler).eval()
+        exported = Exported(self.scaler, self.net, self.target_scaler).train(False)
         example = torch.tensor(self.data.x_val[:2], device=self.device)
         return TrainResult(
             metrics=final,

@@ -354,7 +354,7 @@ def train(
     last_step_epoch = 0
 
     def evaluate(x: torch.Tensor, y: torch.Tensor, labels_true: torch.Tensor) -> _Eval:
-        net.eval()
+        net.train(False)
         with torch.no_grad(), autocast():
             out = _predict(net, x, 4096).float()
         if task == "regression":
@@ -454,7 +454,7 @@ def train(
         net.load_state_dict(best_state)
         kept = best_metrics
     final = {**kept, **_final_metrics(net, x_va, y_va_labels, cfg, info, loss_name)}
-    exported = Exported(scaler, net, target_scaler).eval()
+    exported = Exported(scaler, net, target_scaler).train(False)
     yield TrainResult(
         metrics=final,
         best_epoch=best_epoch if best_state is not None else epoch,
@@ -469,7 +469,7 @@ def _final_metrics(
     net: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, info: DatasetInfo, loss: str
 ) -> dict[str, float]:
     out = {"param_count": float(sum(p.numel() for p in net.parameters() if p.requires_grad))}
-    net.eval()
+    net.train(False)
     with torch.no_grad():
         _predict(net, x, 4096)  # warm-up: first calls allocate
         runs = []
@@ -490,7 +490,7 @@ def _mc_dropout(
 ) -> dict[str, float]:
     """Predictive NLL and ECE of the MC-dropout ensemble: dropout stays on at test time while
     batch norm uses its running statistics."""
-    net.eval()
+    net.train(False)
     for m in net.modules():
         if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | DropConnectLinear):
             m.train()
@@ -505,7 +505,7 @@ def _mc_dropout(
                 p = torch.softmax(out, dim=1)
             probs[:, : p.shape[1]] += p
         probs /= samples
-    net.eval()
+    net.train(False)
     nll = float(-torch.log(probs[torch.arange(len(y)), y].clamp(min=1e-12)).mean())
     return {"mc_nll": nll, "mc_ece": expected_calibration_error(probs, y)}
 
@@ -524,7 +524,7 @@ def _save_torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
         # on each call; tests compare the exported outputs with the eager model instead.
         with torch.no_grad():
             traced = torch.jit.trace(  # type: ignore[no-untyped-call]
-                model.cpu().eval(), example.cpu(), check_trace=False
+                model.cpu().train(False), example.cpu(), check_trace=False
             )
         torch.jit.save(traced, buf)
     return buf.getvalue()

@@ -190,7 +190,7 @@ def _build_errors(model: dict[str, Any], training: dict[str, Any], info: Dataset
         return []
     try:
         out_units = n_outputs(TrainConfig(**training), info)
-        net = build_model(model, info.input_shape, out_units).eval()
+        net = build_model(model, info.input_shape, out_units).train(False)
         with torch.no_grad():
             out = net(torch.zeros(2, *info.input_shape))
         if tuple(out.shape) != (2, out_units):
