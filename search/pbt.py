@@ -103,7 +103,7 @@ from models.data import Dataset, DatasetInfo, dataset_info
 from models.metrics import METRICS
 from models.train import TrainConfig, n_outputs
 from search.loop import Outcome, failure_reason, to_distribution
-from search.registry import Setting, SettingError
+from search.registry import Algorithm, Setting, SettingError, register
 from search.spec import ParamSpec, StudySpec
 
 log = logging.getLogger(__name__)
@@ -281,8 +281,9 @@ def check_pbt(spec: StudySpec, info: DatasetInfo | None = None) -> list[str]:
     interval = settings["perturbation_interval"]
     if epochs < 2 * interval:
         problems.append(
-            f"{method} needs at least two perturbation intervals: training.epochs ({epochs}) < "
-            f"2 * perturbation_interval ({interval})"
+            f"{method} needs a checkpointable task: members checkpoint every "
+            f"perturbation_interval ({interval}) epochs and need two checkpoints, but "
+            f"training.epochs is {epochs}"
         )
     if spec.task.training.get("early_stopping_patience"):
         problems.append(f"{method} trains every member all epochs: turn early stopping off")
@@ -980,6 +981,36 @@ def _pb2_unavailable() -> list[str]:
         return [f"pb2 needs scikit-learn for its GP bandit (Ray Tune 2.60), which fails: {exc}"]
     return []
 
+
+def _register() -> None:
+    descriptions = {
+        "pbt": "Population-based training on Ray Tune: a population trains side by side; "
+        "every perturbation_interval epochs the worst fraction clones the best members' "
+        "weights and perturbs their hyperparameters. Each constant-hyperparameter segment is "
+        "an Optuna trial with its lineage.",
+        "pb2": "Population-based bandits (PB2) on Ray Tune: PBT whose new hyperparameters come "
+        "from a time-varying GP bandit instead of random perturbation; float and int "
+        "parameters only.",
+    }
+    for method in METHODS:
+        register(
+            Algorithm(
+                name=method,
+                kind="population",
+                description=descriptions[method],
+                settings=tuple(
+                    s
+                    for s in SETTINGS
+                    if s.name != "method"
+                    and not (method == "pb2" and s.name == "resample_probability")
+                ),
+                factory=run_pbt,
+                multi_objective=False,
+            )
+        )
+
+
+_register()
 
 __all__ = [
     "METHODS",

@@ -1,7 +1,10 @@
 """Search algorithms by name: each a lazy factory plus the settings it accepts.
 
-An algorithm plugs in at one of two points: as an Optuna sampler (``kind="sampler"``: what to
-try next) or as an Optuna pruner (``kind="pruner"``: which running trial to stop early).
+An algorithm plugs in at one of three points: as an Optuna sampler (``kind="sampler"``: what to
+try next), as an Optuna pruner (``kind="pruner"``: which running trial to stop early), or as a
+population method (``kind="population"``: PBT and PB2, which train a population on Ray Tune
+and mirror it into Optuna instead of asking a sampler; :mod:`search.pbt`). A study's
+``algorithm`` names a sampler or a population method; its ``pruner`` names a pruner.
 Registering one is a call to :func:`register`; ``GET /api/v1/algorithms`` and the tests read
 :func:`list_algorithms`.
 """
@@ -15,7 +18,8 @@ from optuna.samplers import BaseSampler
 
 from search.spec import ParamSpec
 
-Kind = Literal["sampler", "pruner"]
+Kind = Literal["sampler", "pruner", "population"]
+STUDY_KINDS: tuple[Kind, ...] = ("sampler", "population")  # what a study's algorithm names
 Space = tuple[ParamSpec, ...]
 
 
@@ -116,6 +120,7 @@ def register(algorithm: Algorithm) -> None:
 
 def _load_builtins() -> None:
     # Importing the packages registers their algorithms; deferred so this module stays cheap.
+    import search.pbt
     import search.pruners
     import search.samplers  # noqa: F401
 
@@ -126,18 +131,20 @@ def list_algorithms(kind: Kind | None = None) -> list[Algorithm]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY) if kind in (None, _REGISTRY[k].kind)]
 
 
-def get_algorithm(name: str, kind: Kind = "sampler") -> Algorithm:
-    """The algorithm of ``kind`` registered as ``name``.
+def get_algorithm(name: str, kind: Kind | tuple[Kind, ...] = "sampler") -> Algorithm:
+    """The algorithm of ``kind`` (or of one of several kinds) registered as ``name``.
 
     Raises:
         ValueError: unknown name; the message lists the valid names of that kind.
     """
     _load_builtins()
+    kinds = (kind,) if isinstance(kind, str) else kind
     found = _REGISTRY.get(name)
-    if found is None or found.kind != kind:
-        valid = ", ".join(a.name for a in list_algorithms(kind))
+    if found is None or found.kind not in kinds:
+        valid = ", ".join(a.name for k in kinds for a in list_algorithms(k))
         hint = f" ({name!r} is a {found.kind})" if found else ""
-        raise ValueError(f"unknown {kind} {name!r}{hint}; valid: {valid}")
+        label = "algorithm" if len(kinds) > 1 else kinds[0]
+        raise ValueError(f"unknown {label} {name!r}{hint}; valid: {valid}")
     return found
 
 

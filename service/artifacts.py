@@ -56,6 +56,8 @@ def _folder(trial: FrozenTrial, data_dir: Path) -> Path | None:
 
 
 def remove_study_artifacts(data_dir: Path, optuna_study_name: str) -> None:
-    folder = artifacts_root(data_dir) / optuna_study_name
-    if folder.resolve().is_relative_to(artifacts_root(data_dir)):
-        shutil.rmtree(folder, ignore_errors=True)
+    """Delete a study's trained models and, for a population study, its checkpoints."""
+    for root in (artifacts_root(data_dir), (data_dir / "pbt").resolve()):
+        folder = root / optuna_study_name
+        if folder.resolve().is_relative_to(root):
+            shutil.rmtree(folder, ignore_errors=True)

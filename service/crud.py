@@ -150,8 +150,22 @@ def mark_running(session: Session, study_id: int) -> datetime:
     row = get_study(session, study_id)
     row.status = "running"
     row.started_at = row.started_at or utcnow()
+    if row.status_reason and row.status_reason.startswith(WAITING):
+        row.status_reason = None
     session.commit()
     return row.started_at
+
+
+WAITING = "waiting"
+
+
+def mark_waiting(session: Session, study_id: int, reason: str) -> None:
+    """Say why a pending study has not started yet (``reason`` starts with 'waiting')."""
+    assert reason.startswith(WAITING)
+    row = get_study(session, study_id)
+    if row.status_reason != reason:
+        row.status_reason = reason
+        session.commit()
 
 
 def mark_finished(session: Session, study_id: int, status: str, reason: str) -> None:

@@ -1,7 +1,9 @@
 """One thread that runs every active study: reads ``tf_studies``, drives ``search`` loops.
 
 The part that knows which studies run and records their status lives here; everything about
-asking, dispatching and telling trials lives in :mod:`search.loop`.
+asking, dispatching and telling trials lives in :mod:`search.loop`. A population study (PBT,
+PB2) runs its own Ray Tune driver in a thread (:mod:`service.population`); this thread starts
+it, stops it and records how it ended.
 """
 
 import functools
@@ -19,11 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.data import Dataset, from_arrays
 from search.loop import StudyLoop, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
-from search.registry import create_pruner, create_sampler, get_algorithm
+from search.registry import STUDY_KINDS, create_pruner, create_sampler, get_algorithm
+from search.spec import StudySpec
 from service import crud
 from service.config import Settings
 from service.datasets import load_upload
 from service.orm import StudyRow
+from service.population import PopulationRun, population_dir
 from service.schemas import StudyCreate
 from service.views import load_trials
 
@@ -42,6 +46,7 @@ class Scheduler:
         self._sessions = sessions
         self._storage = storage
         self._loops: dict[int, StudyLoop] = {}
+        self._populations: dict[int, PopulationRun] = {}
         self._specs: dict[int, dict[str, object]] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -116,6 +121,9 @@ class Scheduler:
     def _fail_study(self, study_id: int, exc: Exception) -> None:
         # One study's bug must not stop the others: it fails alone, with the reason.
         log.error("study %s failed in the scheduler", study_id, exc_info=exc)
+        population = self._populations.pop(study_id, None)
+        if population is not None:
+            population.stop(f"internal error: {exc}")
         loop = self._loops.pop(study_id, None)
         if loop is not None:
             try:
@@ -131,14 +139,30 @@ class Scheduler:
             for study_id in list(self._loops):
                 if study_id not in rows:  # finished or deleted elsewhere
                     self._loops.pop(study_id).stop("the study was ended outside the scheduler")
+            for study_id in list(self._populations):
+                if study_id not in rows:
+                    self._populations.pop(study_id).stop("the study was ended elsewhere")
             for study_id, row in rows.items():
-                if row.stop_requested and row.stop_drain and study_id in self._loops:
+                if study_id in self._populations:
+                    # A population stops at once (drain or not); _reap records the outcome
+                    # once its open segments are told. Its budget is the population itself.
+                    if row.stop_requested:
+                        self._populations[study_id].stop("stopped by user")
+                elif row.stop_requested and row.stop_drain and study_id in self._loops:
                     self._loops[study_id].drain()  # it ends once its trials finish
                 elif row.stop_requested:
                     loop = self._loops.pop(study_id, None)
                     if loop is not None:
                         loop.stop("stopped by user")
                     crud.mark_finished(session, study_id, "stopped", "stopped by user")
+                elif study_id not in self._loops and self._population_busy(row):
+                    running = next(iter(self._populations))
+                    crud.mark_waiting(
+                        session,
+                        study_id,
+                        f"waiting for population study {running} to end: Ray Tune drives one "
+                        f"population at a time",
+                    )
                 elif study_id not in self._loops:
                     self._guard(study_id, functools.partial(self._open, session, row))
                 elif row.spec != self._specs[study_id]:
@@ -146,14 +170,22 @@ class Scheduler:
                     self._loops[study_id].update_budget(spec.budget, spec.parallelism)
                     self._specs[study_id] = row.spec
 
+    def _population_busy(self, row: StudyRow) -> bool:
+        """A population study waits while another runs: Ray Tune's trainable registry is
+        global to the process, so two drivers in one process would overwrite each other's."""
+        return bool(self._populations) and _is_population(row)
+
     def _open(self, session: Session, row: StudyRow) -> None:
         spec = StudyCreate.model_validate(row.spec).to_spec()
         reason = unplaceable(spec.resources.cpu, spec.resources.gpu)
         if reason is not None:
             crud.mark_finished(session, row.id, "failed", reason)
             return
-        n_trials = len(load_trials(self._storage, row.optuna_study_name))
         algorithm = spec.algorithm
+        if _is_population(row):
+            self._open_population(session, row, spec)
+            return
+        n_trials = len(load_trials(self._storage, row.optuna_study_name))
         sampler = create_sampler(
             algorithm.name, algorithm.settings, spec.search_space, spec.seed, n_trials
         )
@@ -180,6 +212,22 @@ class Scheduler:
         self._specs[row.id] = row.spec
         log.info("study %s (%s) running", row.id, row.name)
 
+    def _open_population(self, session: Session, row: StudyRow, spec: StudySpec) -> None:
+        study = optuna.load_study(study_name=row.optuna_study_name, storage=self._storage)
+        dataset = self._load_upload(session, spec.task.dataset)
+        started = crud.mark_running(session, row.id)
+        data_dir = self._settings.data_dir
+        self._populations[row.id] = PopulationRun(
+            spec,
+            study,
+            dataset,
+            storage_dir=population_dir(data_dir, row.optuna_study_name),
+            artifact_dir=data_dir / "artifacts" / row.optuna_study_name,
+            started_at=_timestamp(started),
+        )
+        self._specs[row.id] = row.spec
+        log.info("population study %s (%s) running", row.id, row.name)
+
     def _load_upload(self, session: Session, ds: Mapping[str, Any]) -> Dataset | None:
         """An uploaded dataset's split (named datasets are loaded by the loop itself)."""
         upload_id = ds.get("upload_id")
@@ -192,12 +240,15 @@ class Scheduler:
         return from_arrays(info.name, x, y, info.task, ds["val_fraction"], ds["split_seed"])
 
     def _reap(self) -> None:
-        for study_id, loop in list(self._loops.items()):
-            if loop.outcome is not None:
-                del self._loops[study_id]
+        runs: dict[int, StudyLoop | PopulationRun] = {**self._loops, **self._populations}
+        for study_id, run in runs.items():
+            outcome = run.outcome
+            if outcome is not None:
+                self._loops.pop(study_id, None)
+                self._populations.pop(study_id, None)
                 with self._sessions() as s:
-                    crud.mark_finished(s, study_id, loop.outcome.status, loop.outcome.reason)
-                log.info("study %s %s: %s", study_id, loop.outcome.status, loop.outcome.reason)
+                    crud.mark_finished(s, study_id, outcome.status, outcome.reason)
+                log.info("study %s %s: %s", study_id, outcome.status, outcome.reason)
 
     def _interrupt_all(self) -> None:
         # The studies stay "running" so the next start resumes them; their trials in flight
@@ -208,6 +259,18 @@ class Scheduler:
             except Exception:
                 log.exception("cannot interrupt study %s", loop.spec.name)
         self._loops.clear()
+        # A population's open segments are told with their last value (or failed as
+        # interrupted); the study stays running and trains a fresh population on restart.
+        for population in self._populations.values():
+            population.stop("interrupted: the service shut down")
+        for population in self._populations.values():
+            population.join(timeout=20)
+        self._populations.clear()
+
+
+def _is_population(row: StudyRow) -> bool:
+    name = row.spec.get("algorithm", {}).get("name", "tpe")
+    return get_algorithm(str(name), STUDY_KINDS).kind == "population"
 
 
 def _timestamp(dt: datetime) -> float:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.data import list_datasets
 from models.metrics import list_metrics
-from search.registry import get_algorithm
+from search.registry import STUDY_KINDS, get_algorithm
 from search.spec import (
     AlgorithmSpec,
     Budget,
@@ -183,7 +183,7 @@ class AlgorithmIn(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        get_algorithm(v)  # raises ValueError listing the valid names
+        get_algorithm(v, STUDY_KINDS)  # raises ValueError listing the valid names
         return v
 
 

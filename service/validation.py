@@ -18,7 +18,8 @@ from models.data import DatasetInfo, dataset_info
 from models.knobs import FieldErrors, knobs
 from models.metrics import METRICS, metric_error
 from models.train import TrainConfig, check_training, n_outputs
-from search.registry import SettingError, get_algorithm
+from search.pbt import check_pbt, pbt_settings
+from search.registry import STUDY_KINDS, SettingError, get_algorithm
 from search.spec import TaskSpec
 from service.schemas import CategoricalParam, DatasetIn, Param, StudyCreate
 
@@ -45,6 +46,9 @@ def check_study(
     info = _dataset(body.task.dataset, upload_info, errors)
     if info is None:
         return errors
+    settings_ok = not any(loc[:2] == ("algorithm", "settings") for loc, _ in errors)
+    if get_algorithm(body.algorithm.name, STUDY_KINDS).kind == "population" and settings_ok:
+        errors += [(("algorithm",), m) for m in check_pbt(body.to_spec(), info)]
     objectives = body.objective_list()
     for i, objective in enumerate(objectives):
         problem = metric_error(objective.metric, info.task)
@@ -72,13 +76,17 @@ def _search_errors(body: StudyCreate) -> Errors:
     errors: Errors = []
     spec = body.to_spec()
     n_objectives = len(spec.objectives)
-    algorithm = get_algorithm(body.algorithm.name)
+    algorithm = get_algorithm(body.algorithm.name, STUDY_KINDS)
     try:
         settings = algorithm.check_settings(body.algorithm.settings)
-        errors += [
-            (("algorithm",), m)
-            for m in algorithm.problems(settings, spec.search_space, n_objectives)
-        ]
+        if algorithm.kind == "population":
+            pbt_settings(spec)  # bounds between settings; the rest once the data is known
+            errors += _population_errors(body)
+        else:
+            errors += [
+                (("algorithm",), m)
+                for m in algorithm.problems(settings, spec.search_space, n_objectives)
+            ]
     except SettingError as exc:
         errors.append((("algorithm", "settings", exc.setting), str(exc)))
     if body.pruner is not None:
@@ -111,6 +119,21 @@ def _search_errors(body: StudyCreate) -> Errors:
                         f"{cond.param!r} is not one",
                     )
                 )
+    return errors
+
+
+def _population_errors(body: StudyCreate) -> Errors:
+    """What a PBT / PB2 study cannot combine with: its population replaces both."""
+    name = body.algorithm.name
+    errors: Errors = []
+    if body.pruner is not None:
+        errors.append(
+            (("pruner",), f"{name} replaces early stopping with exploitation; drop the pruner")
+        )
+    if body.warm_start.points or body.warm_start.from_study is not None:
+        errors.append(
+            (("warm_start",), f"{name} samples its initial population; warm start is not used")
+        )
     return errors
 
 

@@ -276,8 +276,8 @@ def test_check_pbt_accepts_a_valid_spec() -> None:
         ),
         (
             make_spec(epochs=3),
-            "pbt needs at least two perturbation intervals: training.epochs (3) < "
-            "2 * perturbation_interval (2)",
+            "pbt needs a checkpointable task: members checkpoint every perturbation_interval "
+            "(2) epochs and need two checkpoints, but training.epochs is 3",
         ),
         (
             make_spec(objectives=(Objective("mc_nll", "minimize"),)),

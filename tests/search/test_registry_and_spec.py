@@ -13,7 +13,9 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from models.builder import build_model
 from models.train import TrainConfig
 from search.loop import to_distribution
+from search.pbt import pbt_settings
 from search.registry import (
+    STUDY_KINDS,
     Algorithm,
     Setting,
     SettingError,
@@ -23,7 +25,7 @@ from search.registry import (
     list_algorithms,
     register,
 )
-from search.spec import ParamSpec, StudySpec, TaskSpec
+from search.spec import AlgorithmSpec, ParamSpec, StudySpec, TaskSpec
 from service.schemas import StudyCreate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
@@ -62,7 +64,7 @@ def test_list_algorithms_names_random_and_tpe_sorted() -> None:
 @pytest.mark.parametrize("algorithm", list_algorithms(), ids=lambda a: a.name)
 def test_every_algorithm_is_described(algorithm: Algorithm) -> None:
     assert get_algorithm(algorithm.name, algorithm.kind) is algorithm
-    assert algorithm.kind in ("sampler", "pruner")
+    assert algorithm.kind in ("sampler", "pruner", "population")
     assert algorithm.description
     setting_names = [s.name for s in algorithm.settings]
     assert len(setting_names) == len(set(setting_names))
@@ -79,6 +81,32 @@ def test_unknown_algorithm_lists_the_valid_names() -> None:
         assert name in str(info.value)
     with pytest.raises(ValueError, match=r"unknown pruner 'tpe' \('tpe' is a sampler\)"):
         get_algorithm("tpe", "pruner")
+
+
+def test_population_methods_are_a_kind_of_their_own() -> None:
+    assert [a.name for a in list_algorithms("population")] == ["pb2", "pbt"]
+    assert get_algorithm("pbt", STUDY_KINDS).kind == "population"
+    assert get_algorithm("tpe", STUDY_KINDS).kind == "sampler"
+    with pytest.raises(ValueError, match=r"unknown sampler 'pbt' \('pbt' is a population\)"):
+        get_algorithm("pbt")
+    with pytest.raises(ValueError, match=r"unknown algorithm 'asha'.*valid: .*pbt") as info:
+        get_algorithm("asha", STUDY_KINDS)
+    assert "tpe" in str(info.value)
+
+
+@pytest.mark.parametrize("method", ["pbt", "pb2"])
+def test_population_settings_listed_are_the_ones_run_pbt_takes(
+    study_spec: StudySpec, method: str
+) -> None:
+    algorithm = get_algorithm(method, "population")
+    listed = algorithm.check_settings({})
+    spec = dataclasses.replace(study_spec, algorithm=AlgorithmSpec(method, {}))
+    taken = pbt_settings(spec)
+    assert taken["method"] == method
+    for name, default in listed.items():
+        assert name in taken
+        assert default is None or taken[name] == default
+    assert ("resample_probability" in listed) == (method == "pbt")
 
 
 def test_registering_a_taken_name_is_an_error() -> None:

@@ -211,6 +211,93 @@ def test_drain_lets_running_trials_finish(server: Server) -> None:
     assert all(len(t["intermediate_values"]) == 60 for t in trials)
 
 
+def population_study(name: str, method: str, **settings: Any) -> dict[str, Any]:
+    """Four members of a classification MLP, 6 epochs, perturbed every 2: the learning rate
+    is perturbed, the width set once per member (it shapes the weights a clone inherits)."""
+    return {
+        "name": name,
+        "algorithm": {"name": method, "settings": {"population_size": 4, **settings}},
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "search_space": {
+            "training.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
+            "model.width": {"type": "int", "low": 16, "high": 32, "step": 16},
+        },
+        "resources": {"cpu": 0.5},  # the whole population trains at once on 2 CPUs
+        "seed": 3,
+        "task": {
+            "dataset": {"name": "classification", "options": {"n_samples": 1000}},
+            "training": {"epochs": 6, "optimizer": "sgd", "batch_size": 64},
+        },
+    }
+
+
+@pytest.mark.parametrize("method", ["pbt", "pb2"])
+def test_population_methods_run_a_study_with_lineage(server: Server, method: str) -> None:
+    listed = {a["name"]: a for a in server.api.get("/algorithms").json()}
+    assert listed[method]["kind"] == "population"
+    assert {s["name"] for s in listed[method]["settings"]} >= {
+        "population_size",
+        "perturbation_interval",
+        "quantile_fraction",
+    }
+    study, trials = run(server, population_study(f"pop-{method}", method))
+    assert study["status"] == "completed", study
+    assert "4 of 4 members trained 6 epochs" in study["status_reason"], study
+    assert {t["state"] for t in trials} == {"COMPLETE"}
+    members = {t["user_attrs"]["pbt_member"] for t in trials}
+    assert members == {0, 1, 2, 3}
+    # Synchronous steps at epochs 2 and 4: each clones a top member into the bottom one.
+    exploits = [t for t in trials if t["user_attrs"]["pbt_parent"] is not None]
+    assert len(exploits) == 2
+    assert len(trials) == 4 + len(exploits)
+    for t in exploits:
+        attrs = t["user_attrs"]
+        assert attrs["pbt_exploit_epoch"] in (2, 4)
+        assert attrs["pbt_method"] == method
+        parent = next(p for p in trials if p["number"] == attrs["pbt_parent_trial"])
+        assert parent["user_attrs"]["pbt_member"] == attrs["pbt_parent"]
+        # The clone keeps the parent's width (it shapes the weights) and perturbs the lr.
+        assert t["params"]["model.width"] == parent["params"]["model.width"]
+        # PBT scales or resamples it; PB2 copies it while its bandit has no reward change
+        # for the parent yet (its first step), then picks from its GP.
+        assert set(attrs["pbt_perturbation"]) == {"training.lr"} or method == "pb2"
+        assert set(attrs["pbt_perturbation"]) <= {"training.lr"}
+    for t in trials:  # one intermediate value per epoch of the segment, keyed by global epoch
+        first, last = t["user_attrs"]["pbt_epochs"]
+        assert sorted(map(int, t["intermediate_values"])) == list(range(first, last + 1))
+    best = server.api.get(f"/studies/{study['id']}/best").json()
+    assert best["user_attrs"]["pbt_epochs"][1] == 6
+    weights = server.api.get(f"/studies/{study['id']}/trials/{best['number']}/artifacts/weights")
+    assert weights.status_code == 200 and len(weights.content) > 1000
+
+
+def test_population_study_stops_on_request_and_the_next_one_waits(server: Server) -> None:
+    api = server.api
+    spec = population_study("pop-stop", "pbt")
+    spec["task"]["training"]["epochs"] = 60
+    created = api.post("/studies", json=spec)
+    assert created.status_code == 201, created.text
+    study_id = created.json()["id"]
+    wait_for(api, study_id, lambda s: sum(s["trial_counts"].values()) >= 4, timeout=120)
+    # One population at a time: the next waits, saying for which, while this one runs.
+    queued = api.post("/studies", json=population_study("pop-next", "pbt")).json()["id"]
+    waiting = wait_for(api, queued, lambda s: s["status_reason"] is not None, timeout=30)
+    assert waiting["status"] == "pending"
+    assert waiting["status_reason"].startswith(f"waiting for population study {study_id}")
+
+    assert api.post(f"/studies/{study_id}/stop").status_code == 202
+    study = wait_for(api, study_id, finished, timeout=120)
+    assert study["status"] == "stopped" and study["status_reason"] == "stopped by user"
+    trials = api.get(f"/studies/{study_id}/trials").json()["items"]
+    assert trials and {t["state"] for t in trials} <= {"COMPLETE", "FAIL"}
+    assert all(t["user_attrs"]["pbt_epochs"][1] < 60 for t in trials if t["state"] == "COMPLETE")
+
+    after = wait_for(api, queued, finished, timeout=180)
+    assert after["status"] == "completed", after
+    assert after["started_at"] >= study["finished_at"]
+    assert "4 of 4 members trained 6 epochs" in after["status_reason"]
+
+
 def test_warm_start_points_and_trials_from_another_study(server: Server) -> None:
     first, first_trials = run(
         server, small_study("source", algorithm={"name": "random", "settings": {"seed": 6}})
@@ -316,6 +403,29 @@ def test_same_study_twice_gives_the_same_trials(server: Server) -> None:
             ("outside training.lr's range",),
         ),
         ({"warm_start": {"from_study": 9999}}, "warm_start.from_study", ("study 9999 not found",)),
+        (  # two epochs: no perturbation interval ends before training does
+            {"algorithm": {"name": "pbt"}},
+            "algorithm",
+            ("pbt needs a checkpointable task", "training.epochs is 2"),
+        ),
+        (
+            {"algorithm": {"name": "pbt", "settings": {"population": 8}}},
+            "algorithm.settings.population",
+            ("unknown setting 'population' for 'pbt'", "population_size"),
+        ),
+        (
+            {"algorithm": {"name": "pb2", "settings": {"perturbation_interval": 1}}},
+            "algorithm",
+            ("pb2 models float and int parameters only; categorical: model.activation",),
+        ),
+        (
+            {
+                "algorithm": {"name": "pbt", "settings": {"perturbation_interval": 1}},
+                "pruner": {"name": "asha"},
+            },
+            "pruner",
+            ("pbt replaces early stopping",),
+        ),
     ],
 )
 def test_bad_search_specs_are_refused(
