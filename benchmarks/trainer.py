@@ -30,10 +30,7 @@ import cProfile
 import datetime as dt
 import gc
 import math
-import os
-import platform
 import pstats
-import re
 import statistics
 import sys
 import time
@@ -50,11 +47,11 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import models.train as tf_train  # noqa: E402
+from benchmarks.results import RESULTS, machine_line, write_section  # noqa: E402
 from models.builder import build_model  # noqa: E402
 from models.data import Dataset, load_dataset  # noqa: E402
 from models.train import EpochMetrics, TrainConfig, TrainResult, n_outputs, train  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Trainer throughput vs a hand-written loop"
 SEED = 0
 GOAL = 0.95  # tuneforge / hand, from the issue
@@ -277,17 +274,7 @@ def table(results: list[Result]) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{len(os.sched_getaffinity(0))} CPUs (`nproc`), {cpu}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread"
-    )
+    return machine_line(f"torch {torch.__version__}, {torch.get_num_threads()} torch thread")
 
 
 def section(results: list[Result], command: str, repeats: int, reading: str) -> str:
@@ -351,17 +338,6 @@ def reading(results: list[Result]) -> str:
             "then Python calls); see also the diagnosis section of this file."
         )
     return text
-
-
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it); keep every other one."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new.rstrip("\n") + "\n")
 
 
 # -- profiling ------------------------------------------------------------------------------
@@ -462,7 +438,7 @@ def main() -> None:
         command = "cd /work/main && .venv/bin/python benchmarks/trainer.py " + " ".join(
             sys.argv[1:]
         )
-        write_section(section(results, command.rstrip(), repeats, reading(results)))
+        write_section(SECTION, section(results, command.rstrip(), repeats, reading(results)))
         print(f"\nwrote {RESULTS}")
 
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _MAX_SYSTEM_RETRIES = 3
 _INTERRUPTED = "interrupted"
 _MAX_REASON = 1000
+_CURVE_EVERY_S = 1.0  # longest a running trial's stored curve lags its last epoch
 _VAL_LOSS: tuple[str, Literal["maximize", "minimize"]] = ("val_loss", "minimize")
 
 
@@ -86,6 +87,19 @@ class Outcome:
 class _InFlight:
     trial: optuna.Trial
     curve: list[dict[str, Any]] = field(default_factory=list)
+    curve_saved: int = 0  # epochs of the curve written to the database
+    curve_saved_at: float = 0.0  # monotonic time of that write
+
+    def save_curve(self, force: bool = True) -> None:
+        """Write the learning curve (a user attribute rewritten whole): at the trial's end,
+        and while it runs at most every ``_CURVE_EVERY_S`` so short epochs do not turn into
+        one database write each."""
+        now = time.monotonic()
+        if len(self.curve) == self.curve_saved:
+            return
+        if force or now - self.curve_saved_at >= _CURVE_EVERY_S:
+            self.trial.set_user_attr("curve", self.curve)
+            self.curve_saved, self.curve_saved_at = len(self.curve), now
 
 
 class StudyLoop:
@@ -220,6 +234,7 @@ class StudyLoop:
         """
         for gen, running in list(self._in_flight.items()):
             ray.cancel(gen)
+            running.save_curve()
             running.trial.set_user_attr("fail_reason", reason)
             running.trial.set_user_attr(_INTERRUPTED, True)
             self.study.tell(running.trial, state=TrialState.FAIL)
@@ -287,13 +302,14 @@ class StudyLoop:
     def _on_epoch(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         epoch = int(event["epoch"])
         running.curve.append({"epoch": epoch, **event["metrics"]})
-        running.trial.set_user_attr("curve", running.curve)
+        running.save_curve(force=False)
         metric = self.spec.objective.metric
         if len(self.spec.objectives) > 1 or metric not in event["metrics"]:
             return  # Optuna reports one objective; final-only metrics have no curve
         running.trial.report(event["metrics"][metric], step=epoch)
         if running.trial.should_prune():
             ray.cancel(gen)
+            running.save_curve()
             running.trial.set_user_attr("pruned_at_epoch", epoch)
             self.study.tell(running.trial, state=TrialState.PRUNED)
             del self._in_flight[gen]
@@ -301,6 +317,7 @@ class StudyLoop:
     def _on_result(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         del self._in_flight[gen]  # the stream ends after its result; nothing more to read
         trial = running.trial
+        running.save_curve()
         values = [float(event["metrics"][o.metric]) for o in self.spec.objectives]
         trial.set_user_attr("final_metrics", event["metrics"])
         trial.set_user_attr("best_epoch", event["best_epoch"])
@@ -362,6 +379,7 @@ class StudyLoop:
 
     def _record_failure(self, running: _InFlight, reason: str) -> None:
         log.info("study %s trial %d failed: %s", self.spec.name, running.trial.number, reason)
+        running.save_curve()
         running.trial.set_user_attr("fail_reason", reason)
         self.study.tell(running.trial, state=TrialState.FAIL)
         self._n_failed += 1

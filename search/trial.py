@@ -5,7 +5,10 @@ as it exists, so per-epoch metrics reach Optuna while the trial still trains, an
 the task stops training between two batches.
 """
 
+import logging
+import math
 import os
+import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -14,6 +17,8 @@ import torch
 
 from models.data import Dataset
 from models.train import EpochMetrics, TrainConfig, train
+
+log = logging.getLogger(__name__)
 
 
 def run_trial(
@@ -56,3 +61,35 @@ def run_trial(
                 "state_dict": item.state_dict,
                 "torchscript": item.torchscript,
             }
+
+
+def _warm_worker() -> int:
+    """Run in a fresh worker: the imports above (torch, the catalog, the trainer) are done by
+    unpickling this function; one tiny training step initializes torch's kernels and
+    allocator the way a trial's first batch would."""
+    torch.set_num_threads(1)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = torch.optim.Adam(net.parameters())
+    loss = torch.nn.functional.cross_entropy(net(torch.randn(4, 8)), torch.tensor([0, 1, 0, 1]))
+    loss.backward()  # type: ignore[no-untyped-call]
+    opt.step()
+    return os.getpid()
+
+
+def warm_workers(timeout_s: float = 60.0) -> set[int]:
+    """Start one trial-ready Ray worker per CPU of the cluster, so the first trials of the
+    first study do not pay ``import torch`` (about 2 s a worker on a small machine).
+
+    Ray keeps idle workers, up to one per CPU, and hands them the next tasks. Returns the
+    process ids of the workers warmed within ``timeout_s``.
+    """
+    cpus = math.floor(ray.cluster_resources().get("CPU", 0))
+    if cpus < 1:
+        return set()
+    started = time.monotonic()
+    warm = ray.remote(_warm_worker).options(num_cpus=1)
+    refs = [warm.remote() for _ in range(cpus)]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    pids = {ray.get(r) for r in ready}
+    log.info("warmed %d Ray workers in %.1f s", len(pids), time.monotonic() - started)
+    return pids

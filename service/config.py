@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     url: str = Field("http://127.0.0.1:8000", description="Where the CLI finds the server.")
+    warm_workers: bool = Field(
+        True, description="Start one trial-ready Ray worker per CPU before taking studies."
+    )
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
     max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")

@@ -23,6 +23,7 @@ from search.loop import StudyLoop, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
 from search.registry import STUDY_KINDS, create_pruner, create_sampler, get_algorithm
 from search.spec import StudySpec
+from search.trial import warm_workers
 from service import crud
 from service.config import Settings
 from service.datasets import load_upload
@@ -79,6 +80,8 @@ class Scheduler:
     def _run(self) -> None:
         try:
             connect(self._settings.ray_address, self._settings.ray_num_cpus)
+            if self._settings.warm_workers:
+                warm_workers()
         except Exception as exc:
             self.error = f"cannot start Ray: {exc}"
             log.exception("scheduler cannot start Ray")

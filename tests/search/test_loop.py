@@ -1,5 +1,6 @@
 """``StudyLoop`` on a real local Ray with an in-memory Optuna study."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from search.spec import (
     StudySpec,
     TaskSpec,
 )
+from search.trial import warm_workers
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,18 @@ def new_study() -> optuna.Study:
 
 def test_ray_is_bound_to_loopback(local_ray: None) -> None:
     assert node_ip() == "127.0.0.1"
+
+
+def test_trials_run_on_the_workers_warmed_beforehand(local_ray: None) -> None:
+    # One warm worker per CPU; the study's trials (1 CPU each) then land on them, so none
+    # pays torch's import. (Runs before any other test of this module starts a worker.)
+    warmed = warm_workers()
+    assert len(warmed) == 2
+    study = new_study()
+    loop = StudyLoop(make_spec(max_trials=4), study, started_at=time.time())
+    drive(loop)
+    pids = {t.user_attrs["pid"] for t in study.trials}
+    assert pids and pids <= warmed, (pids, warmed)
 
 
 def test_dataset_is_put_once_and_parallelism_is_held(

@@ -593,7 +593,7 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
     algorithms = {a["name"]: a for a in response.json()}
     assert {"random", "tpe"} <= set(algorithms)
     for algorithm in algorithms.values():
-        assert algorithm["kind"] in ("sampler", "pruner")
+        assert algorithm["kind"] in ("sampler", "pruner", "population")
         assert algorithm["description"]
     tpe = {s["name"]: s for s in algorithms["tpe"]["settings"]}
     assert tpe["seed"] == {**tpe["seed"], "type": "int", "default": None}
@@ -607,7 +607,14 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
             n: "pruner"
             for n in ("asha", "hyperband", "median", "percentile", "patient", "threshold")
         },
+        "pbt": "population",
+        "pb2": "population",
     }
+    assert algorithms["pbt"]["multi_objective"] is False
+    pbt = {s["name"]: s for s in algorithms["pbt"]["settings"]}
+    assert pbt["population_size"] == {**pbt["population_size"], "type": "int", "default": 4}
+    assert "resample_probability" in pbt
+    assert "resample_probability" not in {s["name"] for s in algorithms["pb2"]["settings"]}
     assert algorithms["cmaes"]["multi_objective"] is False
     assert algorithms["nsga2"]["multi_objective"] is True
     qmc = {s["name"]: s for s in algorithms["qmc"]["settings"]}
