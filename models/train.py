@@ -10,7 +10,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -297,6 +297,196 @@ def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
 # -- the loop ---------------------------------------------------------------------------------
 
 
+class Trainer:
+    """One training run, an epoch at a time: the loop behind :func:`train` and behind PBT's
+    resumable members (:class:`models.checkpointing.ResumableTrainer`).
+
+    Args:
+        model_spec: ``{"family": ..., **fields}`` as checked by :func:`models.builder.check_model`.
+        cfg: optimizer, schedule, regularization, preprocessing.
+        data: raw train/validation split.
+        seed: seeds weight init, batch order and augmentation: a trial is reproducible.
+        device: ``"cpu"`` or a CUDA device.
+    """
+
+    def __init__(
+        self,
+        model_spec: Mapping[str, Any],
+        cfg: TrainConfig,
+        data: Dataset,
+        seed: int,
+        device: str = "cpu",
+    ) -> None:
+        torch.manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.cfg, self.data, self.device = cfg, data, device
+        info = data.info
+        self.loss_name = resolve_loss(cfg, info)
+        self.loss_fn = _loss_fn(self.loss_name, cfg.huber_delta)
+        self.scaler = _fit_scaler(data.x_train, cfg.preprocess).to(device)
+        self.target_scaler = (
+            _fit_scaler(data.y_train, "standardize").to(device)
+            if info.task == "regression"
+            else None
+        )
+        self.net = build_model(dict(model_spec), info.input_shape, n_outputs(cfg, info)).to(device)
+        # torch.tensor copies: arrays read from Ray's object store are read-only views.
+        self.x_tr = self.scaler(torch.tensor(data.x_train, device=device))
+        self.x_va = self.scaler(torch.tensor(data.x_val, device=device))
+        self.y_tr = torch.tensor(data.y_train, device=device)
+        self.y_va = torch.tensor(data.y_val, device=device)
+        if self.target_scaler is not None:
+            self.y_tr = self.target_scaler(self.y_tr)
+        self.y_va_labels = self.y_va  # class indices, for accuracy and F1
+        if self.loss_name == "bce":
+            self.y_tr, self.y_va = self.y_tr.float(), self.y_va.float()
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        # Penalties skip biases and norms.
+        self.weights = [p for _, p in self.net.named_parameters() if p.ndim > 1]
+        self.opt = _optimizer(self.params, cfg)
+        self.schedule = _Schedule(cfg)
+        self.amp = cfg.amp and device.startswith("cuda")
+        self.epoch = 0  # epochs done
+        self.last_step_epoch = 0  # the last epoch that took an optimizer step
+        self.metrics: dict[str, float] = {}  # the last epoch's
+        self.grad_norms: dict[str, float] = {}  # per parameter, at the last epoch's last step
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        # A disabled autocast still costs its enter/exit on every step: skip it entirely.
+        return torch.autocast("cuda", torch.bfloat16) if self.amp else contextlib.nullcontext()
+
+    def _evaluate(self) -> _Eval:
+        net, info = self.net, self.data.info
+        net.train(False)
+        with torch.no_grad(), self._autocast():
+            out = _predict(net, self.x_va, 4096).float()
+        if info.task == "regression":
+            assert self.target_scaler is not None
+            loss = float(self.loss_fn(out, self.target_scaler(self.y_va)))
+            pred = out * self.target_scaler.scale + self.target_scaler.shift  # original units
+            err = pred - self.y_va
+            return _Eval(
+                loss,
+                {"val_rmse": float(err.pow(2).mean().sqrt()), "val_mae": float(err.abs().mean())},
+            )
+        loss = float(self.loss_fn(out, self.y_va))
+        labels = (out.squeeze(1) > 0).long() if self.loss_name == "bce" else out.argmax(dim=1)
+        f1 = f1_scores(labels, self.y_va_labels, info.n_outputs)
+        metrics = {
+            "val_accuracy": float((labels == self.y_va_labels).float().mean()),
+            "val_f1_macro": float(f1.mean()),
+        }
+        if info.task == "binary":
+            metrics["val_f1"] = float(f1[1])
+        return _Eval(loss, metrics)
+
+    def run_epoch(self) -> EpochMetrics:
+        """Train one more epoch and return its metrics.
+
+        Raises:
+            NonFiniteLossError: "non-finite loss at epoch k" (or gradient) the moment it happens.
+        """
+        cfg, net, params, opt, device, gen = (
+            self.cfg,
+            self.net,
+            self.params,
+            self.opt,
+            self.device,
+            self.gen,
+        )
+        loss_fn, x_tr, y_tr = self.loss_fn, self.x_tr, self.y_tr
+        epoch = self.epoch + 1
+        for group in opt.param_groups:
+            group["lr"] = self.schedule.lr(epoch - 1)
+        net.train()
+        n = len(x_tr)
+        order = torch.randperm(n, generator=gen).to(device)
+        total_loss = 0.0
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            xb, yb = x_tr[idx], y_tr[idx]
+            if cfg.augment_shift:
+                xb = _shift_images(xb, cfg.augment_shift, gen)
+            if cfg.augment_noise:
+                xb = xb + cfg.augment_noise * torch.randn(xb.shape, generator=gen).to(device)
+            with self._autocast():
+                loss = loss_fn(net(xb).float(), yb)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                # The previous step's gradients are still in .grad: name the true culprit.
+                raise NonFiniteLossError(_non_finite(params, epoch, self.last_step_epoch))
+            if cfg.l1 or cfg.l2:
+                loss = loss + _penalty(self.weights, cfg.l1, cfg.l2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            if cfg.clip_norm:
+                # Clipping computes the global norm anyway: check it on every step.
+                norm = float(nn.utils.clip_grad_norm_(params, cfg.clip_norm))
+                if not math.isfinite(norm):
+                    raise NonFiniteLossError(f"non-finite gradient at epoch {epoch}")
+            if cfg.clip_value:
+                nn.utils.clip_grad_value_(params, cfg.clip_value)
+            opt.step()
+            self.last_step_epoch = epoch
+            total_loss += loss_value * len(idx)
+        # Without clipping, gradients are not inspected per step (a norm over every gradient
+        # costs ~20% of a small model's step). A non-finite gradient still stops the trial at
+        # the next step: it makes the weights, and so the next loss, non-finite.
+        self.grad_norms = {
+            name: float(p.grad.norm()) for name, p in net.named_parameters() if p.grad is not None
+        }
+        last_norm = math.sqrt(sum(v * v for v in self.grad_norms.values()))
+        if not math.isfinite(last_norm):
+            raise NonFiniteLossError(f"non-finite gradient at epoch {epoch}")
+        val = self._evaluate()
+        if not math.isfinite(val.loss):
+            raise NonFiniteLossError(f"non-finite loss at epoch {epoch}")
+        train_loss = total_loss / n
+        self.metrics = {
+            "train_loss": train_loss,
+            "val_loss": val.loss,
+            "gap": val.loss - train_loss,  # over-fitting shows as a growing gap
+            "grad_norm": last_norm,  # global gradient norm at the epoch's last step
+            "lr": opt.param_groups[0]["lr"],
+            **val.metrics,
+        }
+        self.schedule.observe(val.loss)
+        self.epoch = epoch
+        return EpochMetrics(epoch, dict(self.metrics))
+
+    def result(
+        self,
+        metrics: Mapping[str, float] | None = None,
+        best_epoch: int | None = None,
+        stopped_early: bool = False,
+    ) -> TrainResult:
+        """The final metrics and exports of the weights as they are now.
+
+        Args:
+            metrics: the per-epoch metrics to report (default: the last epoch's).
+            best_epoch: the epoch whose weights these are (default: the last).
+            stopped_early: whether early stopping ended the run.
+
+        Moves the network to the CPU (the TorchScript export traces it there): call it last.
+        """
+        final = {
+            **(self.metrics if metrics is None else metrics),
+            **_final_metrics(
+                self.net, self.x_va, self.y_va_labels, self.cfg, self.data.info, self.loss_name
+            ),
+        }
+        exported = Exported(self.scaler, self.net, self.target_scaler).train(False)
+        example = torch.tensor(self.data.x_val[:2], device=self.device)
+        return TrainResult(
+            metrics=final,
+            best_epoch=self.epoch if best_epoch is None else best_epoch,
+            stopped_early=stopped_early,
+            grad_norms=dict(self.grad_norms),
+            state_dict=_save_state(exported),
+            torchscript=_save_torchscript(exported, example),
+        )
+
+
 def train(
     model_spec: dict[str, Any],
     cfg: TrainConfig,
@@ -318,151 +508,29 @@ def train(
     Raises:
         NonFiniteLossError: "non-finite loss at epoch k" (or gradient) the moment it happens.
     """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    info = data.info
-    task = info.task
-    loss_name = resolve_loss(cfg, info)
-    loss_fn = _loss_fn(loss_name, cfg.huber_delta)
-
-    scaler = _fit_scaler(data.x_train, cfg.preprocess).to(device)
-    target_scaler = (
-        _fit_scaler(data.y_train, "standardize").to(device) if task == "regression" else None
-    )
-    net = build_model(model_spec, info.input_shape, n_outputs(cfg, info)).to(device)
-    # torch.tensor copies: arrays read from Ray's object store are read-only views.
-    x_tr = scaler(torch.tensor(data.x_train, device=device))
-    x_va = scaler(torch.tensor(data.x_val, device=device))
-    y_tr = torch.tensor(data.y_train, device=device)
-    y_va = torch.tensor(data.y_val, device=device)
-    if target_scaler is not None:
-        y_tr = target_scaler(y_tr)
-    y_va_labels = y_va  # class indices, for accuracy and F1
-    if loss_name == "bce":
-        y_tr, y_va = y_tr.float(), y_va.float()
-
-    params = [p for p in net.parameters() if p.requires_grad]
-    weights = [p for n, p in net.named_parameters() if p.ndim > 1]  # penalties skip biases/norms
-    opt = _optimizer(params, cfg)
-    schedule = _Schedule(cfg)
-    amp = cfg.amp and device.startswith("cuda")
-
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        # A disabled autocast still costs its enter/exit on every step: skip it entirely.
-        return torch.autocast("cuda", torch.bfloat16) if amp else contextlib.nullcontext()
-
-    last_step_epoch = 0
-
-    def evaluate(x: torch.Tensor, y: torch.Tensor, labels_true: torch.Tensor) -> _Eval:
-        net.train(False)
-        with torch.no_grad(), autocast():
-            out = _predict(net, x, 4096).float()
-        if task == "regression":
-            assert target_scaler is not None
-            loss = float(loss_fn(out, target_scaler(y)))
-            pred = out * target_scaler.scale + target_scaler.shift  # original units
-            err = pred - y
-            return _Eval(
-                loss,
-                {"val_rmse": float(err.pow(2).mean().sqrt()), "val_mae": float(err.abs().mean())},
-            )
-        loss = float(loss_fn(out, y))
-        labels = (out.squeeze(1) > 0).long() if loss_name == "bce" else out.argmax(dim=1)
-        f1 = f1_scores(labels, labels_true, info.n_outputs)
-        metrics = {
-            "val_accuracy": float((labels == labels_true).float().mean()),
-            "val_f1_macro": float(f1.mean()),
-        }
-        if task == "binary":
-            metrics["val_f1"] = float(f1[1])
-        return _Eval(loss, metrics)
-
+    trainer = Trainer(model_spec, cfg, data, seed, device)
     monitor_name, monitor_dir = monitor
     sign = 1.0 if monitor_dir == "maximize" else -1.0
-    best_score, best_epoch, best_state, best_metrics = -math.inf, 0, None, {}
-    metrics: dict[str, float] = {}
-    grad_norms: dict[str, float] = {}
+    best_score, best_epoch = -math.inf, 0
+    best_state: dict[str, Any] | None = None
+    best_metrics: dict[str, float] = {}
     stopped_early = False
-    n = len(x_tr)
-    for epoch in range(1, cfg.epochs + 1):
-        for group in opt.param_groups:
-            group["lr"] = schedule.lr(epoch - 1)
-        net.train()
-        order = torch.randperm(n, generator=gen).to(device)
-        total_loss = 0.0
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            xb, yb = x_tr[idx], y_tr[idx]
-            if cfg.augment_shift:
-                xb = _shift_images(xb, cfg.augment_shift, gen)
-            if cfg.augment_noise:
-                xb = xb + cfg.augment_noise * torch.randn(xb.shape, generator=gen).to(device)
-            with autocast():
-                loss = loss_fn(net(xb).float(), yb)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                # The previous step's gradients are still in .grad: name the true culprit.
-                raise NonFiniteLossError(_non_finite(params, epoch, last_step_epoch))
-            if cfg.l1 or cfg.l2:
-                loss = loss + _penalty(weights, cfg.l1, cfg.l2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if cfg.clip_norm:
-                # Clipping computes the global norm anyway: check it on every step.
-                norm = float(nn.utils.clip_grad_norm_(params, cfg.clip_norm))
-                if not math.isfinite(norm):
-                    raise NonFiniteLossError(f"non-finite gradient at epoch {epoch}")
-            if cfg.clip_value:
-                nn.utils.clip_grad_value_(params, cfg.clip_value)
-            opt.step()
-            last_step_epoch = epoch
-            total_loss += loss_value * len(idx)
-        # Without clipping, gradients are not inspected per step (a norm over every gradient
-        # costs ~20% of a small model's step). A non-finite gradient still stops the trial at
-        # the next step: it makes the weights, and so the next loss, non-finite.
-        grad_norms = {
-            name: float(p.grad.norm()) for name, p in net.named_parameters() if p.grad is not None
-        }
-        last_norm = math.sqrt(sum(v * v for v in grad_norms.values()))
-        if not math.isfinite(last_norm):
-            raise NonFiniteLossError(f"non-finite gradient at epoch {epoch}")
-        val = evaluate(x_va, y_va, y_va_labels)
-        if not math.isfinite(val.loss):
-            raise NonFiniteLossError(f"non-finite loss at epoch {epoch}")
-        train_loss = total_loss / n
-        metrics = {
-            "train_loss": train_loss,
-            "val_loss": val.loss,
-            "gap": val.loss - train_loss,  # over-fitting shows as a growing gap
-            "grad_norm": last_norm,  # global gradient norm at the epoch's last step
-            "lr": opt.param_groups[0]["lr"],
-            **val.metrics,
-        }
-        yield EpochMetrics(epoch, metrics)
-        schedule.observe(val.loss)
-        score = sign * metrics[monitor_name]
+    for _ in range(cfg.epochs):
+        item = trainer.run_epoch()
+        yield item
+        score = sign * item.metrics[monitor_name]
         if score > best_score:
-            best_score, best_epoch, best_metrics = score, epoch, metrics
+            best_score, best_epoch, best_metrics = score, item.epoch, item.metrics
             if cfg.early_stopping_patience:
-                best_state = copy.deepcopy(net.state_dict())
-        elif cfg.early_stopping_patience and epoch - best_epoch >= cfg.early_stopping_patience:
+                best_state = copy.deepcopy(trainer.net.state_dict())
+        elif cfg.early_stopping_patience and item.epoch - best_epoch >= cfg.early_stopping_patience:
             stopped_early = True
             break
-
-    kept = metrics
-    if best_state is not None:  # early stopping keeps the best epoch's weights
-        net.load_state_dict(best_state)
-        kept = best_metrics
-    final = {**kept, **_final_metrics(net, x_va, y_va_labels, cfg, info, loss_name)}
-    exported = Exported(scaler, net, target_scaler).train(False)
-    yield TrainResult(
-        metrics=final,
-        best_epoch=best_epoch if best_state is not None else epoch,
-        stopped_early=stopped_early,
-        grad_norms=grad_norms,
-        state_dict=_save_state(exported),
-        torchscript=_save_torchscript(exported, torch.tensor(data.x_val[:2], device=device)),
-    )
+    if best_state is None:
+        yield trainer.result()
+        return
+    trainer.net.load_state_dict(best_state)  # early stopping keeps the best epoch's weights
+    yield trainer.result(best_metrics, best_epoch, stopped_early)
 
 
 def _final_metrics(
@@ -530,4 +598,12 @@ def _save_torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["METRICS", "EpochMetrics", "NonFiniteLossError", "TrainConfig", "TrainResult", "train"]
+__all__ = [
+    "METRICS",
+    "EpochMetrics",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "train",
+]
