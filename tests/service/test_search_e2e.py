@@ -269,6 +269,13 @@ def test_population_methods_run_a_study_with_lineage(server: Server, method: str
     assert best["user_attrs"]["pbt_epochs"][1] == 6
     weights = server.api.get(f"/studies/{study['id']}/trials/{best['number']}/artifacts/weights")
     assert weights.status_code == 200 and len(weights.content) > 1000
+    # Members checkpointed under the data directory at every perturbation interval.
+    folder = server.data_dir / "pbt" / study["optuna_study_name"]
+    checkpoints = list(folder.rglob("state.pt"))
+    assert len(checkpoints) >= 4, checkpoints
+    assert server.api.delete(f"/studies/{study['id']}").status_code == 204
+    assert not folder.exists()
+    assert not (server.data_dir / "artifacts" / study["optuna_study_name"]).exists()
 
 
 def test_population_study_stops_on_request_and_the_next_one_waits(server: Server) -> None:
