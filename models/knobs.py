@@ -82,10 +82,14 @@ def _type_error(value: Any, annotation: Any) -> str | None:
 
 
 def _value_error(value: Any, k: Knob) -> str | None:
+    """Bounds and choices of a value that has the right type; a list's elements are each
+    checked (``None`` of an optional field passes)."""
     allowed = k.allowed()
-    if allowed is not None and value not in allowed:
-        return f"unknown value {value!r}; valid: {', '.join(map(str, allowed))}"
     values = value if isinstance(value, list) else [value]
+    if allowed is not None:
+        bad = next((v for v in values if v is not None and v not in allowed), None)
+        if bad is not None:
+            return f"unknown value {bad!r}; valid: {', '.join(map(str, allowed))}"
     for v in values:
         if not isinstance(v, int | float) or isinstance(v, bool):
             continue

@@ -58,7 +58,7 @@ def install_handlers(app: FastAPI) -> None:
         items = []
         for e in exc.errors():
             # Discriminated unions add the tag to the location ("float"); it is not a field.
-            loc = [p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
+            loc = [p for p in e["loc"] if not _union_label(p)]
             if e["type"] == "json_invalid":  # the location's number is a character offset
                 loc = ["body"]
             items.append(_item(loc, str(e["msg"]).removeprefix("Value error, "), e["type"]))
@@ -74,4 +74,10 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
 
-_UNION_TAGS = {"float", "int", "categorical"}
+_UNION_TAGS = {"float", "int", "categorical", "macro", "cell"}
+
+
+def _union_label(part: str | int) -> bool:
+    """Whether a location part names a union member (a tag, or a type such as
+    ``list[StageChoices]``) rather than a field."""
+    return isinstance(part, str) and (part in _UNION_TAGS or "[" in part)

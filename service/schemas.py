@@ -23,6 +23,7 @@ from search.spec import (
     StudySpec,
     TaskSpec,
 )
+from service.architecture import Architecture
 
 _MAX_PARAMS = 64
 _MAX_CHOICES = 1024
@@ -244,11 +245,42 @@ class StudyCreate(_Strict):
     parallelism: int = Field(1, ge=1, le=256)
     resources: ResourcesIn = ResourcesIn()
     task: TaskIn
+    architecture: Architecture | None = Field(
+        None, description="A NAS space (macro stages or a cell); expands into the search space."
+    )
     seed: int = Field(
         0,
         ge=0,
         description="Sampler seed (unless its settings give one); trial n trains with seed + n.",
     )
+
+    @model_validator(mode="after")
+    def _expand_architecture(self) -> "StudyCreate":
+        if self.architecture is None:
+            return self
+        fields, params = self.architecture.expand()
+        # The task's default model (an MLP) gives way; a model the user wrote must agree.
+        model = dict(self.task.model) if "model" in self.task.model_fields_set else {}
+        for key, value in fields.items():
+            if key in model and model[key] != value:
+                raise ValueError(
+                    f"task.model.{key} is set by the architecture section ({value!r}); "
+                    f"leave it out (got {model[key]!r})"
+                )
+            model[key] = value
+        space = dict(self.search_space)
+        for name, raw in params.items():
+            param = CategoricalParam.model_validate(raw)
+            if name in space and space[name] != param:
+                raise ValueError(f"search_space[{name!r}] is set by the architecture section")
+            space[name] = param
+        if len(space) > _MAX_PARAMS:
+            raise ValueError(
+                f"the architecture and search_space add up to more than {_MAX_PARAMS} parameters"
+            )
+        self.task.model = model
+        self.search_space = space
+        return self
 
     @model_validator(mode="after")
     def _one_objective_field(self) -> "StudyCreate":
