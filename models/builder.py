@@ -22,6 +22,7 @@ from models.blocks import (
     ResidualBlock,
     TransformerBlock,
 )
+from models.cells import CellConfig, build_cell_network, cell_errors
 from models.data import DatasetInfo, Kind
 from models.knobs import FieldErrors, describe, knob, validate
 from models.layers import (
@@ -33,6 +34,8 @@ from models.layers import (
     list_norms,
     norm_error,
 )
+from models.macro import MacroConfig, MacroNet, macro_errors
+from models.macro import genotype as macro_genotype
 
 # -- configs ----------------------------------------------------------------------------------
 
@@ -249,6 +252,8 @@ class Family:
     kinds: tuple[Kind, ...]
     build: Callable[[Any, tuple[int, ...], int], nn.Module]
     defaults: dict[str, Any]
+    # NAS families: the compact architecture string of a config (a trial's ``genotype``).
+    genotype: Callable[[Any], str] | None = None
 
 
 def _conv(dims: Dims) -> Callable[[Any, tuple[int, ...], int], nn.Module]:
@@ -303,6 +308,24 @@ _FAMILIES: dict[str, Family] = {
             Transformer,
             {},
         ),
+        Family(
+            "macro",
+            "Stages that each choose block type, width, depth, activation, norm and skip "
+            "(the network of a macro architecture search).",
+            MacroConfig,
+            _ALL_KINDS,
+            MacroNet,
+            {},
+            macro_genotype,
+        ),
+        Family(
+            "nb201",
+            "NAS-Bench-201 cell network for images: a cell of 4 nodes and 6 edges, stacked.",
+            CellConfig,
+            ("image",),
+            build_cell_network,
+            {},
+        ),
     )
 }
 
@@ -335,11 +358,24 @@ def parse_model(spec: dict[str, Any]) -> tuple[Family, Any, FieldErrors]:
     return family, cfg, errors
 
 
+def model_genotype(spec: dict[str, Any]) -> str | None:
+    """The compact architecture string of a NAS family's model (None for other families or
+    an invalid spec)."""
+    try:
+        family, cfg, errors = parse_model(spec)
+    except ValueError:
+        return None
+    if errors or family.genotype is None:
+        return None
+    return family.genotype(cfg)
+
+
 def check_model(spec: dict[str, Any], info: DatasetInfo) -> FieldErrors:
     """Every reason ``spec`` cannot build for ``info``'s data, as (field, message) pairs.
 
     Checks field types and bounds, the family against the data kind, and the constraints
-    between fields (group counts, heads, kernel parity, how many stages the input allows).
+    between fields (group counts, heads, kernel parity, how many stages the input allows, a
+    cell's path from input to output).
     """
     try:
         family, cfg, errors = parse_model(spec)
@@ -359,6 +395,10 @@ def check_model(spec: dict[str, Any], info: DatasetInfo) -> FieldErrors:
         return _norm_errors(cfg.norm, cfg.groups, cfg.layer_widths(), 0)
     if isinstance(cfg, ConvConfig):
         return _conv_errors(cfg, info)
+    if isinstance(cfg, CellConfig):
+        return cell_errors(cfg, info.input_shape)
+    if isinstance(cfg, MacroConfig):
+        return macro_errors(cfg, info.input_shape)
     assert isinstance(cfg, TransformerConfig)
     if cfg.d_model % cfg.heads:
         return [("heads", f"{cfg.heads} heads do not divide d_model={cfg.d_model}")]

@@ -25,6 +25,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from models.builder import model_genotype
 from models.data import Dataset, load_dataset
 from models.metrics import METRICS
 from search.spec import Budget, ParamSpec, StudySpec
@@ -288,6 +289,9 @@ class StudyLoop:
         seed = self.spec.seed + trial.number
         task = self.spec.task.with_params(trial.params)
         trial.set_user_attr("seed", seed)
+        genotype = model_genotype(dict(task.model))
+        if genotype is not None:  # an architecture search: the architecture, compactly
+            trial.set_user_attr("genotype", genotype)
         gen = self._remote.remote(
             self.data_ref,
             {"model": dict(task.model), "training": dict(task.training)},
@@ -320,6 +324,8 @@ class StudyLoop:
         running.save_curve()
         values = [float(event["metrics"][o.metric]) for o in self.spec.objectives]
         trial.set_user_attr("final_metrics", event["metrics"])
+        if "param_count" in event["metrics"]:
+            trial.set_user_attr("param_count", int(event["metrics"]["param_count"]))
         trial.set_user_attr("best_epoch", event["best_epoch"])
         trial.set_user_attr("stopped_early", event["stopped_early"])
         trial.set_user_attr("grad_norms", event["grad_norms"])

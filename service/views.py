@@ -8,7 +8,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from service.artifacts import available
-from service.schemas import CurvePoint, StudyPublic, TrialDetail, TrialPublic
+from service.schemas import CurvePoint, StudyCreate, StudyPublic, TrialDetail, TrialPublic
 
 
 def _study_id(storage: RDBStorage, name: str) -> int | None:
@@ -120,3 +120,30 @@ def trial_detail(t: FrozenTrial, data_dir: Path) -> TrialDetail:
 def delete_optuna_study(storage: RDBStorage, name: str) -> None:
     if _study_id(storage, name) is not None:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def retrain_spec(spec: dict[str, Any], trial: FrozenTrial, epochs: int | None) -> dict[str, Any]:
+    """A study of one trial that trains ``trial``'s architecture and hyperparameters again.
+
+    Every searched parameter is fixed to the trial's value (a NAS study's architecture
+    included), the search space is empty, and the seed is the one the trial trained with, so
+    with the same ``epochs`` it reproduces the trial; with more it is the full training.
+    """
+    body = StudyCreate.model_validate(spec)
+    task = body.to_spec().task.with_params(trial.params)
+    training = dict(task.training)
+    if epochs is not None:
+        training["epochs"] = epochs
+    return {
+        "name": f"{body.name}-trial-{trial.number}"[:128],
+        "objectives": [o.model_dump() for o in body.objective_list()],
+        "algorithm": {"name": "random"},
+        "budget": {"max_trials": 1},
+        "resources": body.resources.model_dump(),
+        "seed": body.seed + trial.number,
+        "task": {
+            "dataset": body.task.dataset.model_dump(),
+            "model": dict(task.model),
+            "training": training,
+        },
+    }

@@ -1,7 +1,7 @@
 """``/api/v1/studies/{id}/trials`` and ``/best``: read from Optuna's tables, and the trained
 models (weights, TorchScript, spec) of each completed trial."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
@@ -19,6 +19,7 @@ from service.views import (
     directions,
     load_trials,
     pareto_front,
+    retrain_spec,
     trial_detail,
     trial_public,
 )
@@ -85,6 +86,21 @@ def get_best(
             objectives=row.spec["objectives"], trials=[trial_public(t) for t in front]
         )
     return trial_detail(_best(session, storage, study_id), settings.data_dir)
+
+
+@router.get("/trials/{number}/retrain-spec")
+def get_trial_retrain_spec(
+    study_id: int,
+    number: int,
+    session: SessionDep,
+    storage: StorageDep,
+    epochs: int | None = Query(None, ge=1, le=10_000, description="Train this long instead."),
+) -> dict[str, Any]:
+    """A complete study spec (POST it to /studies) that trains this trial's architecture and
+    hyperparameters again, with the same seed: the best architecture of a NAS study, for full
+    training."""
+    row = crud.get_study(session, study_id)
+    return retrain_spec(row.spec, _trial(session, storage, study_id, number), epochs)
 
 
 def _download(trial: FrozenTrial, study_id: int, kind: str, settings: SettingsDep) -> FileResponse:
