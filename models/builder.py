@@ -22,7 +22,7 @@ from models.blocks import (
     ResidualBlock,
     TransformerBlock,
 )
-from models.cells import CellConfig, build_cell_network, cell_errors
+from models.cells import CellConfig, build_cell_network, cell_errors, format_genotype
 from models.data import DatasetInfo, Kind
 from models.knobs import FieldErrors, describe, knob, validate
 from models.layers import (
@@ -325,6 +325,7 @@ _FAMILIES: dict[str, Family] = {
             ("image",),
             build_cell_network,
             {},
+            lambda cfg: format_genotype(cfg.cell_genotype()),
         ),
     )
 }

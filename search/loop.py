@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +90,8 @@ class _InFlight:
     curve: list[dict[str, Any]] = field(default_factory=list)
     curve_saved: int = 0  # epochs of the curve written to the database
     curve_saved_at: float = 0.0  # monotonic time of that write
+    search: list[dict[str, Any]] = field(default_factory=list)  # a one-shot search's epochs
+    params: dict[str, Any] = field(default_factory=dict)  # the params a one-shot search chose
 
     def save_curve(self, force: bool = True) -> None:
         """Write the learning curve (a user attribute rewritten whole): at the trial's end,
@@ -116,6 +118,9 @@ class StudyLoop:
             loads the named dataset of ``spec.task.dataset``.
         artifact_dir: where each completed trial's weights, TorchScript and spec are written.
         trial_cap: the most trials the sampler can propose (a grid's size).
+        oneshot: the trial searches the space itself (DARTS): nothing is suggested, the trial
+            reports its params in an ``architecture`` event.
+        trial_task: keys added to every trial's task (a one-shot algorithm's settings).
     """
 
     def __init__(
@@ -127,6 +132,8 @@ class StudyLoop:
         dataset: Dataset | None = None,
         artifact_dir: Path | None = None,
         trial_cap: int | None = None,
+        oneshot: bool = False,
+        trial_task: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.study = study
@@ -157,6 +164,8 @@ class StudyLoop:
         self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
         self.artifact_dir = artifact_dir
         self.trial_cap = trial_cap
+        self._oneshot = oneshot
+        self._trial_task = dict(trial_task or {})
         self._draining = False
         objective = spec.objective
         per_epoch = METRICS[objective.metric].per_epoch
@@ -219,6 +228,12 @@ class StudyLoop:
         elif event["event"] == "epoch":
             self._on_epoch(gen, running, event)
             self._check_end()
+        elif event["event"] == "search":
+            running.search.append(
+                {"epoch": event["epoch"], **event["metrics"], "genotype": event["genotype"]}
+            )
+        elif event["event"] == "architecture":
+            self._on_architecture(running, event)
         else:
             self._on_result(gen, running, event)
 
@@ -284,17 +299,17 @@ class StudyLoop:
         # Define-by-run: a parameter is sampled only when its conditions hold on the ones
         # sampled before it, so inactive parameters never reach the sampler or the task.
         for p in self.spec.search_space:
-            if all(c.holds(trial.params) for c in p.when):
+            if not self._oneshot and all(c.holds(trial.params) for c in p.when):
                 _suggest(trial, p)
         seed = self.spec.seed + trial.number
         task = self.spec.task.with_params(trial.params)
         trial.set_user_attr("seed", seed)
-        genotype = model_genotype(dict(task.model))
+        genotype = None if self._oneshot else model_genotype(dict(task.model))
         if genotype is not None:  # an architecture search: the architecture, compactly
             trial.set_user_attr("genotype", genotype)
         gen = self._remote.remote(
             self.data_ref,
-            {"model": dict(task.model), "training": dict(task.training)},
+            {"model": dict(task.model), "training": dict(task.training), **self._trial_task},
             seed,
             self.spec.resources.cpu,
             self.spec.resources.gpu,
@@ -318,6 +333,21 @@ class StudyLoop:
             self.study.tell(running.trial, state=TrialState.PRUNED)
             del self._in_flight[gen]
 
+    def _on_architecture(self, running: _InFlight, event: dict[str, Any]) -> None:
+        """A one-shot search chose the architecture: it becomes the trial's params."""
+        trial = running.trial
+        space = {p.name: p for p in self.spec.search_space}
+        for name, value in event["params"].items():
+            dist = to_distribution(space[name])
+            self.study._storage.set_trial_param(
+                trial._trial_id, name, dist.to_internal_repr(value), dist
+            )
+        running.params = dict(event["params"])
+        trial.set_user_attr("genotype", event["genotype"])
+        trial.set_user_attr("darts_search", running.search)
+        trial.set_user_attr("darts_alpha", event["alpha"])
+        trial.set_user_attr("search_seconds", event["search_seconds"])
+
     def _on_result(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         del self._in_flight[gen]  # the stream ends after its result; nothing more to read
         trial = running.trial
@@ -330,7 +360,8 @@ class StudyLoop:
         trial.set_user_attr("stopped_early", event["stopped_early"])
         trial.set_user_attr("grad_norms", event["grad_norms"])
         if self.artifact_dir is not None:
-            trial.set_user_attr("artifact_uri", str(self._save_artifacts(trial, event)))
+            folder = self._save_artifacts(trial, running.params or trial.params, event)
+            trial.set_user_attr("artifact_uri", str(folder))
         bad = [v for v in values if not math.isfinite(v)]
         if bad:
             self._record_failure(running, f"non-finite objective value {bad[0]}")
@@ -346,7 +377,9 @@ class StudyLoop:
     def _reaches(self, value: float, target: float) -> bool:
         return value >= target if self.spec.objective.direction == "maximize" else value <= target
 
-    def _save_artifacts(self, trial: optuna.Trial, event: dict[str, Any]) -> Path:
+    def _save_artifacts(
+        self, trial: optuna.Trial, params: dict[str, Any], event: dict[str, Any]
+    ) -> Path:
         """Write the trained model where users download it: weights, TorchScript, and the
         exact spec that rebuilds it. The scheduler writes them, so workers need no shared disk.
         """
@@ -355,10 +388,10 @@ class StudyLoop:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "weights.pt").write_bytes(event["state_dict"])
         (folder / "model.ts").write_bytes(event["torchscript"])
-        task = self.spec.task.with_params(trial.params)
+        task = self.spec.task.with_params(params)
         export = {
             "trial": trial.number,
-            "params": trial.params,
+            "params": params,
             "seed": self.spec.seed + trial.number,
             "model": dict(task.model),
             "training": dict(task.training),

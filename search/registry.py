@@ -3,8 +3,10 @@
 An algorithm plugs in at one of three points: as an Optuna sampler (``kind="sampler"``: what to
 try next), as an Optuna pruner (``kind="pruner"``: which running trial to stop early), or as a
 population method (``kind="population"``: PBT and PB2, which train a population on Ray Tune
-and mirror it into Optuna instead of asking a sampler; :mod:`search.pbt`). A study's
-``algorithm`` names a sampler or a population method; its ``pruner`` names a pruner.
+and mirror it into Optuna instead of asking a sampler; :mod:`search.pbt`), or as a one-shot
+search (``kind="oneshot"``: DARTS, one trial that searches and trains; :mod:`search.darts`).
+A study's ``algorithm`` names a sampler, a population method or a one-shot search; its
+``pruner`` names a pruner.
 Registering one is a call to :func:`register`; ``GET /api/v1/algorithms`` and the tests read
 :func:`list_algorithms`.
 """
@@ -18,8 +20,9 @@ from optuna.samplers import BaseSampler
 
 from search.spec import ParamSpec
 
-Kind = Literal["sampler", "pruner", "population"]
-STUDY_KINDS: tuple[Kind, ...] = ("sampler", "population")  # what a study's algorithm names
+Kind = Literal["sampler", "pruner", "population", "oneshot"]
+# What a study's algorithm may name.
+STUDY_KINDS: tuple[Kind, ...] = ("sampler", "population", "oneshot")
 Space = tuple[ParamSpec, ...]
 
 
@@ -120,6 +123,7 @@ def register(algorithm: Algorithm) -> None:
 
 def _load_builtins() -> None:
     # Importing the packages registers their algorithms; deferred so this module stays cheap.
+    import search.darts
     import search.pbt
     import search.pruners
     import search.samplers  # noqa: F401

@@ -37,17 +37,34 @@ def run_trial(
         ``{"event": "result", "metrics", "best_epoch", "stopped_early", "grad_norms",
         "state_dict", "torchscript"}`` last (weights and TorchScript as bytes).
     """
+    start = start_event(cpus, gpus)
+    yield start
+    yield from train_events(data, task, seed, start["device"], monitor)
+
+
+def start_event(cpus: float, gpus: float) -> dict[str, Any]:
+    """Size torch for the trial's reservation and say where it runs (its first event)."""
     # Ray exports OMP_NUM_THREADS per task, but torch's intra-op pool is sized at import; a
     # trial must not use more cores than it reserved or parallel trials fight for them.
     torch.set_num_threads(max(1, int(cpus)))
     # The GPU Ray assigned is the only one visible (CUDA_VISIBLE_DEVICES), hence cuda:0.
     device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
-    yield {
+    return {
         "event": "start",
         "node_id": ray.get_runtime_context().get_node_id(),
         "pid": os.getpid(),
         "device": device,
     }
+
+
+def train_events(
+    data: Dataset,
+    task: dict[str, Any],
+    seed: int,
+    device: str,
+    monitor: tuple[str, Literal["maximize", "minimize"]],
+) -> Iterator[dict[str, Any]]:
+    """Train the task's network: an ``epoch`` event per epoch, then the ``result``."""
     for item in train(task["model"], TrainConfig(**task["training"]), data, seed, device, monitor):
         if isinstance(item, EpochMetrics):
             yield {"event": "epoch", "epoch": item.epoch, "metrics": item.metrics}

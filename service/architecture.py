@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.cells import EDGES, edge_name, space_has_path
 from models.macro import MACRO_BLOCKS, MACRO_NORMS
 
 CELL_OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
@@ -124,6 +125,16 @@ class CellArchitecture(_Strict):
     cells_per_stage: int = Field(2, ge=1, le=8)
     stages: int = Field(3, ge=1, le=4)
 
+    @model_validator(mode="after")
+    def _connected(self) -> "CellArchitecture":
+        allowed = {edge: self.allowed()[edge_name(edge)] for edge in EDGES}
+        if not space_has_path(allowed):
+            raise ValueError(
+                "a cell with no path from input to output allowed: every path from node 0 to "
+                "node 3 crosses an edge whose only operation is none"
+            )
+        return self
+
     def allowed(self) -> dict[str, list[str]]:
         """Each edge's operations."""
         given: dict[str, list[str]] = {k: list(v) for k, v in self.edges.items()}
@@ -138,7 +149,9 @@ class CellArchitecture(_Strict):
         }
         params: dict[str, dict[str, Any]] = {}
         for edge, ops in self.allowed().items():
-            model[edge] = ops[0]
+            # The task's fixed cell (what validation builds) takes a real operation where it
+            # can, so it has a path whenever the space does.
+            model[edge] = next((op for op in ops if op != "none"), ops[0])
             if len(ops) > 1:
                 params[f"model.{edge}"] = {"type": "categorical", "choices": ops}
         return model, params

@@ -19,11 +19,12 @@ from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.data import Dataset, from_arrays
+from search.darts import darts_task
 from search.loop import StudyLoop, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
 from search.registry import STUDY_KINDS, create_pruner, create_sampler, get_algorithm
 from search.spec import StudySpec
-from search.trial import warm_workers
+from search.trial import run_trial, warm_workers
 from service import crud
 from service.config import Settings
 from service.datasets import load_upload
@@ -189,8 +190,14 @@ class Scheduler:
             self._open_population(session, row, spec)
             return
         n_trials = len(load_trials(self._storage, row.optuna_study_name))
-        sampler = create_sampler(
-            algorithm.name, algorithm.settings, spec.search_space, spec.seed, n_trials
+        entry = get_algorithm(algorithm.name, STUDY_KINDS)
+        oneshot = entry.kind == "oneshot"
+        sampler = (
+            optuna.samplers.RandomSampler(spec.seed)  # asks no parameter: the trial searches
+            if oneshot
+            else create_sampler(
+                algorithm.name, algorithm.settings, spec.search_space, spec.seed, n_trials
+            )
         )
         pruner = spec.pruner
         study = optuna.load_study(
@@ -210,7 +217,12 @@ class Scheduler:
             started_at=_timestamp(started),
             dataset=dataset,
             artifact_dir=self._settings.data_dir / "artifacts" / row.optuna_study_name,
-            trial_cap=get_algorithm(algorithm.name).trial_cap(spec.search_space),
+            trial_cap=entry.trial_cap(spec.search_space),
+            oneshot=oneshot,
+            trial_fn=entry.factory if oneshot else run_trial,
+            trial_task=darts_task(spec, entry.check_settings(algorithm.settings))
+            if oneshot
+            else None,
         )
         self._specs[row.id] = row.spec
         log.info("study %s (%s) running", row.id, row.name)

@@ -18,6 +18,7 @@ from models.data import DatasetInfo, dataset_info
 from models.knobs import FieldErrors, knobs
 from models.metrics import METRICS, metric_error
 from models.train import TrainConfig, check_training, n_outputs
+from search.darts import check_darts
 from search.pbt import check_pbt, pbt_settings
 from search.registry import STUDY_KINDS, SettingError, get_algorithm
 from search.spec import TaskSpec
@@ -82,6 +83,9 @@ def _search_errors(body: StudyCreate) -> Errors:
         if algorithm.kind == "population":
             pbt_settings(spec)  # bounds between settings; the rest once the data is known
             errors += _population_errors(body)
+        elif algorithm.kind == "oneshot":
+            errors += [(("algorithm",), m) for m in check_darts(spec)]
+            errors += _population_errors(body)
         else:
             errors += [
                 (("algorithm",), m)
@@ -123,17 +127,14 @@ def _search_errors(body: StudyCreate) -> Errors:
 
 
 def _population_errors(body: StudyCreate) -> Errors:
-    """What a PBT / PB2 study cannot combine with: its population replaces both."""
+    """What a population (PBT, PB2) or one-shot (DARTS) study cannot combine with: it does
+    not ask a sampler for trials nor stops them early."""
     name = body.algorithm.name
     errors: Errors = []
     if body.pruner is not None:
-        errors.append(
-            (("pruner",), f"{name} replaces early stopping with exploitation; drop the pruner")
-        )
+        errors.append((("pruner",), f"{name} does not stop trials early; drop the pruner"))
     if body.warm_start.points or body.warm_start.from_study is not None:
-        errors.append(
-            (("warm_start",), f"{name} samples its initial population; warm start is not used")
-        )
+        errors.append((("warm_start",), f"{name} proposes no trials to warm-start"))
     return errors
 
 

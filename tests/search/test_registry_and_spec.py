@@ -64,7 +64,7 @@ def test_list_algorithms_names_random_and_tpe_sorted() -> None:
 @pytest.mark.parametrize("algorithm", list_algorithms(), ids=lambda a: a.name)
 def test_every_algorithm_is_described(algorithm: Algorithm) -> None:
     assert get_algorithm(algorithm.name, algorithm.kind) is algorithm
-    assert algorithm.kind in ("sampler", "pruner", "population")
+    assert algorithm.kind in ("sampler", "pruner", "population", "oneshot")
     assert algorithm.description
     setting_names = [s.name for s in algorithm.settings]
     assert len(setting_names) == len(set(setting_names))

@@ -76,6 +76,14 @@ def test_cell_expands_into_one_parameter_per_free_edge() -> None:
     assert created.to_spec().task.model["family"] == "nb201"
 
 
+def test_a_cell_with_some_path_left_is_accepted() -> None:
+    # Only edge 3_0 may carry an operation: the direct path from input to output remains.
+    none = {e: ["none"] for e in ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_1", "edge_3_2")}
+    arch = {"kind": "cell", "ops": ["skip", "conv3x3"], "edges": none}
+    created = StudyCreate.model_validate(study(arch))
+    assert list(created.search_space) == ["model.edge_3_0"]
+
+
 @pytest.mark.parametrize(
     ("architecture", "overrides", "loc", "words"),
     [
@@ -86,6 +94,15 @@ def test_cell_expands_into_one_parameter_per_free_edge() -> None:
             "at least 1 item",
         ),
         ({"kind": "cell", "ops": []}, {}, ("architecture", "cell", "ops"), "at least 1 item"),
+        (
+            {
+                "kind": "cell",
+                "edges": {"edge_3_0": ["none"], "edge_3_1": ["none"], "edge_3_2": ["none"]},
+            },
+            {},
+            ("architecture", "cell"),
+            "a cell with no path from input to output allowed",
+        ),
         ({"kind": "macro", "stages": 9}, {}, ("architecture", "macro"), "1 to 6 stages"),
         (
             {"kind": "macro", "stages": [{"width": [16, 16]}]},

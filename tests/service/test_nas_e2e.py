@@ -87,6 +87,102 @@ def test_best_architecture_comes_back_as_a_spec_that_trains_it_again(server: Ser
     assert longer["task"]["training"]["epochs"] == 30
 
 
+def cell_study(name: str, algorithm: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The NAS-Bench-201 cell on digits, small enough for a CPU: 8 channels, one cell a stage."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "algorithm": algorithm,
+        "architecture": {"kind": "cell", "channels": 8, "cells_per_stage": 1},
+        "budget": {"max_trials": 3},
+        "parallelism": 2,
+        "task": {"dataset": {"name": "digits"}, "training": {"epochs": 3, "lr": 3e-3}},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def test_cell_space_records_each_trials_genotype(server: Server) -> None:
+    study, trials = run(server, cell_study("cell-random", {"name": "random"}))
+    assert study["status"] == "completed", study
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 3
+    for t in trials:
+        p = t["params"]
+        assert len(p) == 6
+        expected = "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(
+            *(p[f"model.edge_{e}"] for e in ("1_0", "2_0", "2_1", "3_0", "3_1", "3_2"))
+        )
+        assert t["user_attrs"]["genotype"] == expected
+        assert t["user_attrs"]["param_count"] > 0
+
+
+def test_darts_searches_the_cell_in_one_trial_and_trains_the_derived_one(server: Server) -> None:
+    spec = cell_study("cell-darts", {"name": "darts", "settings": {"epochs": 4}})
+    spec["task"]["training"]["epochs"] = 5
+    study, trials = run(server, spec)
+    assert study["status"] == "completed", study
+    assert len(trials) == 1 and trials[0]["state"] == "COMPLETE"
+    trial = server.api.get(f"/studies/{study['id']}/trials/0").json()
+    attrs = trial["user_attrs"]
+    # The derived cell: one op an edge, never none; it is the trial's params and its genotype.
+    ops = [trial["params"][f"model.edge_{e}"] for e in ("1_0", "2_0", "2_1", "3_0", "3_1", "3_2")]
+    assert "none" not in ops
+    assert attrs["genotype"] == "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+    search = attrs["darts_search"]
+    assert [e["epoch"] for e in search] == [1, 2, 3, 4]
+    assert search[-1]["genotype"] == attrs["genotype"]
+    assert len(attrs["darts_alpha"]) == 6
+    assert all(abs(sum(row) - 1) < 1e-5 for row in attrs["darts_alpha"])
+    # Then the derived network trained 5 epochs like any trial.
+    assert sorted(map(int, trial["intermediate_values"])) == [1, 2, 3, 4, 5]
+    assert trial["value"] > 0.8
+    exported = server.api.get(f"/studies/{study['id']}/trials/0/artifacts/spec").json()
+    assert exported["model"]["edge_3_2"] == trial["params"]["model.edge_3_2"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "words"),
+    [
+        (
+            {"algorithm": {"name": "darts"}, "architecture": {"kind": "macro", "stages": 2}},
+            "algorithm",
+            "cannot be relaxed",
+        ),
+        (
+            {
+                "algorithm": {"name": "darts"},
+                "search_space": {"training.lr": {"type": "float", "low": 1e-3, "high": 0.1}},
+            },
+            "algorithm",
+            "cannot also search training.lr",
+        ),
+        (
+            {"algorithm": {"name": "darts", "settings": {"epoch": 3}}},
+            "algorithm.settings.epoch",
+            "unknown setting 'epoch'",
+        ),
+        (
+            {
+                "architecture": {
+                    "kind": "cell",
+                    "edges": {e: ["none"] for e in ("edge_3_0", "edge_3_1", "edge_3_2")},
+                }
+            },
+            "architecture",
+            "a cell with no path from input to output allowed",
+        ),
+    ],
+)
+def test_cell_spaces_that_cannot_run_are_refused(
+    server: Server, overrides: dict[str, Any], path: str, words: str
+) -> None:
+    spec = cell_study("bad-cell", {"name": "random"})
+    spec.update(overrides)
+    resp = server.api.post("/studies", json=spec)
+    assert resp.status_code == 422, resp.text
+    detail = {d["path"]: d["msg"] for d in resp.json()["detail"]}
+    assert path in detail and words in detail[path], detail
+
+
 @pytest.mark.parametrize(
     ("architecture", "path", "words"),
     [

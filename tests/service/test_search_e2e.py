@@ -431,7 +431,7 @@ def test_same_study_twice_gives_the_same_trials(server: Server) -> None:
                 "pruner": {"name": "asha"},
             },
             "pruner",
-            ("pbt replaces early stopping",),
+            ("pbt does not stop trials early",),
         ),
     ],
 )

@@ -593,7 +593,7 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
     algorithms = {a["name"]: a for a in response.json()}
     assert {"random", "tpe"} <= set(algorithms)
     for algorithm in algorithms.values():
-        assert algorithm["kind"] in ("sampler", "pruner", "population")
+        assert algorithm["kind"] in ("sampler", "pruner", "population", "oneshot")
         assert algorithm["description"]
     tpe = {s["name"]: s for s in algorithms["tpe"]["settings"]}
     assert tpe["seed"] == {**tpe["seed"], "type": "int", "default": None}
@@ -609,6 +609,7 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
         },
         "pbt": "population",
         "pb2": "population",
+        "darts": "oneshot",
     }
     assert algorithms["pbt"]["multi_objective"] is False
     pbt = {s["name"]: s for s in algorithms["pbt"]["settings"]}
