@@ -69,6 +69,53 @@ def test_macro_space_searches_stage_choices(server: Server) -> None:
     assert study["best_value"] > 0.8
 
 
+def test_multi_objective_nas_returns_a_pareto_front_of_accuracy_against_parameters(
+    server: Server,
+) -> None:
+    spec = macro_study(
+        "macro-pareto",
+        "nsga2",
+        objectives=[
+            {"metric": "val_accuracy", "direction": "maximize"},
+            {"metric": "param_count", "direction": "minimize"},
+        ],
+        budget={"max_trials": 8},
+    )
+    spec["algorithm"]["settings"]["population_size"] = 4
+    study, trials = run(server, spec)
+    assert study["status"] == "completed", study
+    front = server.api.get(f"/studies/{study['id']}/best").json()
+    assert [o["metric"] for o in front["objectives"]] == ["val_accuracy", "param_count"]
+    points = [tuple(t["values"]) for t in front["trials"]]
+    assert points
+    done = [tuple(t["values"]) for t in trials if t["state"] == "COMPLETE"]
+    for acc, params in points:  # nothing finished dominates a front point
+        assert not any(a >= acc and p <= params and (a, p) != (acc, params) for a, p in done)
+    for acc, params in done:  # and every other point is dominated by the front
+        if (acc, params) not in points:
+            assert any(a >= acc and p <= params for a, p in points)
+    for t in front["trials"]:
+        assert t["values"][1] == t["user_attrs"]["param_count"]
+
+
+def test_asha_stops_architectures_early(server: Server) -> None:
+    spec = macro_study(
+        "macro-asha",
+        "random",
+        pruner={"name": "asha", "settings": {"min_resource": 1, "reduction_factor": 3}},
+        budget={"max_trials": 8},
+        parallelism=1,
+    )
+    spec["task"]["training"]["epochs"] = 6
+    study, trials = run(server, spec)
+    assert study["status"] == "completed", study
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert pruned, [t["state"] for t in trials]
+    for t in pruned:
+        assert len(t["intermediate_values"]) < 6
+        assert t["user_attrs"]["genotype"]  # recorded at the start, pruned or not
+
+
 def test_best_architecture_comes_back_as_a_spec_that_trains_it_again(server: Server) -> None:
     study, _ = run(server, macro_study("macro-retrain", "random", budget={"max_trials": 2}))
     best = server.api.get(f"/studies/{study['id']}/best").json()
