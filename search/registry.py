@@ -124,6 +124,7 @@ def register(algorithm: Algorithm) -> None:
 def _load_builtins() -> None:
     # Importing the packages registers their algorithms; deferred so this module stays cheap.
     import search.darts
+    import search.nas
     import search.pbt
     import search.pruners
     import search.samplers  # noqa: F401

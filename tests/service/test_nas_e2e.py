@@ -69,6 +69,30 @@ def test_macro_space_searches_stage_choices(server: Server) -> None:
     assert study["best_value"] > 0.8
 
 
+@pytest.mark.parametrize(
+    ("algorithm", "settings"),
+    [
+        ("evolution", {"population_size": 4, "sample_size": 2}),
+        ("reinforce", {"learning_rate": 0.3}),
+    ],
+)
+def test_nas_samplers_search_the_macro_space(
+    server: Server, algorithm: str, settings: dict[str, Any]
+) -> None:
+    spec = macro_study(f"macro-{algorithm}", algorithm, budget={"max_trials": 10}, parallelism=1)
+    spec["algorithm"]["settings"].update(settings)
+    study, trials = run(server, spec)
+    assert study["status"] == "completed", study
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 10
+    assert study["best_value"] > 0.8
+    if algorithm == "evolution":
+        # After the first 4 (random), each child is a finished trial with one decision mutated.
+        for t in trials[4:]:
+            earlier = [e["params"] for e in trials if e["number"] < t["number"]]
+            diffs = [sum(e[k] != t["params"][k] for k in e) for e in earlier]
+            assert min(diffs) <= 1, (t["params"], earlier)
+
+
 def test_multi_objective_nas_returns_a_pareto_front_of_accuracy_against_parameters(
     server: Server,
 ) -> None:

@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 
-from search.registry import list_algorithms
+from search.registry import get_algorithm, list_algorithms
+from search.spec import ParamSpec
 from tests.conftest import Server, finished, start_server, wait_for
 
 pytestmark = pytest.mark.slow
 
 SAMPLERS = [a.name for a in list_algorithms("sampler")]
 PRUNERS = [a.name for a in list_algorithms("pruner")]
+LR_FLOAT = ParamSpec("training.lr", "float", low=0.005, high=0.05)
 PRUNER_SETTINGS = {
     "threshold": {"lower": 0.3},
     "median": {"n_startup_trials": 1},
@@ -60,6 +62,10 @@ def run(server: Server, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_runs_a_study(server: Server, sampler: str) -> None:
     spec = small_study(f"s-{sampler}", algorithm={"name": sampler, "settings": {"seed": 1}})
+    algorithm = get_algorithm(sampler)
+    if algorithm.problems(algorithm.check_settings({}), (LR_FLOAT,), 1):  # no floats: NAS ones
+        grid = [0.005, 0.02, 0.035, 0.05]
+        spec["search_space"]["training.lr"] = {"type": "categorical", "choices": grid}
     study, trials = run(server, spec)
     assert study["status"] == "completed", study
     assert [t["state"] for t in trials] == ["COMPLETE"] * 4

@@ -602,7 +602,21 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
     assert [s["name"] for s in algorithms["random"]["settings"]] == ["seed"]
     kinds = {name: a["kind"] for name, a in algorithms.items()}
     assert kinds == {
-        **{n: "sampler" for n in ("grid", "random", "qmc", "tpe", "gp", "cmaes", "nsga2", "nsga3")},
+        **{
+            n: "sampler"
+            for n in (
+                "grid",
+                "random",
+                "qmc",
+                "tpe",
+                "gp",
+                "cmaes",
+                "nsga2",
+                "nsga3",
+                "evolution",
+                "reinforce",
+            )
+        },
         **{
             n: "pruner"
             for n in ("asha", "hyperband", "median", "percentile", "patient", "threshold")
