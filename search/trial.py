@@ -44,6 +44,11 @@ def run_trial(
 
 def start_event(cpus: float, gpus: float) -> dict[str, Any]:
     """Size torch for the trial's reservation and say where it runs (its first event)."""
+    # Workers are reused. A task cancelled at the wrong instant (Ray interrupts it with an
+    # asynchronous KeyboardInterrupt, which can land inside torch.no_grad's own exit) leaves
+    # gradients off in the worker's thread, and every later trial there would fail with
+    # "element 0 of tensors does not require grad": each trial starts from a clean state.
+    torch.set_grad_enabled(True)
     # Ray exports OMP_NUM_THREADS per task, but torch's intra-op pool is sized at import; a
     # trial must not use more cores than it reserved or parallel trials fight for them.
     torch.set_num_threads(max(1, int(cpus)))

@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 import pytest
 import ray
+import torch
 
 import search.loop
 from models.data import load_dataset
@@ -78,6 +79,25 @@ def test_trials_run_on_the_workers_warmed_beforehand(local_ray: None) -> None:
     drive(loop)
     pids = {t.user_attrs["pid"] for t in study.trials}
     assert pids and pids <= warmed, (pids, warmed)
+
+
+def _disable_grad() -> int:
+    import os
+
+    torch.set_grad_enabled(False)  # what a cancel landing inside no_grad's exit leaves behind
+    time.sleep(0.5)  # both run at once, so each of the two workers gets one
+    return os.getpid()
+
+
+def test_a_worker_left_without_gradients_still_trains_the_next_trials(local_ray: None) -> None:
+    poison = ray.remote(_disable_grad).options(num_cpus=1)
+    poisoned = set(ray.get([poison.remote(), poison.remote()]))
+    assert len(poisoned) == 2
+    study = new_study()
+    loop = StudyLoop(make_spec(max_trials=4), study, started_at=time.time())
+    drive(loop)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert {t.user_attrs["pid"] for t in study.trials} <= poisoned
 
 
 def test_dataset_is_put_once_and_parallelism_is_held(
