@@ -139,7 +139,7 @@ def measure(seeds: list[int]) -> list[Result]:
         workdir = Path(tmp)
         server = start_server(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "data")
         try:
-            with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as api:
+            with server.api as api:
                 for seed in seeds:
                     darts = run_darts(api, seed)
                     results.append(darts)

@@ -304,7 +304,6 @@ def _tuneforge_study(api: Any, seed: int, budget: float, run: Run, server_pid: i
 def run_tuneforge(seed: int, budget: float, workdir: Path, warm: bool = True) -> list[Run]:
     """A fresh server's first study (the measurement), then a second study on the same,
     now warm, server (for reference: its Ray workers have imported torch already)."""
-    import httpx
 
     from tests.conftest import start_server
 
@@ -317,7 +316,7 @@ def run_tuneforge(seed: int, budget: float, workdir: Path, warm: bool = True) ->
     if warm:
         runs.append(Run("tuneforge-warm", seed, budget))
     try:
-        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as api:
+        with server.api as api:
             for run in runs:
                 try:
                     _tuneforge_study(api, seed, budget, run, server.process.pid)

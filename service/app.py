@@ -4,11 +4,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import sessionmaker
 
+from service.api.deps import require_caller
 from service.api.limits import BodyLimit
-from service.api.routes import algorithms, catalog, datasets, studies, trials
+from service.api.routes import algorithms, catalog, datasets, keys, studies, trials
+from service.auth import ensure_admin_key
 from service.config import Settings
 from service.db import make_engine, make_storage, migrate
 from service.errors import install_handlers
@@ -28,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate(engine)
         app.state.settings = settings
         app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        if settings.auth:
+            with app.state.sessionmaker() as session:
+                ensure_admin_key(session, settings.data_dir)
         app.state.storage = make_storage(settings.db_url)
         app.state.scheduler = None
         if settings.run_scheduler:
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler: Scheduler | None = request.app.state.scheduler
         return {"status": "ok", "scheduler": scheduler.state if scheduler else "off"}
 
-    for module in (studies, trials, datasets, algorithms, catalog):
-        app.include_router(module.router, prefix="/api/v1")
+    # Every API route needs a key (healthz does not); each route then scopes to its tenant.
+    for module in (studies, trials, datasets, algorithms, catalog, keys):
+        app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(require_caller)])
     return app

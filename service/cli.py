@@ -1,6 +1,8 @@
 """The ``tuneforge`` command: serve, submit and inspect studies, open the dashboard.
 
-Client commands talk to the server at ``TUNEFORGE_URL`` (default http://127.0.0.1:8000).
+Client commands talk to the server at ``TUNEFORGE_URL`` (default http://127.0.0.1:8000) with
+the API key in ``TUNEFORGE_API_KEY``, or else the admin key the server wrote to
+``<TUNEFORGE_DATA_DIR>/admin.key`` on its first start.
 """
 
 import json
@@ -13,9 +15,12 @@ import httpx
 import typer
 import yaml
 
+from service.auth import read_admin_key
 from service.config import Settings
 
 app = typer.Typer(help="tuneforge: hyperparameter and architecture search on Ray.")
+keys_app = typer.Typer(help="API keys (admin): create, list, revoke.")
+app.add_typer(keys_app, name="keys")
 _FINISHED = {"completed", "failed", "stopped"}
 
 
@@ -24,7 +29,10 @@ def _settings() -> Settings:
 
 
 def _client() -> httpx.Client:
-    return httpx.Client(base_url=_settings().url.rstrip("/") + "/api/v1", timeout=30)
+    settings = _settings()
+    key = settings.api_key or read_admin_key(settings.data_dir)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=settings.url.rstrip("/") + "/api/v1", timeout=30, headers=headers)
 
 
 def _call(method: str, path: str, **kwargs: Any) -> Any:
@@ -191,6 +199,40 @@ def download(
     path = output or Path(f"study-{study_id}-{where.replace('/', '-')}-{suffix}")
     path.write_bytes(resp.content)
     typer.echo(f"wrote {path} ({len(resp.content)} bytes)")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    admin: Annotated[bool, typer.Option(help="May manage keys.")] = False,
+) -> None:
+    """Create a key; it is printed this once (only its hash is stored)."""
+    created = _call("POST", "/keys", json={"tenant": tenant, "name": name, "admin": admin})
+    typer.echo(created["key"])
+    typer.echo(
+        f"key {created['id']} for tenant {created['tenant']}"
+        + (" (admin)" if created["admin"] else "")
+        + ": store it now, it is not shown again",
+        err=True,
+    )
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: id, tenant, name, first characters, admin, created, revoked."""
+    for k in _call("GET", "/keys"):
+        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+        role = "admin" if k["admin"] else "tenant"
+        line = f"{k['id']:>4}  {k['prefix']}…  {k['tenant']:<16} {role:<6} {state}"
+        typer.echo(f"{line}  {k['name']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key at once."""
+    _call("DELETE", f"/keys/{key_id}")
+    typer.echo(f"key {key_id} revoked")
 
 
 @app.command()

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     warm_workers: bool = Field(
         True, description="Start one trial-ready Ray worker per CPU before taking studies."
     )
+    auth: bool = Field(
+        True, description="Require API keys (false: anyone reaching the port is admin)."
+    )
+    api_key: str = Field("", description="The CLI's key (default: <DATA_DIR>/admin.key).")
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
     max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")

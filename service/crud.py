@@ -17,7 +17,7 @@ from models.data import DatasetInfo, Kind, Task
 from search.loop import to_distribution
 from service.datasets import Upload, new_dataset_id, remove_upload, save_upload, upload_id_of
 from service.errors import Conflict, NotFound
-from service.orm import DatasetRow, StudyRow, utcnow
+from service.orm import DEFAULT_TENANT, DatasetRow, StudyRow, utcnow
 from service.schemas import StudyCreate, StudyPatch
 from service.views import delete_optuna_study, directions, load_trials
 
@@ -25,7 +25,9 @@ ACTIVE = ("pending", "running")
 FINISHED = ("completed", "failed", "stopped")
 
 
-def create_study(session: Session, storage: RDBStorage, body: StudyCreate) -> StudyRow:
+def create_study(
+    session: Session, storage: RDBStorage, body: StudyCreate, tenant: str = DEFAULT_TENANT
+) -> StudyRow:
     """Create the Optuna study, then the row that owns it; on any error neither remains."""
     optuna_name = f"{body.name}-{uuid.uuid4().hex[:8]}"
     # The Optuna study first: on SQLite an open write transaction here would lock out
@@ -41,6 +43,7 @@ def create_study(session: Session, storage: RDBStorage, body: StudyCreate) -> St
         _warm_start(session, storage, study, body)
         study.set_user_attr("tuneforge_spec", body.model_dump(mode="json"))
         row = StudyRow(
+            tenant=tenant,
             name=body.name,
             optuna_study_name=optuna_name,
             spec=body.model_dump(mode="json"),
@@ -82,24 +85,33 @@ def _warm_start(
     study.add_trials(copied)
 
 
-def study_directions(session: Session, study_id: int) -> list[str] | None:
-    """A study's objective directions (None if there is no such study), for warm starts."""
+def study_directions(
+    session: Session, study_id: int, tenant: str | None = None
+) -> list[str] | None:
+    """A study's objective directions (None if there is no such study of ``tenant``), for
+    warm starts."""
     row = session.get(StudyRow, study_id)
-    if row is None:
+    if row is None or (tenant is not None and row.tenant != tenant):
         return None
     return directions(row.spec)
 
 
-def get_study(session: Session, study_id: int) -> StudyRow:
+def get_study(session: Session, study_id: int, tenant: str | None = None) -> StudyRow:
+    """The study ``study_id``; for a ``tenant``, only its own (another's is not found)."""
     row = session.get(StudyRow, study_id)
-    if row is None:
+    if row is None or (tenant is not None and row.tenant != tenant):
         raise NotFound(f"study {study_id} not found")
     return row
 
 
-def list_studies(session: Session, offset: int, limit: int) -> tuple[Sequence[StudyRow], int]:
-    total = session.scalar(select(func.count()).select_from(StudyRow)) or 0
-    rows = session.scalars(select(StudyRow).order_by(StudyRow.id).offset(offset).limit(limit))
+def list_studies(
+    session: Session, offset: int, limit: int, tenant: str | None = None
+) -> tuple[Sequence[StudyRow], int]:
+    query = (
+        select(StudyRow) if tenant is None else select(StudyRow).where(StudyRow.tenant == tenant)
+    )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(StudyRow.id).offset(offset).limit(limit))
     return rows.all(), total
 
 
@@ -180,13 +192,16 @@ def mark_finished(session: Session, study_id: int, status: str, reason: str) -> 
 # -- uploaded datasets ------------------------------------------------------------------------
 
 
-def create_dataset(session: Session, data_dir: Path, name: str, upload: Upload) -> DatasetRow:
+def create_dataset(
+    session: Session, data_dir: Path, name: str, upload: Upload, tenant: str = DEFAULT_TENANT
+) -> DatasetRow:
     """Store a checked upload: its file first, then its row; on any error neither remains."""
     dataset_id = new_dataset_id()
     save_upload(data_dir, dataset_id, upload)
     try:
         row = DatasetRow(
             id=dataset_id,
+            tenant=tenant,
             name=name,
             filename=upload.filename,
             task=upload.task,
@@ -206,17 +221,19 @@ def create_dataset(session: Session, data_dir: Path, name: str, upload: Upload) 
     return row
 
 
-def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
+def get_dataset(session: Session, dataset_id: str, tenant: str | None = None) -> DatasetRow:
+    """The dataset ``dataset_id``; for a ``tenant``, only its own (another's is not found)."""
     row = session.get(DatasetRow, dataset_id)
-    if row is None:
+    if row is None or (tenant is not None and row.tenant != tenant):
         raise NotFound(f"dataset {dataset_id} not found")
     return row
 
 
-def upload_info(session: Session, dataset_id: str) -> DatasetInfo | None:
-    """An uploaded dataset's metadata, as a study sees it (``None`` if there is no such id)."""
+def upload_info(session: Session, dataset_id: str, tenant: str | None = None) -> DatasetInfo | None:
+    """An uploaded dataset's metadata, as a study sees it (``None`` if there is no such id,
+    or it is another tenant's)."""
     row = session.get(DatasetRow, dataset_id)
-    if row is None:
+    if row is None or (tenant is not None and row.tenant != tenant):
         return None
     return DatasetInfo(
         name=row.name,
@@ -228,10 +245,15 @@ def upload_info(session: Session, dataset_id: str) -> DatasetInfo | None:
     )
 
 
-def list_datasets(session: Session, offset: int, limit: int) -> tuple[Sequence[DatasetRow], int]:
-    total = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+def list_datasets(
+    session: Session, offset: int, limit: int, tenant: str | None = None
+) -> tuple[Sequence[DatasetRow], int]:
+    query = select(DatasetRow)
+    if tenant is not None:
+        query = query.where(DatasetRow.tenant == tenant)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     order = (DatasetRow.created_at, DatasetRow.id)
-    rows = session.scalars(select(DatasetRow).order_by(*order).offset(offset).limit(limit))
+    rows = session.scalars(query.order_by(*order).offset(offset).limit(limit))
     return rows.all(), total
 
 

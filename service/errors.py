@@ -13,6 +13,18 @@ class ServiceError(Exception):
     status_code = 500
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one that is unknown or revoked."""
+
+    status_code = 401
+
+
+class Forbidden(ServiceError):
+    """A valid key without the right (a tenant key on an admin route)."""
+
+    status_code = 403
+
+
 class NotFound(ServiceError):
     status_code = 404
 
@@ -71,7 +83,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_req: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
 
 _UNION_TAGS = {"float", "int", "categorical", "macro", "cell"}

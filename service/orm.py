@@ -11,6 +11,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+DEFAULT_TENANT = "default"  # the tenant of the first admin key, and of everything without auth
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -23,6 +26,7 @@ class StudyRow(Base):
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, index=True)
     name: Mapped[str] = mapped_column(String(128))
     optuna_study_name: Mapped[str] = mapped_column(String(512), unique=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -43,6 +47,7 @@ class DatasetRow(Base):
     __tablename__ = "tf_datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # 12 hex chars of a uuid4
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, index=True)
     name: Mapped[str] = mapped_column(String(128))
     filename: Mapped[str] = mapped_column(String(255))
     task: Mapped[str] = mapped_column(String(16))  # multiclass | binary | regression
@@ -53,3 +58,21 @@ class DatasetRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)  # of the file as uploaded
     sha256: Mapped[str] = mapped_column(String(64))  # of the file as uploaded
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """An API key: only its SHA-256 is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "tf_api_keys"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(
+        String(16)
+    )  # the key's first characters, to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

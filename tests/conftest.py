@@ -19,6 +19,8 @@ import httpx
 import psycopg
 import pytest
 
+from service.auth import read_admin_key
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -58,8 +60,19 @@ class Server:
     log_path: Path
 
     @property
+    def key(self) -> str | None:
+        """The admin key the server wrote to its data directory on first start."""
+        return read_admin_key(self.data_dir)
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        """A client of the API acting with ``key`` (None: no key at all)."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=30, headers=headers)
+
+    @property
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=30)
+        """A client with the admin key."""
+        return self.client(self.key)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

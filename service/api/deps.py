@@ -4,10 +4,13 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session
 
+from service.auth import ANONYMOUS_ADMIN, Caller, caller_for
 from service.config import Settings
+from service.errors import Forbidden, Unauthorized
 from service.scheduler import Scheduler
 
 
@@ -32,3 +35,37 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
 StorageDep = Annotated[RDBStorage, Depends(_storage)]
 SchedulerDep = Annotated[Scheduler | None, Depends(_scheduler)]
+
+
+# auto_error=False: a missing key is our 401 (with a sentence), not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or X-API-Key: <key>")
+
+
+def _caller(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> Caller:
+    settings: Settings = request.app.state.settings
+    if not settings.auth:
+        return ANONYMOUS_ADMIN
+    key = bearer.credentials if bearer is not None else header
+    if not key:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+    caller = caller_for(session, key)
+    if caller is None:
+        raise Unauthorized("unknown or revoked API key")
+    return caller
+
+
+def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if not caller.admin:
+        raise Forbidden("this route needs an admin API key")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+require_caller = _caller
+AdminDep = Annotated[Caller, Depends(_admin)]

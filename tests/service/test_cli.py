@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tuneforge(server: Server, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TUNEFORGE_URL": server.url}
+    # The data directory the server wrote its admin key to: the CLI reads it from there.
+    env = {**os.environ, "TUNEFORGE_URL": server.url, "TUNEFORGE_DATA_DIR": str(server.data_dir)}
     return subprocess.run(
         [sys.executable, "-m", "service.cli", *args],
         env=env,

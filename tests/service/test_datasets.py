@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from models.data import from_arrays
 from service.api.limits import BodyLimit
 from service.app import create_app
+from service.auth import read_admin_key
 from service.config import Settings
 from service.datasets import load_upload, parse_upload, save_upload, upload_path
 from service.orm import DatasetRow, StudyRow
@@ -35,6 +36,9 @@ Files = dict[str, tuple[str, bytes]]
 def _client(data_dir: Path, **settings: Any) -> Iterator[TestClient]:
     app = create_app(Settings(data_dir=data_dir, run_scheduler=False, **settings))
     with TestClient(app) as client:
+        key = read_admin_key(data_dir)  # written on the app's first start
+        if key:
+            client.headers["Authorization"] = f"Bearer {key}"
         yield client
 
 

@@ -17,6 +17,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.auth import read_admin_key
 from service.config import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
@@ -35,6 +36,9 @@ def base_spec() -> Spec:
 def _client(tmp_path: Path, **settings: Any) -> Iterator[TestClient]:
     app = create_app(Settings(data_dir=tmp_path, run_scheduler=False, **settings))
     with TestClient(app) as client:
+        key = read_admin_key(tmp_path)  # written on the app's first start
+        if key:
+            client.headers["Authorization"] = f"Bearer {key}"
         yield client
 
 

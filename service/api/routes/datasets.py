@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from models.data import Task
 from service import crud
-from service.api.deps import SessionDep, SettingsDep
+from service.api.deps import CallerDep, SessionDep, SettingsDep
 from service.datasets import NAME_PATTERN, dataset_name, parse_upload
 from service.errors import SpecInvalid
 from service.schemas import DatasetPage, DatasetPublic
@@ -16,6 +16,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def upload_dataset(
+    caller: CallerDep,
     session: SessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="A .npz with arrays x and y, or a .csv.")],
@@ -33,27 +34,31 @@ def upload_dataset(
     name = dataset_name(file.filename, name)
     # A sync route runs in a worker thread: reading and parsing here keep the event loop free.
     upload = parse_upload(file.filename, file.file.read(), task=task, target=target)
-    row = crud.create_dataset(session, settings.data_dir, name, upload)
+    row = crud.create_dataset(session, settings.data_dir, name, upload, caller.tenant)
     return DatasetPublic.model_validate(row)
 
 
 @router.get("")
 def list_datasets(
+    caller: CallerDep,
     session: SessionDep,
     offset: int = Query(0, ge=0),
     limit: int = Query(50, ge=1, le=500),
 ) -> DatasetPage:
-    rows, total = crud.list_datasets(session, offset, limit)
+    rows, total = crud.list_datasets(session, offset, limit, caller.tenant)
     items = [DatasetPublic.model_validate(r) for r in rows]
     return DatasetPage(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.get("/{dataset_id}")
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetPublic:
-    return DatasetPublic.model_validate(crud.get_dataset(session, dataset_id))
+def get_dataset(dataset_id: str, caller: CallerDep, session: SessionDep) -> DatasetPublic:
+    return DatasetPublic.model_validate(crud.get_dataset(session, dataset_id, caller.tenant))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep) -> None:
+def delete_dataset(
+    dataset_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep
+) -> None:
     """Delete a dataset and its file (409 while a pending or running study uses it)."""
-    crud.delete_dataset(session, settings.data_dir, crud.get_dataset(session, dataset_id))
+    row = crud.get_dataset(session, dataset_id, caller.tenant)
+    crud.delete_dataset(session, settings.data_dir, row)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Query, status
 
 from service import crud
-from service.api.deps import SchedulerDep, SessionDep, SettingsDep, StorageDep
+from service.api.deps import CallerDep, SchedulerDep, SessionDep, SettingsDep, StorageDep
 from service.artifacts import remove_study_artifacts
 from service.errors import SpecInvalid
 from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
@@ -15,17 +15,21 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_study(
-    body: StudyCreate, session: SessionDep, storage: StorageDep, scheduler: SchedulerDep
+    body: StudyCreate,
+    caller: CallerDep,
+    session: SessionDep,
+    storage: StorageDep,
+    scheduler: SchedulerDep,
 ) -> StudyPublic:
     """Submit a study; the scheduler starts its trials at once."""
     errors = check_study(
         body,
-        lambda upload_id: crud.upload_info(session, upload_id),
-        lambda other: crud.study_directions(session, other),
+        lambda upload_id: crud.upload_info(session, upload_id, caller.tenant),
+        lambda other: crud.study_directions(session, other, caller.tenant),
     )
     if errors:
         raise SpecInvalid(errors)
-    row = crud.create_study(session, storage, with_defaults(body))
+    row = crud.create_study(session, storage, with_defaults(body), caller.tenant)
     if scheduler:
         scheduler.wake()
     return study_public(row, storage)
@@ -33,31 +37,35 @@ def create_study(
 
 @router.get("")
 def list_studies(
+    caller: CallerDep,
     session: SessionDep,
     storage: StorageDep,
     offset: int = Query(0, ge=0),
     limit: int = Query(50, ge=1, le=500),
 ) -> StudyPage:
-    rows, total = crud.list_studies(session, offset, limit)
+    rows, total = crud.list_studies(session, offset, limit, caller.tenant)
     items = [study_public(r, storage) for r in rows]
     return StudyPage(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.get("/{study_id}")
-def get_study(study_id: int, session: SessionDep, storage: StorageDep) -> StudyPublic:
-    return study_public(crud.get_study(session, study_id), storage)
+def get_study(
+    study_id: int, caller: CallerDep, session: SessionDep, storage: StorageDep
+) -> StudyPublic:
+    return study_public(crud.get_study(session, study_id, caller.tenant), storage)
 
 
 @router.patch("/{study_id}")
 def patch_study(
     study_id: int,
     body: StudyPatch,
+    caller: CallerDep,
     session: SessionDep,
     storage: StorageDep,
     scheduler: SchedulerDep,
 ) -> StudyPublic:
     """Extend (or cut) the budget or change parallelism; a finished study resumes."""
-    row = crud.patch_study(session, crud.get_study(session, study_id), body)
+    row = crud.patch_study(session, crud.get_study(session, study_id, caller.tenant), body)
     if scheduler:
         scheduler.wake()
     return study_public(row, storage)
@@ -66,6 +74,7 @@ def patch_study(
 @router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
 def stop_study(
     study_id: int,
+    caller: CallerDep,
     session: SessionDep,
     storage: StorageDep,
     scheduler: SchedulerDep,
@@ -73,7 +82,7 @@ def stop_study(
 ) -> StudyPublic:
     """Stop a study: trials in flight are cancelled (FAIL, "stopped by user"), or with
     ``?drain=true`` no new trial starts and the study stops when they finish."""
-    row = crud.request_stop(session, crud.get_study(session, study_id), drain)
+    row = crud.request_stop(session, crud.get_study(session, study_id, caller.tenant), drain)
     if scheduler:
         scheduler.wake()
     return study_public(row, storage)
@@ -81,9 +90,13 @@ def stop_study(
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_study(
-    study_id: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    study_id: int,
+    caller: CallerDep,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
 ) -> None:
     """Delete a finished study, all its trials and their artifacts (409 while it runs)."""
-    row = crud.get_study(session, study_id)
+    row = crud.get_study(session, study_id, caller.tenant)
     crud.delete_study(session, storage, row)
     remove_study_artifacts(settings.data_dir, row.optuna_study_name)

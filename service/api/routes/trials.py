@@ -3,14 +3,14 @@ models (weights, TorchScript, spec) of each completed trial."""
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 from sqlalchemy.orm import Session
 
 from service import crud
-from service.api.deps import SessionDep, SettingsDep, StorageDep
+from service.api.deps import CallerDep, SessionDep, SettingsDep, StorageDep
 from service.artifacts import ArtifactKind, artifact_file
 from service.errors import Conflict, NotFound
 from service.schemas import ParetoFront, TrialDetail, TrialPage
@@ -24,7 +24,15 @@ from service.views import (
     trial_public,
 )
 
-router = APIRouter(prefix="/studies/{study_id}", tags=["trials"])
+
+def _own_study(study_id: int, caller: CallerDep, session: SessionDep) -> None:
+    """Every route here reads one study: another tenant's answers 404."""
+    crud.get_study(session, study_id, caller.tenant)
+
+
+router = APIRouter(
+    prefix="/studies/{study_id}", tags=["trials"], dependencies=[Depends(_own_study)]
+)
 
 
 @router.get("/trials")
