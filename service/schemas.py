@@ -27,6 +27,8 @@ from service.architecture import Architecture
 
 _MAX_PARAMS = 64
 _MAX_CHOICES = 1024
+MAX_DEPTH = 8  # of nested objects and lists in a spec
+MAX_STRING = 1000  # characters of any string in a spec (keys included)
 
 Scalar = str | bool | int | float | None
 
@@ -229,8 +231,38 @@ class ResourcesIn(_Strict):
         return v
 
 
+def json_limit_error(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """Why a JSON value breaks the spec's size limits (nesting depth, string length), naming
+    where; None when it does not."""
+    if depth > MAX_DEPTH:
+        return f"{path or 'the spec'} nests deeper than {MAX_DEPTH} levels"
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        return f"{path or 'a string'} is longer than {MAX_STRING} characters"
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and len(key) > MAX_STRING:
+                return f"a key of {path or 'the spec'} is longer than {MAX_STRING} characters"
+            items.append((f"{path}.{key}" if path else str(key), item))
+    elif isinstance(value, list):
+        items = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+    for where, item in items:
+        error = json_limit_error(item, where, depth + 1)
+        if error:
+            return error
+    return None
+
+
 class StudyCreate(_Strict):
     """A study as submitted (``POST /api/v1/studies``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_limits(cls, data: Any) -> Any:
+        error = json_limit_error(data)
+        if error:
+            raise ValueError(error)
+        return data
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
     objective: ObjectiveIn | None = Field(None, description="One objective (default accuracy).")

@@ -739,3 +739,38 @@ def test_list_element_can_be_searched(client: TestClient, tmp_path: Path) -> Non
     assert detail[0]["path"] == 'search_space["model.widths.0"].low'
     assert "must be >= 1" in detail[0]["msg"]
     assert client.get(STUDIES).json()["total"] == 1  # only the valid one was written
+
+
+@pytest.mark.parametrize(
+    ("mutate", "words"),
+    [
+        (
+            lambda s: s["task"].__setitem__("model", {"family": "mlp", "x": [[[[[[[[1]]]]]]]]}),
+            "task.model.x[0][0][0][0][0][0] nests deeper than 8 levels",
+        ),
+        (
+            lambda s: s.__setitem__("name", "n" * 5000),
+            "name is longer than 1000 characters",
+        ),
+        (
+            lambda s: s["search_space"].__setitem__(
+                "model.activation", {"type": "categorical", "choices": ["relu", "x" * 1001]}
+            ),
+            "search_space.model.activation.choices[1] is longer than 1000 characters",
+        ),
+        (
+            lambda s: s["task"]["training"].__setitem__("k" * 1001, 1),
+            "a key of task.training is longer than 1000 characters",
+        ),
+    ],
+    ids=["depth", "name", "choice", "key"],
+)
+def test_size_limits_are_precise_422s(
+    client: TestClient, tmp_path: Path, base_spec: Spec, mutate: Any, words: str
+) -> None:
+    spec = copy.deepcopy(base_spec)
+    mutate(spec)
+    resp = client.post(STUDIES, json=spec)
+    assert resp.status_code == 422, resp.text
+    assert any(words in d["msg"] for d in resp.json()["detail"]), resp.json()
+    assert client.get(STUDIES).json()["total"] == 0
