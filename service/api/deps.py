@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session
@@ -69,3 +69,9 @@ def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
 CallerDep = Annotated[Caller, Depends(_caller)]
 require_caller = _caller
 AdminDep = Annotated[Caller, Depends(_admin)]
+
+
+# Ids and offsets fit the database's 32-bit INTEGER: a larger number is a 422, not a 500.
+MAX_INT = 2**31 - 1
+Id = Annotated[int, Path(ge=0, le=MAX_INT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]

@@ -774,3 +774,19 @@ def test_size_limits_are_precise_422s(
     assert resp.status_code == 422, resp.text
     assert any(words in d["msg"] for d in resp.json()["detail"]), resp.json()
     assert client.get(STUDIES).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/studies/99999999999999999999999",
+        "/api/v1/studies/2147483648/trials",
+        "/api/v1/studies/99999999999999999999/trials/99999999999999999999",
+        "/api/v1/studies?offset=99999999999999999999",
+        "/api/v1/datasets?offset=2147483648",
+    ],
+)
+def test_numbers_beyond_the_database_are_422_not_500(client: TestClient, url: str) -> None:
+    resp = client.get(url)
+    assert resp.status_code == 422, resp.text
+    assert "less than or equal to 2147483647" in resp.json()["detail"][0]["msg"]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from models.data import Task
 from service import crud
-from service.api.deps import CallerDep, SessionDep, SettingsDep
+from service.api.deps import CallerDep, Offset, SessionDep, SettingsDep
 from service.datasets import NAME_PATTERN, dataset_name, parse_upload
 from service.errors import SpecInvalid
 from service.schemas import DatasetPage, DatasetPublic
@@ -42,7 +42,7 @@ def upload_dataset(
 def list_datasets(
     caller: CallerDep,
     session: SessionDep,
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> DatasetPage:
     rows, total = crud.list_datasets(session, offset, limit, caller.tenant)

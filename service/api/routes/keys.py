@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from service import auth
-from service.api.deps import AdminDep, SessionDep
+from service.api.deps import AdminDep, Id, SessionDep
 from service.orm import ApiKeyRow
 
 router = APIRouter(prefix="/keys", tags=["keys"])
@@ -48,6 +48,6 @@ def list_keys(_: AdminDep, session: SessionDep) -> list[KeyPublic]:
 
 
 @router.delete("/{key_id}")
-def revoke_key(key_id: int, _: AdminDep, session: SessionDep) -> KeyPublic:
+def revoke_key(key_id: Id, _: AdminDep, session: SessionDep) -> KeyPublic:
     """Revoke a key: it answers 401 from now on."""
     return KeyPublic.of(auth.revoke_key(session, key_id))

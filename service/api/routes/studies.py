@@ -3,7 +3,15 @@
 from fastapi import APIRouter, Query, status
 
 from service import crud
-from service.api.deps import CallerDep, SchedulerDep, SessionDep, SettingsDep, StorageDep
+from service.api.deps import (
+    CallerDep,
+    Id,
+    Offset,
+    SchedulerDep,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+)
 from service.artifacts import remove_study_artifacts
 from service.errors import SpecInvalid
 from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
@@ -40,7 +48,7 @@ def list_studies(
     caller: CallerDep,
     session: SessionDep,
     storage: StorageDep,
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> StudyPage:
     rows, total = crud.list_studies(session, offset, limit, caller.tenant)
@@ -50,14 +58,14 @@ def list_studies(
 
 @router.get("/{study_id}")
 def get_study(
-    study_id: int, caller: CallerDep, session: SessionDep, storage: StorageDep
+    study_id: Id, caller: CallerDep, session: SessionDep, storage: StorageDep
 ) -> StudyPublic:
     return study_public(crud.get_study(session, study_id, caller.tenant), storage)
 
 
 @router.patch("/{study_id}")
 def patch_study(
-    study_id: int,
+    study_id: Id,
     body: StudyPatch,
     caller: CallerDep,
     session: SessionDep,
@@ -73,7 +81,7 @@ def patch_study(
 
 @router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
 def stop_study(
-    study_id: int,
+    study_id: Id,
     caller: CallerDep,
     session: SessionDep,
     storage: StorageDep,
@@ -90,7 +98,7 @@ def stop_study(
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_study(
-    study_id: int,
+    study_id: Id,
     caller: CallerDep,
     session: SessionDep,
     storage: StorageDep,

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.orm import Session
 
 from service import crud
-from service.api.deps import CallerDep, SessionDep, SettingsDep, StorageDep
+from service.api.deps import CallerDep, Id, Offset, SessionDep, SettingsDep, StorageDep
 from service.artifacts import ArtifactKind, artifact_file
 from service.errors import Conflict, NotFound
 from service.schemas import ParetoFront, TrialDetail, TrialPage
@@ -25,7 +25,7 @@ from service.views import (
 )
 
 
-def _own_study(study_id: int, caller: CallerDep, session: SessionDep) -> None:
+def _own_study(study_id: Id, caller: CallerDep, session: SessionDep) -> None:
     """Every route here reads one study: another tenant's answers 404."""
     crud.get_study(session, study_id, caller.tenant)
 
@@ -37,10 +37,10 @@ router = APIRouter(
 
 @router.get("/trials")
 def list_trials(
-    study_id: int,
+    study_id: Id,
     session: SessionDep,
     storage: StorageDep,
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(100, ge=1, le=1000),
     state: Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"] | None = None,
 ) -> TrialPage:
@@ -75,7 +75,7 @@ def _best(session: Session, storage: RDBStorage, study_id: int) -> FrozenTrial:
 
 @router.get("/trials/{number}")
 def get_trial(
-    study_id: int, number: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    study_id: Id, number: Id, session: SessionDep, storage: StorageDep, settings: SettingsDep
 ) -> TrialDetail:
     """One trial with its learning curve (every metric, every epoch) and its artifacts."""
     return trial_detail(_trial(session, storage, study_id, number), settings.data_dir)
@@ -83,7 +83,7 @@ def get_trial(
 
 @router.get("/best")
 def get_best(
-    study_id: int, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    study_id: Id, session: SessionDep, storage: StorageDep, settings: SettingsDep
 ) -> TrialDetail | ParetoFront:
     """The best completed trial, or for several objectives the Pareto front."""
     row = crud.get_study(session, study_id)
@@ -98,8 +98,8 @@ def get_best(
 
 @router.get("/trials/{number}/retrain-spec")
 def get_trial_retrain_spec(
-    study_id: int,
-    number: int,
+    study_id: Id,
+    number: Id,
     session: SessionDep,
     storage: StorageDep,
     epochs: int | None = Query(None, ge=1, le=10_000, description="Train this long instead."),
@@ -119,8 +119,8 @@ def _download(trial: FrozenTrial, study_id: int, kind: str, settings: SettingsDe
 
 @router.get("/trials/{number}/artifacts/{kind}", response_class=FileResponse)
 def get_trial_artifact(
-    study_id: int,
-    number: int,
+    study_id: Id,
+    number: Id,
     kind: ArtifactKind,
     session: SessionDep,
     storage: StorageDep,
@@ -132,7 +132,7 @@ def get_trial_artifact(
 
 @router.get("/best/artifacts/{kind}", response_class=FileResponse)
 def get_best_artifact(
-    study_id: int,
+    study_id: Id,
     kind: ArtifactKind,
     session: SessionDep,
     storage: StorageDep,
