@@ -13,7 +13,7 @@ from service.api.routes import algorithms, catalog, datasets, keys, studies, tri
 from service.auth import ensure_admin_key
 from service.config import Settings
 from service.db import make_engine, make_storage, migrate
-from service.errors import install_handlers
+from service.errors import API_ERRORS, install_handlers
 from service.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -68,5 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Every API route needs a key (healthz does not); each route then scopes to its tenant.
     for module in (studies, trials, datasets, algorithms, catalog, keys):
-        app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(require_caller)])
+        app.include_router(
+            module.router,
+            prefix="/api/v1",
+            dependencies=[Depends(require_caller)],
+            responses=API_ERRORS,
+        )
     return app

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 
 class ServiceError(Exception):
@@ -56,6 +57,40 @@ def _path(loc: Sequence[str | int]) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+class ErrorOut(BaseModel):
+    """Every error but validation: one sentence."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    path: str
+    msg: str
+    type: str
+
+
+class ValidationOut(BaseModel):
+    """A 422: every reason, each at its field."""
+
+    detail: list[FieldError]
+
+
+# The errors any API route may answer, for the OpenAPI document.
+API_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "No API key, or an unknown or revoked one."},
+    404: {"model": ErrorOut, "description": "No such resource for this tenant."},
+    413: {"model": ErrorOut, "description": "The request body is too large."},
+    422: {"model": ValidationOut, "description": "Invalid input, each error at its field."},
+}
+ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
+    403: {"model": ErrorOut, "description": "The route needs an admin key."}
+}
+CONFLICT: dict[int | str, dict[str, object]] = {
+    409: {"model": ErrorOut, "description": "The resource is in use (an active study)."}
+}
 
 
 def _item(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, object]:

@@ -178,3 +178,17 @@ def test_auth_off_is_explicit(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(data_dir=tmp_path, run_scheduler=False, auth=False))) as c:
         assert c.get("/api/v1/studies").status_code == 200
     assert not (tmp_path / "admin.key").exists()
+
+
+def test_every_route_documents_the_errors_it_answers(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if not path.startswith("/api/v1"):
+            continue
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"401", "404", "413", "422"} <= codes, (method, path, codes)
+            if path.startswith("/api/v1/keys"):
+                assert "403" in codes, (method, path)
+            if method == "delete" and "{key_id}" not in path:
+                assert "409" in codes, (method, path)

@@ -8,7 +8,7 @@ from models.data import Task
 from service import crud
 from service.api.deps import CallerDep, Offset, SessionDep, SettingsDep
 from service.datasets import NAME_PATTERN, dataset_name, parse_upload
-from service.errors import SpecInvalid
+from service.errors import CONFLICT, SpecInvalid
 from service.schemas import DatasetPage, DatasetPublic
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -55,7 +55,7 @@ def get_dataset(dataset_id: str, caller: CallerDep, session: SessionDep) -> Data
     return DatasetPublic.model_validate(crud.get_dataset(session, dataset_id, caller.tenant))
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT)
 def delete_dataset(
     dataset_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep
 ) -> None:

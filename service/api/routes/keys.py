@@ -7,9 +7,10 @@ from pydantic import BaseModel, Field
 
 from service import auth
 from service.api.deps import AdminDep, Id, SessionDep
+from service.errors import ADMIN_ERRORS
 from service.orm import ApiKeyRow
 
-router = APIRouter(prefix="/keys", tags=["keys"])
+router = APIRouter(prefix="/keys", tags=["keys"], responses=ADMIN_ERRORS)
 
 
 class KeyCreate(BaseModel):

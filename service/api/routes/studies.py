@@ -13,7 +13,7 @@ from service.api.deps import (
     StorageDep,
 )
 from service.artifacts import remove_study_artifacts
-from service.errors import SpecInvalid
+from service.errors import CONFLICT, SpecInvalid
 from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
 from service.validation import check_study, with_defaults
 from service.views import study_public
@@ -96,7 +96,7 @@ def stop_study(
     return study_public(row, storage)
 
 
-@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT)
 def delete_study(
     study_id: Id,
     caller: CallerDep,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service import crud
 from service.api.deps import CallerDep, Id, Offset, SessionDep, SettingsDep, StorageDep
 from service.artifacts import ArtifactKind, artifact_file
-from service.errors import Conflict, NotFound
+from service.errors import CONFLICT, Conflict, NotFound
 from service.schemas import ParetoFront, TrialDetail, TrialPage
 from service.views import (
     best_trial,
@@ -130,7 +130,7 @@ def get_trial_artifact(
     return _download(_trial(session, storage, study_id, number), study_id, kind, settings)
 
 
-@router.get("/best/artifacts/{kind}", response_class=FileResponse)
+@router.get("/best/artifacts/{kind}", response_class=FileResponse, responses=CONFLICT)
 def get_best_artifact(
     study_id: Id,
     kind: ArtifactKind,
