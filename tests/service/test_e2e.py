@@ -224,7 +224,9 @@ def test_restart_resumes_running_study(
 ) -> None:
     server = server_factory(sqlite_url)
     spec = mixed_spec(search_space={}, budget={"max_trials": 3}, parallelism=1)
-    spec["task"]["training"].update(lr=0.01, epochs=40)
+    # Long enough that the trial is still training when the SIGTERM lands (workers are warm:
+    # a short trial could finish in between and nothing would be interrupted).
+    spec["task"]["training"].update(lr=0.01, epochs=400)
     study_id = server.api.post("/studies", json=spec).raise_for_status().json()["id"]
     wait_for(server.api, study_id, lambda s: s["trial_counts"]["RUNNING"] == 1)
 

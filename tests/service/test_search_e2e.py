@@ -204,7 +204,8 @@ def test_target_value_ends_the_study(server: Server) -> None:
 
 def test_drain_lets_running_trials_finish(server: Server) -> None:
     spec = small_study("drain", budget={"max_trials": 50}, search_space={})
-    spec["task"]["training"]["epochs"] = 60
+    # Long enough that neither trial ends (and a third starts) before the drain lands.
+    epochs = spec["task"]["training"]["epochs"] = 600
     api = server.api
     study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]
     wait_for(api, study_id, lambda s: s["trial_counts"]["RUNNING"] == 2)
@@ -214,7 +215,7 @@ def test_drain_lets_running_trials_finish(server: Server) -> None:
     assert study["status_reason"] == "stopped by user after its trials finished"
     trials = api.get(f"/studies/{study_id}/trials").json()["items"]
     assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
-    assert all(len(t["intermediate_values"]) == 60 for t in trials)
+    assert all(len(t["intermediate_values"]) == epochs for t in trials)
 
 
 def population_study(name: str, method: str, **settings: Any) -> dict[str, Any]:
