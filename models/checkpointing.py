@@ -4,22 +4,20 @@ Population-based training (``search.pbt``) trains a network for a few epochs, sa
 later resumes it — possibly in another process, possibly as the clone of another member, and
 possibly with new hyperparameters (learning rate, momentum, weight decay, dropout, ...).
 :class:`ResumableTrainer` is :class:`models.train.Trainer` (the loop of ``train``, so run from
-scratch it computes exactly what ``train`` computes) plus :meth:`ResumableTrainer.state`:
-everything the next epoch depends on (weights, optimizer moments, schedule, random
-generators). A trainer built with ``state=`` continues bit for bit where the saved one stopped
-when the hyperparameters are unchanged.
+scratch it computes exactly what ``train`` computes) that refuses early stopping (PBT decides
+when a member ends) and can be reseeded (a clone must not replay its parent's draws). Its
+:meth:`~models.train.Trainer.state` holds everything the next epoch depends on (weights,
+optimizer moments, schedule, random generators); a trainer built with ``state=`` continues bit
+for bit where the saved one stopped when the hyperparameters are unchanged.
 """
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from models.data import Dataset
-from models.train import TrainConfig, Trainer
-
-State = dict[str, Any]
+from models.train import State, TrainConfig, Trainer, load_state, save_state
 
 
 class ResumableTrainer(Trainer):
@@ -53,56 +51,7 @@ class ResumableTrainer(Trainer):
             raise ValueError("a resumable training does not stop early: set patience to 0")
         super().__init__(model_spec, cfg, data, seed, device)
         if state is not None:
-            self._load(state)
-
-    # -- state ----------------------------------------------------------------------------
-
-    def state(self) -> State:
-        """Everything the next epoch depends on, as tensors and plain values (CPU)."""
-        state: State = {
-            "epoch": self.epoch,
-            "last_step_epoch": self.last_step_epoch,
-            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-            "optimizer": self.cfg.optimizer,
-            "optimizer_state": _to_cpu(self.opt.state_dict()["state"]),
-            "plateau": [
-                self.schedule.plateau_scale,
-                self.schedule.best,
-                self.schedule.bad_epochs,
-            ],
-            "rng": self.gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "metrics": dict(self.metrics),
-            "grad_norms": dict(self.grad_norms),
-        }
-        if self.device.startswith("cuda"):
-            state["cuda_rng"] = torch.cuda.get_rng_state()
-        return state
-
-    def _load(self, state: State) -> None:
-        try:
-            self.net.load_state_dict(state["model"])
-        except RuntimeError as exc:  # a changed width or depth: the weights cannot carry over
-            raise ValueError(f"the saved weights do not fit this network: {exc}") from exc
-        if state["optimizer"] == self.cfg.optimizer:
-            # Keep the moments (momentum buffers, Adam's averages), take the new
-            # hyperparameters: loading the whole state_dict would restore the old lr, momentum
-            # and weight decay along with them.
-            current = self.opt.state_dict()
-            current["state"] = state["optimizer_state"]
-            self.opt.load_state_dict(current)
-        # A different optimizer starts with fresh moments: the old ones mean nothing to it.
-        self.schedule.plateau_scale = float(state["plateau"][0])
-        self.schedule.best = float(state["plateau"][1])
-        self.schedule.bad_epochs = int(state["plateau"][2])
-        self.gen.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.startswith("cuda"):
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        self.epoch = int(state["epoch"])
-        self.last_step_epoch = int(state["last_step_epoch"])
-        self.metrics = dict(state["metrics"])
-        self.grad_norms = dict(state["grad_norms"])
+            self.load(state)
 
     def reseed(self, seed: int) -> None:
         """Draw batch order, augmentation and dropout from ``seed`` from now on.
@@ -112,29 +61,6 @@ class ResumableTrainer(Trainer):
         """
         self.gen.manual_seed(seed)
         torch.manual_seed(seed)
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
-
-
-def save_state(state: State) -> bytes:
-    """A trainer state as bytes (``torch.save``)."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    return buf.getvalue()
-
-
-def load_state(raw: bytes) -> State:
-    """A state written by :func:`save_state`; only tensors and plain values are accepted."""
-    state: State = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    return state
 
 
 __all__ = ["ResumableTrainer", "State", "load_state", "save_state"]

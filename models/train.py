@@ -25,6 +25,8 @@ from models.knobs import FieldErrors, describe, knob, validate
 from models.layers import DropConnectLinear
 from models.metrics import METRICS, expected_calibration_error, f1_scores
 
+State = dict[str, Any]
+
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 LOSSES = ("auto", "cross_entropy", "bce", "mse", "mae", "huber")
 SCHEDULES = ("none", "step", "cosine", "plateau")
@@ -294,6 +296,29 @@ def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def save_state(state: State) -> bytes:
+    """A trainer state as bytes (``torch.save``)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def load_state(raw: bytes) -> State:
+    """A state written by :func:`save_state`; only tensors and plain values are accepted."""
+    state: State = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    return state
+
+
 # -- the loop ---------------------------------------------------------------------------------
 
 
@@ -379,6 +404,60 @@ class Trainer:
         if info.task == "binary":
             metrics["val_f1"] = float(f1[1])
         return _Eval(loss, metrics)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def state(self) -> State:
+        """Everything the next epoch depends on, as tensors and plain values (CPU)."""
+        state: State = {
+            "epoch": self.epoch,
+            "last_step_epoch": self.last_step_epoch,
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.cfg.optimizer,
+            "optimizer_state": _to_cpu(self.opt.state_dict()["state"]),
+            "plateau": [
+                self.schedule.plateau_scale,
+                self.schedule.best,
+                self.schedule.bad_epochs,
+            ],
+            "rng": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "metrics": dict(self.metrics),
+            "grad_norms": dict(self.grad_norms),
+        }
+        if self.device.startswith("cuda"):
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        return state
+
+    def load(self, state: State) -> None:
+        """Continue from a :meth:`state`: the next epoch is the one after it.
+
+        Raises:
+            ValueError: the saved weights do not fit this network.
+        """
+        try:
+            self.net.load_state_dict(state["model"])
+        except RuntimeError as exc:  # a changed width or depth: the weights cannot carry over
+            raise ValueError(f"the saved weights do not fit this network: {exc}") from exc
+        if state["optimizer"] == self.cfg.optimizer:
+            # Keep the moments (momentum buffers, Adam's averages), take the new
+            # hyperparameters: loading the whole state_dict would restore the old lr, momentum
+            # and weight decay along with them.
+            current = self.opt.state_dict()
+            current["state"] = state["optimizer_state"]
+            self.opt.load_state_dict(current)
+        # A different optimizer starts with fresh moments: the old ones mean nothing to it.
+        self.schedule.plateau_scale = float(state["plateau"][0])
+        self.schedule.best = float(state["plateau"][1])
+        self.schedule.bad_epochs = int(state["plateau"][2])
+        self.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        self.epoch = int(state["epoch"])
+        self.last_step_epoch = int(state["last_step_epoch"])
+        self.metrics = dict(state["metrics"])
+        self.grad_norms = dict(state["grad_norms"])
 
     def run_epoch(self) -> EpochMetrics:
         """Train one more epoch and return its metrics.
@@ -487,6 +566,19 @@ class Trainer:
         )
 
 
+@dataclass(frozen=True)
+class TrainCheckpoint:
+    """Everything :func:`train` needs to continue after ``epoch`` (``resume=state``)."""
+
+    epoch: int
+    state: bytes = field(repr=False)
+
+    @classmethod
+    def read(cls, state: bytes) -> "TrainCheckpoint":
+        """A checkpoint from its ``state`` alone: the epoch is read from inside it."""
+        return cls(int(load_state(state)["trainer"]["epoch"]), state)
+
+
 def train(
     model_spec: dict[str, Any],
     cfg: TrainConfig,
@@ -494,7 +586,9 @@ def train(
     seed: int,
     device: str = "cpu",
     monitor: tuple[str, Literal["maximize", "minimize"]] = ("val_loss", "minimize"),
-) -> Iterator[EpochMetrics | TrainResult]:
+    checkpoint_every: int = 0,
+    resume: bytes | None = None,
+) -> Iterator[EpochMetrics | TrainCheckpoint | TrainResult]:
     """Train a network from its spec, yielding metrics per epoch and a result last.
 
     Args:
@@ -504,9 +598,14 @@ def train(
         seed: seeds weight init, batch order and augmentation: a trial is reproducible.
         device: ``"cpu"`` or a CUDA device.
         monitor: the per-epoch metric early stopping watches, and its direction.
+        checkpoint_every: yield a :class:`TrainCheckpoint` after every this many epochs
+            (0: never); none after the last epoch, whose result follows at once.
+        resume: a checkpoint's ``state``: continue after its epoch. With the same arguments the
+            epochs after it, and the result, are exactly those of an uninterrupted run.
 
     Raises:
         NonFiniteLossError: "non-finite loss at epoch k" (or gradient) the moment it happens.
+        ValueError: ``resume`` does not fit this network.
     """
     trainer = Trainer(model_spec, cfg, data, seed, device)
     monitor_name, monitor_dir = monitor
@@ -514,18 +613,32 @@ def train(
     best_score, best_epoch = -math.inf, 0
     best_state: dict[str, Any] | None = None
     best_metrics: dict[str, float] = {}
+    if resume is not None:
+        saved = load_state(resume)
+        trainer.load(saved["trainer"])
+        best_score, best_epoch = float(saved["best_score"]), int(saved["best_epoch"])
+        best_metrics, best_state = dict(saved["best_metrics"]), saved["best_state"]
     stopped_early = False
-    for _ in range(cfg.epochs):
+    while trainer.epoch < cfg.epochs:
         item = trainer.run_epoch()
         yield item
         score = sign * item.metrics[monitor_name]
         if score > best_score:
             best_score, best_epoch, best_metrics = score, item.epoch, item.metrics
             if cfg.early_stopping_patience:
-                best_state = copy.deepcopy(trainer.net.state_dict())
+                best_state = _to_cpu(copy.deepcopy(trainer.net.state_dict()))
         elif cfg.early_stopping_patience and item.epoch - best_epoch >= cfg.early_stopping_patience:
             stopped_early = True
             break
+        if checkpoint_every and item.epoch % checkpoint_every == 0 and item.epoch < cfg.epochs:
+            state = {
+                "trainer": trainer.state(),
+                "best_score": best_score,
+                "best_epoch": best_epoch,
+                "best_metrics": best_metrics,
+                "best_state": best_state,
+            }
+            yield TrainCheckpoint(item.epoch, save_state(state))
     if best_state is None:
         yield trainer.result()
         return
@@ -602,8 +715,12 @@ __all__ = [
     "METRICS",
     "EpochMetrics",
     "NonFiniteLossError",
+    "State",
+    "TrainCheckpoint",
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "load_state",
+    "save_state",
     "train",
 ]

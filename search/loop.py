@@ -9,6 +9,7 @@ touch the database: all Optuna writes happen here, in the scheduler's process.
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,19 +24,26 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from models.builder import model_genotype
 from models.data import Dataset, load_dataset
 from models.metrics import METRICS
+from models.train import TrainCheckpoint
 from search.spec import Budget, ParamSpec, StudySpec
 from search.trial import run_trial
 
 log = logging.getLogger(__name__)
 
-# Node loss is a system failure: Ray re-runs the task elsewhere. Exceptions raised by the
-# training code are the trial's own outcome and are never retried.
-_MAX_SYSTEM_RETRIES = 3
+# A lost worker or node is not the trial's fault: the loop resumes the trial (from its last
+# checkpoint) on another worker, up to ``max_retries`` times. Exceptions raised by the training
+# code, and Ray's out-of-memory kills, are the trial's own outcome and are never retried.
+_LOST = (
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.LocalRayletDiedError,
+    ray.exceptions.ObjectLostError,
+)
 _INTERRUPTED = "interrupted"
 _MAX_REASON = 1000
 _CURVE_EVERY_S = 1.0  # longest a running trial's stored curve lags its last epoch
@@ -84,10 +92,18 @@ class Outcome:
     reason: str
 
 
+def lost_worker(exc: BaseException) -> bool:
+    """Whether a trial's error means its worker or node died (not the trial's own failure)."""
+    if isinstance(exc, ray.exceptions.OutOfMemoryError):
+        return False
+    return isinstance(exc, _LOST)
+
+
 @dataclass
 class _InFlight:
     trial: optuna.Trial
     curve: list[dict[str, Any]] = field(default_factory=list)
+    reported: int = 0  # the last epoch whose value Optuna already holds (a resumed trial's)
     curve_saved: int = 0  # epochs of the curve written to the database
     curve_saved_at: float = 0.0  # monotonic time of that write
     search: list[dict[str, Any]] = field(default_factory=list)  # a one-shot search's epochs
@@ -121,6 +137,11 @@ class StudyLoop:
         oneshot: the trial searches the space itself (DARTS): nothing is suggested, the trial
             reports its params in an ``architecture`` event.
         trial_task: keys added to every trial's task (a one-shot algorithm's settings).
+        checkpoint_dir: where each running trial's newest checkpoint is kept
+            (``trial-<n>.pt``, removed when the trial ends); None keeps none.
+        checkpoint_every: epochs between a trial's checkpoints (0: none).
+        max_retries: how many times a trial cut short by a lost worker or a restart is resumed
+            (from its checkpoint, else from its start) before it fails.
     """
 
     def __init__(
@@ -134,6 +155,9 @@ class StudyLoop:
         trial_cap: int | None = None,
         oneshot: bool = False,
         trial_task: Mapping[str, Any] | None = None,
+        checkpoint_dir: Path | None = None,
+        checkpoint_every: int = 0,
+        max_retries: int = 3,
     ) -> None:
         self.spec = spec
         self.study = study
@@ -145,27 +169,15 @@ class StudyLoop:
             num_returns="streaming",
             num_cpus=spec.resources.cpu,
             num_gpus=spec.resources.gpu,
-            max_retries=_MAX_SYSTEM_RETRIES,
-            retry_exceptions=False,
+            max_retries=0,  # the loop retries lost trials itself, from their checkpoints
         )
-        self._fail_orphans()
-        # Trials cut short by a shutdown or restart were not the study's fault: they neither
-        # use up the budget nor count as failures, so the loop starts replacements. Trials
-        # copied from another study (warm start) were not run here and do not count either.
-        # Queued warm-start points (WAITING) count when they run, not before.
-        trials = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state != TrialState.WAITING
-            and not t.user_attrs.get(_INTERRUPTED)
-            and not str(t.user_attrs.get("warm_start", "")).startswith("study")
-        ]
-        self._n_trials = len(trials)
-        self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
         self.artifact_dir = artifact_dir
         self.trial_cap = trial_cap
         self._oneshot = oneshot
         self._trial_task = dict(trial_task or {})
+        self._checkpoint_dir = checkpoint_dir
+        self._checkpoint_every = checkpoint_every if checkpoint_dir is not None else 0
+        self._max_retries = max_retries
         self._draining = False
         objective = spec.objective
         per_epoch = METRICS[objective.metric].per_epoch
@@ -183,6 +195,20 @@ class StudyLoop:
         }
         # Put once, read by every trial: workers get the arrays from the object store.
         self.data_ref = ray.put(dataset)
+        self._resume_orphans()
+        # Trials cut short by a stop were not the study's fault: they neither use up the
+        # budget nor count as failures. Trials copied from another study (warm start) were not
+        # run here and do not count either. Queued warm-start points (WAITING) count when they
+        # run, not before. Resumed trials count once, as themselves.
+        trials = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state != TrialState.WAITING
+            and not t.user_attrs.get(_INTERRUPTED)
+            and not str(t.user_attrs.get("warm_start", "")).startswith("study")
+        ]
+        self._n_trials = len(trials)
+        self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
 
     # -- public -------------------------------------------------------------------------
 
@@ -220,7 +246,10 @@ class StudyLoop:
             self._complete(gen, running)
             return
         except Exception as exc:  # the trial's own failure, or its worker's
-            self._fail(gen, running, failure_reason(exc))
+            if lost_worker(exc):
+                self._retry(gen, running, failure_reason(exc))
+            else:
+                self._fail(gen, running, failure_reason(exc))
             return
         if event["event"] == "start":
             for key in ("node_id", "pid", "device"):
@@ -228,6 +257,8 @@ class StudyLoop:
         elif event["event"] == "epoch":
             self._on_epoch(gen, running, event)
             self._check_end()
+        elif event["event"] == "checkpoint":
+            self._on_checkpoint(running, event)
         elif event["event"] == "search":
             running.search.append(
                 {"epoch": event["epoch"], **event["metrics"], "genotype": event["genotype"]}
@@ -254,6 +285,15 @@ class StudyLoop:
             running.trial.set_user_attr("fail_reason", reason)
             running.trial.set_user_attr(_INTERRUPTED, True)
             self.study.tell(running.trial, state=TrialState.FAIL)
+            self._drop_checkpoint(running.trial.number)
+        self._in_flight.clear()
+
+    def suspend(self) -> None:
+        """Cancel every trial in flight but leave it RUNNING, its curve and checkpoint saved:
+        the next scheduler to open the study resumes it (the service is shutting down)."""
+        for gen, running in list(self._in_flight.items()):
+            ray.cancel(gen)
+            running.save_curve()
         self._in_flight.clear()
 
     # -- internals ----------------------------------------------------------------------
@@ -301,22 +341,124 @@ class StudyLoop:
         for p in self.spec.search_space:
             if not self._oneshot and all(c.holds(trial.params) for c in p.when):
                 _suggest(trial, p)
-        seed = self.spec.seed + trial.number
-        task = self.spec.task.with_params(trial.params)
-        trial.set_user_attr("seed", seed)
-        genotype = None if self._oneshot else model_genotype(dict(task.model))
+        trial.set_user_attr("seed", self.spec.seed + trial.number)
+        genotype = None
+        if not self._oneshot:
+            genotype = model_genotype(dict(self.spec.task.with_params(trial.params).model))
         if genotype is not None:  # an architecture search: the architecture, compactly
             trial.set_user_attr("genotype", genotype)
+        self._launch(_InFlight(trial))
+        self._n_trials += 1
+
+    def _launch(self, running: _InFlight, resume: bytes | None = None) -> None:
+        """Start a trial's Ray task: from its start, or after the checkpoint ``resume``."""
+        trial = running.trial
+        task = self.spec.task.with_params(trial.params)
+        body: dict[str, Any] = {
+            "model": dict(task.model),
+            "training": dict(task.training),
+            **self._trial_task,
+        }
+        if not self._oneshot:
+            body["checkpoint_every"] = self._checkpoint_every
+            if resume is not None:
+                body["resume"] = resume
         gen = self._remote.remote(
             self.data_ref,
-            {"model": dict(task.model), "training": dict(task.training), **self._trial_task},
-            seed,
+            body,
+            self.spec.seed + trial.number,
             self.spec.resources.cpu,
             self.spec.resources.gpu,
             self._monitor,
         )
-        self._in_flight[gen] = _InFlight(trial)
-        self._n_trials += 1
+        self._in_flight[gen] = running
+
+    # -- checkpoints and resumption -----------------------------------------------------
+
+    def _checkpoint_path(self, number: int) -> Path | None:
+        if self._checkpoint_dir is None:
+            return None
+        return self._checkpoint_dir / f"trial-{number}.pt"
+
+    def _on_checkpoint(self, running: _InFlight, event: dict[str, Any]) -> None:
+        path = self._checkpoint_path(running.trial.number)
+        if path is None:
+            return
+        # The curve up to the checkpoint is what a resume keeps: it reaches the database
+        # before the file does, so a crash between the two never leaves a checkpoint whose
+        # epochs are missing from the curve.
+        running.save_curve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(event["state"])
+        os.replace(partial, path)  # a crash mid-write leaves the previous checkpoint whole
+        running.trial.set_user_attr("checkpoint_epoch", int(event["epoch"]))
+
+    def _drop_checkpoint(self, number: int) -> None:
+        path = self._checkpoint_path(number)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def _resume(self, frozen: FrozenTrial, reason: str) -> bool:
+        """Start a trial again that was cut short (``reason``), after its newest checkpoint.
+
+        Returns False, and leaves the trial alone, when it may not be retried any more.
+        """
+        resumes = list(frozen.user_attrs.get("resumes", []))
+        if len(resumes) >= self._max_retries:
+            return False
+        path = self._checkpoint_path(frozen.number)
+        state, checkpoint_epoch = None, 0
+        if path is not None and path.is_file():
+            # The file's own epoch, not the ``checkpoint_epoch`` attribute: a crash between
+            # writing the file and the attribute leaves the attribute one checkpoint behind.
+            state = path.read_bytes()
+            checkpoint_epoch = TrainCheckpoint.read(state).epoch
+        trial = optuna.Trial(self.study, frozen._trial_id)
+        curve = [c for c in frozen.user_attrs.get("curve", []) if c["epoch"] <= checkpoint_epoch]
+        resumes.append({"from_epoch": checkpoint_epoch, "reason": reason[:_MAX_REASON]})
+        trial.set_user_attr("resumes", resumes)
+        trial.set_user_attr("curve", curve)
+        running = _InFlight(trial, curve=curve, curve_saved=len(curve))
+        running.reported = max(frozen.intermediate_values, default=0)
+        log.info(
+            "study %s trial %d resumed after epoch %d: %s",
+            self.spec.name,
+            frozen.number,
+            checkpoint_epoch,
+            reason,
+        )
+        self._launch(running, state)
+        return True
+
+    def _retry(self, gen: Any, running: _InFlight, reason: str) -> None:
+        """A trial's worker or node died: resume the trial elsewhere, or fail it."""
+        del self._in_flight[gen]
+        running.save_curve()
+        frozen = self.study._storage.get_trial(running.trial._trial_id)
+        if self._oneshot or not self._resume(frozen, f"worker lost: {reason}"):
+            tries = len(frozen.user_attrs.get("resumes", []))
+            self._record_failure(running, f"worker lost after {tries} retries: {reason}")
+        self._check_end()
+
+    def _resume_orphans(self) -> None:
+        # Trials left RUNNING belong to a scheduler that stopped or died: their Ray tasks went
+        # with its driver. Each is resumed from its checkpoint (or its start) and counts once;
+        # one that used up its retries fails. A one-shot trial (DARTS) cannot resume: it is
+        # failed as interrupted, not counted, and the loop runs a replacement.
+        reason = "interrupted: the scheduler restarted while the trial ran"
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not self._oneshot and self._resume(frozen, reason):
+                continue
+            trial = optuna.Trial(self.study, frozen._trial_id)
+            if self._oneshot:
+                trial.set_user_attr("fail_reason", reason)
+                trial.set_user_attr(_INTERRUPTED, True)
+            else:  # it used up its retries: a failure of the study's budget
+                tries = len(frozen.user_attrs.get("resumes", []))
+                trial.set_user_attr("fail_reason", f"{reason} (after {tries} retries)")
+            self.study.tell(frozen.number, state=TrialState.FAIL)
+            self._drop_checkpoint(frozen.number)
 
     def _on_epoch(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         epoch = int(event["epoch"])
@@ -325,13 +467,15 @@ class StudyLoop:
         metric = self.spec.objective.metric
         if len(self.spec.objectives) > 1 or metric not in event["metrics"]:
             return  # Optuna reports one objective; final-only metrics have no curve
-        running.trial.report(event["metrics"][metric], step=epoch)
+        if epoch > running.reported:  # a resumed trial's epochs before the cut are in Optuna
+            running.trial.report(event["metrics"][metric], step=epoch)
         if running.trial.should_prune():
             ray.cancel(gen)
             running.save_curve()
             running.trial.set_user_attr("pruned_at_epoch", epoch)
             self.study.tell(running.trial, state=TrialState.PRUNED)
             del self._in_flight[gen]
+            self._drop_checkpoint(running.trial.number)
 
     def _on_architecture(self, running: _InFlight, event: dict[str, Any]) -> None:
         """A one-shot search chose the architecture: it becomes the trial's params."""
@@ -367,6 +511,7 @@ class StudyLoop:
             self._record_failure(running, f"non-finite objective value {bad[0]}")
             return
         self.study.tell(trial, values[0] if len(values) == 1 else values)
+        self._drop_checkpoint(trial.number)
         target = self.budget.target_value
         if target is not None and self._reaches(values[0], target):
             reason = f"target value {target:g} reached by trial {trial.number} ({values[0]:g})"
@@ -422,17 +567,14 @@ class StudyLoop:
         running.trial.set_user_attr("fail_reason", reason)
         self.study.tell(running.trial, state=TrialState.FAIL)
         self._n_failed += 1
+        self._drop_checkpoint(running.trial.number)
 
-    def _fail_orphans(self) -> None:
-        # Trials left RUNNING belong to a scheduler that died: their Ray tasks went with its
-        # driver, so they can only be failed with a reason. Like any interrupted trial,
-        # they are not counted, and the loop runs replacements.
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            reason = "interrupted: the scheduler restarted while the trial ran"
-            trial = optuna.Trial(self.study, t._trial_id)
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr(_INTERRUPTED, True)
-            self.study.tell(t.number, state=TrialState.FAIL)
+
+def fail_running_trials(study: optuna.Study, reason: str) -> None:
+    """Fail the trials a study left RUNNING (it ended while no scheduler ran it)."""
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        optuna.Trial(study, frozen._trial_id).set_user_attr("fail_reason", reason)
+        study.tell(frozen.number, state=TrialState.FAIL)
 
 
 def wait_any(

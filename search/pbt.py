@@ -69,11 +69,12 @@ short by a stop, the timeout or the target value is told COMPLETE with its last 
 
 Where files go, and what the budget means
 -----------------------------------------
-``storage_dir/tune``: Ray Tune's experiment (checkpoints, results), replaced at every call; on
-a cluster it must be a path every node shares. ``artifact_dir/trial-<n>``: the trained
-models, copied there by the driver. A study whose scheduler restarted trains a fresh
-population (Tune's own restore cannot carry this driver's state); the segments it already
-wrote stay, those left RUNNING are failed as ``interrupted``. The budget's ``timeout_s``
+``storage_dir/tune``: Ray Tune's experiment (checkpoints, results, its state saved every
+second); on a cluster it must be a path every node shares. ``artifact_dir/trial-<n>``: the
+trained models, copied there by the driver. A study whose scheduler restarted (a shutdown or
+a kill -9) is continued through Ray Tune's restore: the members resume from their newest
+checkpoints and the driver rebuilds its segments from the study's trials, so the open
+segments continue where they stood. The budget's ``timeout_s``
 (counted from ``started_at``) and ``target_value`` apply; ``max_trials`` and ``parallelism``
 do not (the population fixes the work, and Ray runs as many members at once as the cluster
 fits, time-multiplexing the rest).
@@ -440,17 +441,21 @@ def _member(config: dict[str, Any], data: Dataset, plan: _Plan) -> None:
     member = _member_index(tune.get_context().get_trial_name())
     seed = plan.spec.seed + member
     params = plan.decode(config)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_state((Path(folder) / _STATE).read_bytes())
+            meta = json.loads((Path(folder) / _META).read_text())
+        # The weights fix the network's shape: structural params come with them. (After a
+        # restore, Tune can hand an exploited member its config from before the exploit.)
+        params.update({k: v for k, v in meta["params"].items() if k not in plan.mutable})
     task = plan.spec.task.with_params(params)
     cfg = TrainConfig(**task.training)
     lineage: dict[str, Any] = {"member": member, "params": params, "parent": None}
-    checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         trainer = ResumableTrainer(task.model, cfg, data, seed, device)
         lineage["start"] = "fresh"
     else:
-        with checkpoint.as_directory() as folder:
-            state = load_state((Path(folder) / _STATE).read_bytes())
-            meta = json.loads((Path(folder) / _META).read_text())
         trainer = ResumableTrainer(task.model, cfg, data, seed, device, state=state)
         if meta["member"] == member:
             lineage["start"] = "resume"  # paused, or retried: the same segment goes on
@@ -535,6 +540,45 @@ class _Run:
         self.errors: list[str] = []
         self.finished: list[tuple[float, int]] = []  # (value, trial number) at the last epoch
         self.ended: tuple[Literal["completed", "stopped"], str] | None = None
+        # Set when the service shuts down: stop mirroring, leave Tune's experiment and the
+        # open segments as they are, for a restore to continue them.
+        self.suspend = threading.Event()
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspend.is_set()
+
+    def restore(self) -> None:
+        """Rebuild the segments from the study's trials, before Ray Tune restores the
+        population: members resumed from their checkpoints continue their open segments."""
+        by_number: dict[int, _Segment] = {}
+        for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
+            attrs = t.user_attrs
+            if "pbt_member" not in attrs:
+                continue
+            member = int(attrs["pbt_member"])
+            own = self.history.setdefault(member, [])
+            parent = attrs.get("pbt_parent")
+            origin = own[-1] if own else None
+            if parent is not None:
+                origin = by_number.get(attrs.get("pbt_parent_trial", -1))
+                self.n_exploits += 1
+            first_epoch = int(attrs.get("pbt_epochs", [0, 0])[0])
+            trial = optuna.Trial(self.study, t._trial_id)
+            seg = _Segment(member, len(own), trial, dict(t.params), first_epoch, parent, origin)
+            seg.curve = list(attrs.get("curve", []))
+            values = t.intermediate_values
+            seg.value = t.value if t.value is not None else values.get(max(values, default=-1))
+            own.append(seg)
+            by_number[t.number] = seg
+            self.n_segments += 1
+            if seg.curve:
+                self.metric_keys[member] = [k for k in seg.curve[-1] if k != "epoch"]
+            if t.state == TrialState.RUNNING:
+                self.open[member] = seg
+            last = seg.curve[-1]["epoch"] if seg.curve else 0
+            if t.state == TrialState.COMPLETE and last >= self.plan.epochs and t.value is not None:
+                self.finished.append((t.value, t.number))
 
     # -- stop conditions (Tune polls them) --
 
@@ -593,7 +637,13 @@ class _Run:
             lineage = json.loads(result[_LINEAGE])
             self.metric_keys[member] = lineage["metrics"]
             current = self.open.get(member)
-            if current is None or lineage["start"] != "resume":
+            # A member resumes its open segment, unless a restored experiment (saved a
+            # little before the crash) resumes it with the hyperparameters of an older one.
+            if (
+                current is None
+                or lineage["start"] != "resume"
+                or lineage["params"] != current.params
+            ):
                 if current is not None:
                     self._close(current)
                 self._open_segment(member, lineage, epoch)
@@ -710,6 +760,8 @@ class _Run:
 
     def finish(self) -> None:
         """Close what is still open once Tune returns: the study ended before them."""
+        if self.suspended:
+            return  # the next start restores the population and continues them
         why = self.ended[1] if self.ended else "the population stopped training"
         for seg in list(self.open.values()):
             if seg.value is None:
@@ -773,15 +825,18 @@ def _tune_hooks(run: _Run) -> tuple[Any, Any]:
             self, iteration: int, trials: Any, trial: Any, result: Any, **info: Any
         ) -> None:
             assert self.run is not None
-            self.run.on_result(_member_index(str(trial)), result)
+            if not self.run.suspended:
+                self.run.on_result(_member_index(str(trial)), result)
 
         def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
             assert self.run is not None
-            self.run.on_complete(_member_index(str(trial)), trial.checkpoint)
+            if not self.run.suspended:
+                self.run.on_complete(_member_index(str(trial)), trial.checkpoint)
 
         def on_trial_error(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
             assert self.run is not None
-            self.run.on_error(_member_index(str(trial)), _trial_error(trial), trial.config)
+            if not self.run.suspended:
+                self.run.on_error(_member_index(str(trial)), _trial_error(trial), trial.config)
 
         def __getstate__(self) -> dict[str, Any]:
             return {"run": None}
@@ -795,6 +850,10 @@ def _tune_hooks(run: _Run) -> tuple[Any, Any]:
             return int(result.get("epoch", 0)) >= self.epochs
 
         def stop_all(self) -> bool:
+            if self.run is not None and self.run.suspended:
+                # Abandon the driver loop without stopping the members: Tune's experiment
+                # state keeps them unfinished, so a restore continues them.
+                raise Suspended("the service is shutting down")
             return self.run is not None and self.run.should_stop()
 
         def __getstate__(self) -> dict[str, Any]:
@@ -816,6 +875,7 @@ def run_pbt(
     *,
     artifact_dir: Path | None = None,
     started_at: float | None = None,
+    suspend: threading.Event | None = None,
 ) -> PBTOutcome:
     """Run a PBT or PB2 study on Ray Tune to its end, mirroring every segment into ``study``.
 
@@ -829,6 +889,9 @@ def run_pbt(
             cluster).
         settings: the algorithm settings (see ``SETTINGS``); ``{}`` takes every default.
         stop: set it to stop the population; the call then returns soon with ``stopped``.
+        suspend: set it when the process shuts down: the call returns soon (``stopped``,
+            "suspended"), leaving the members unfinished in Ray Tune's experiment and their
+            segments RUNNING; the next call on the same ``storage_dir`` restores both.
         artifact_dir: where each member's final model is written (``trial-<n>/``); None
             writes none.
         started_at: wall-clock start of the study; ``budget.timeout_s`` counts from it
@@ -916,15 +979,34 @@ def run_pbt(
         "n_outputs": info.n_outputs,
     }
     run = _Run(plan, study, stop, population, artifact_dir, data_info, deadline)
+    if suspend is not None:
+        run.suspend = suspend
     mirror, stopper = _tune_hooks(run)
     trainable = tune.with_resources(
         tune.with_parameters(_member, data=dataset, plan=plan),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
-    _fail_orphans(study)
-    # A study restarted after a crash trains a fresh population: Tune's experiment of the
-    # interrupted run (whose trials reuse the members' names) must not mix with it.
-    shutil.rmtree(storage_dir / "tune", ignore_errors=True)
+    # Tune saves its experiment state (members, their checkpoints, the scheduler) at most
+    # this often: what a restore after a crash starts from.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    experiment = (storage_dir / "tune").resolve()
+    if experiment.is_dir() and tune.Tuner.can_restore(str(experiment)):
+        # The study ran before this process (a restart, kill -9 included): the members go on
+        # from their newest checkpoints and the open segments continue.
+        run.restore()
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True)
+        # tuner.pkl holds the hooks without their live run (see _tune_hooks): plug it in.
+        internal = tuner._local_tuner
+        restored = internal.get_run_config()
+        restored.callbacks, restored.stop = [mirror], stopper
+        # Ray Tune 2.60's synchronous PBT deadlocks after a restore: it rebuilds each
+        # member's state with no perturbation yet, so every member waits at its first result
+        # for the others, and no step is ever taken. The restored population goes on
+        # asynchronously (a crash has ended exact repeatability anyway).
+        internal._tune_config.scheduler._synch = False
+        return _fit(tuner, run)
+    _fail_orphans(study)  # segments of a run whose experiment never got saved
+    shutil.rmtree(experiment, ignore_errors=True)
     storage_dir.mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
         trainable,
@@ -947,10 +1029,23 @@ def run_pbt(
             verbose=0,
         ),
     )
+    return _fit(tuner, run)
+
+
+class Suspended(Exception):
+    """Raised inside Tune's driver loop to leave it without finishing the members."""
+
+
+def _fit(tuner: Any, run: _Run) -> PBTOutcome:
     try:
         tuner.fit()
+    except Exception:
+        if not run.suspended:
+            raise
     finally:
         run.finish()
+    if run.suspended:
+        return run._outcome("stopped", "suspended: the service shut down", None)
     return run.outcome()
 
 

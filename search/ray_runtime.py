@@ -18,19 +18,26 @@ def connect(address: str = "", num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     if address:
+        if address.split(":")[0] in (_LOOPBACK, "localhost"):
+            _stay_on_loopback()  # a cluster of nodes on this machine (tests, a laptop)
         ray.init(address=address, logging_level=logging.WARNING)
         return
-    # Ray maps 127.0.0.1 to the machine's routable address unless clustering is off; with it
-    # off, Ray resolves the node address to loopback. The environment variable reaches the
-    # raylet and workers it spawns; the constant covers this process, where Ray is imported.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+    _stay_on_loopback()
     ray.init(
+        address="local",  # never join a cluster some address file or RAY_ADDRESS names
         _node_ip_address=_LOOPBACK,
         num_cpus=num_cpus,
         include_dashboard=False,
         logging_level=logging.WARNING,
     )
+
+
+def _stay_on_loopback() -> None:
+    # Ray maps 127.0.0.1 to the machine's routable address unless clustering is off; with it
+    # off, Ray resolves the node address to loopback. The environment variable reaches the
+    # raylet and workers it spawns; the constant covers this process, where Ray is imported.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def unplaceable(cpu: float, gpu: float) -> str | None:

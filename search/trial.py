@@ -16,7 +16,7 @@ import ray
 import torch
 
 from models.data import Dataset
-from models.train import EpochMetrics, TrainConfig, train
+from models.train import EpochMetrics, TrainCheckpoint, TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,14 @@ def run_trial(
 ) -> Iterator[dict[str, Any]]:
     """Train the task's network and yield events.
 
+    ``task`` holds ``model`` and ``training``, and may hold ``checkpoint_every`` (epochs between
+    checkpoints, 0: none) and ``resume`` (a checkpoint's state: continue after its epoch).
+
     Yields:
         ``{"event": "start", "node_id", "pid", "device"}`` once;
         ``{"event": "epoch", "epoch", "metrics"}`` per epoch;
+        ``{"event": "checkpoint", "epoch", "state"}`` every ``checkpoint_every`` epochs (the
+        scheduler keeps the newest: a trial cut short resumes from it);
         ``{"event": "result", "metrics", "best_epoch", "stopped_early", "grad_norms",
         "state_dict", "torchscript"}`` last (weights and TorchScript as bytes).
     """
@@ -69,10 +74,23 @@ def train_events(
     device: str,
     monitor: tuple[str, Literal["maximize", "minimize"]],
 ) -> Iterator[dict[str, Any]]:
-    """Train the task's network: an ``epoch`` event per epoch, then the ``result``."""
-    for item in train(task["model"], TrainConfig(**task["training"]), data, seed, device, monitor):
+    """Train the task's network: an ``epoch`` event per epoch, ``checkpoint`` events, then the
+    ``result``."""
+    items = train(
+        task["model"],
+        TrainConfig(**task["training"]),
+        data,
+        seed,
+        device,
+        monitor,
+        checkpoint_every=int(task.get("checkpoint_every", 0)),
+        resume=task.get("resume"),
+    )
+    for item in items:
         if isinstance(item, EpochMetrics):
             yield {"event": "epoch", "epoch": item.epoch, "metrics": item.metrics}
+        elif isinstance(item, TrainCheckpoint):
+            yield {"event": "checkpoint", "epoch": item.epoch, "state": item.state}
         else:
             yield {
                 "event": "result",

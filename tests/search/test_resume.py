@@ -1,0 +1,306 @@
+"""Checkpoints and resumption: a trial cut short by a lost worker or a restart goes on from its
+newest checkpoint, computes what an uninterrupted run computes, and counts once."""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from models.data import load_dataset
+from models.train import EpochMetrics, TrainCheckpoint, TrainConfig, TrainResult, train
+from search.loop import StudyLoop, lost_worker, wait_any
+from search.ray_runtime import connect, disconnect
+from search.spec import (
+    AlgorithmSpec,
+    Budget,
+    Objective,
+    ParamSpec,
+    Resources,
+    StudySpec,
+    TaskSpec,
+)
+from search.trial import run_trial
+
+MODEL = {"family": "mlp", "hidden_layers": 2, "width": 24, "dropout": 0.2}
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    connect(num_cpus=2)
+    yield
+    disconnect()
+
+
+@pytest.fixture(scope="module")
+def digits() -> Any:
+    return load_dataset("digits", 0.2, 0, {})
+
+
+def spec(max_trials: int = 2, epochs: int = 8, parallelism: int = 1) -> StudySpec:
+    return StudySpec(
+        name="resume-test",
+        objectives=(Objective("val_accuracy", "maximize"),),
+        algorithm=AlgorithmSpec("random", {"seed": 3}),
+        search_space=(ParamSpec("model.width", "int", low=8, high=32),),
+        budget=Budget(max_trials=max_trials, max_failed_trials=None),
+        parallelism=parallelism,
+        resources=Resources(cpu=1),
+        task=TaskSpec(
+            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0, "options": {}},
+            model={"family": "mlp", "hidden_layers": 1, "width": 16, "dropout": 0.1},
+            training={"epochs": epochs, "lr": 0.01},
+        ),
+    )
+
+
+def new_study() -> optuna.Study:
+    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(1))
+
+
+def drive(loop: StudyLoop, until: Callable[[], bool] | None = None) -> None:
+    """Run the loop the way the scheduler does, to its end or until ``until()`` holds."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        loop.fill()
+        if loop.outcome is not None or (until is not None and until()):
+            return
+        wait_any([loop], 0.2)
+    pytest.fail("the loop did not get there in time")
+
+
+def run(items: Iterator[Any]) -> tuple[list[EpochMetrics], list[TrainCheckpoint], TrainResult]:
+    epochs, checkpoints, result = [], [], None
+    for item in items:
+        if isinstance(item, EpochMetrics):
+            epochs.append(item)
+        elif isinstance(item, TrainCheckpoint):
+            checkpoints.append(item)
+        else:
+            result = item
+    assert result is not None
+    return epochs, checkpoints, result
+
+
+# -- the trainer --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("patience", [0, 3])
+def test_training_resumed_from_a_checkpoint_equals_the_uninterrupted_run(
+    digits: Any, patience: int
+) -> None:
+    cfg = TrainConfig(
+        epochs=9, lr=0.05, schedule="plateau", plateau_patience=1, early_stopping_patience=patience
+    )
+    monitor = ("val_accuracy", "maximize")
+    whole, checkpoints, result = run(train(MODEL, cfg, digits, 7, "cpu", monitor, 3))
+    assert [c.epoch for c in checkpoints] == [e for e in (3, 6) if e < len(whole)]
+    middle = checkpoints[0]
+    rest, _, resumed = run(train(MODEL, cfg, digits, 7, "cpu", monitor, 3, resume=middle.state))
+    # Weights, optimizer moments, schedule, early stopping and every random generator carry
+    # over: the epochs after the checkpoint, and the result, are exactly the same.
+    assert [e.as_dict() for e in rest] == [e.as_dict() for e in whole[middle.epoch :]]
+    assert resumed.best_epoch == result.best_epoch
+    assert resumed.stopped_early == result.stopped_early
+    assert resumed.state_dict == result.state_dict
+    volatile = {"latency_ms"}  # timed, not computed
+    assert {k: v for k, v in resumed.metrics.items() if k not in volatile} == {
+        k: v for k, v in result.metrics.items() if k not in volatile
+    }
+
+
+def test_no_checkpoint_after_the_last_epoch(digits: Any) -> None:
+    _, checkpoints, _ = run(train(MODEL, TrainConfig(epochs=4), digits, 1, checkpoint_every=2))
+    assert [c.epoch for c in checkpoints] == [2]  # epoch 4's result follows at once
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def crash_worker_once(marker_dir: Path, at_epoch: int) -> Callable[..., Any]:
+    """A trial body whose worker process dies once per trial, after ``at_epoch``."""
+
+    def body(
+        data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
+    ) -> Iterator[dict[str, Any]]:
+        marker = marker_dir / f"crashed-{seed}"
+        for event in run_trial(data, task, seed, cpus, gpus, monitor):
+            yield event
+            if event["event"] == "epoch" and event["epoch"] == at_epoch and not marker.exists():
+                marker.touch()
+                time.sleep(1.0)  # let the events before reach the scheduler
+                os._exit(1)  # the worker dies like a node would take it: no exception, no goodbye
+
+    return body
+
+
+def crash_worker_always(
+    data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
+) -> Iterator[dict[str, Any]]:
+    yield {"event": "start", "node_id": "n", "pid": os.getpid(), "device": "cpu"}
+    os._exit(1)
+
+
+def test_lost_worker_resumes_the_trial_from_its_checkpoint(local_ray: None, tmp_path: Path) -> None:
+    reference = new_study()
+    drive(StudyLoop(spec(), reference, started_at=1e18))
+
+    study = new_study()
+    loop = StudyLoop(
+        spec(),
+        study,
+        started_at=1e18,
+        trial_fn=crash_worker_once(tmp_path, at_epoch=5),
+        checkpoint_dir=tmp_path / "checkpoints",
+        checkpoint_every=2,
+    )
+    drive(loop)
+    assert loop.outcome is not None and loop.outcome.reason == "max_trials reached"
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    for t, ref in zip(trials, reference.get_trials(), strict=True):
+        (resume,) = t.user_attrs["resumes"]
+        assert resume["from_epoch"] == 4  # checkpoints at 2 and 4; the worker died after 5
+        assert resume["reason"].startswith("worker lost: WorkerCrashedError")
+        assert [c["epoch"] for c in t.user_attrs["curve"]] == list(range(1, 9))
+        # The same computation as a trial nobody interrupted.
+        assert t.params == ref.params
+        assert t.value == ref.value
+        assert t.user_attrs["curve"] == ref.user_attrs["curve"]
+        assert t.intermediate_values == ref.intermediate_values
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # dropped as trials end
+
+
+def test_a_trial_whose_worker_keeps_dying_fails_after_its_retries(
+    local_ray: None, tmp_path: Path
+) -> None:
+    study = new_study()
+    loop = StudyLoop(
+        spec(max_trials=2, parallelism=2),
+        study,
+        started_at=1e18,
+        trial_fn=crash_worker_always,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=1,
+        max_retries=2,
+    )
+    drive(loop)
+    assert loop.outcome is not None and loop.outcome.reason == "max_trials reached"
+    for t in study.get_trials():
+        assert t.state == TrialState.FAIL
+        assert len(t.user_attrs["resumes"]) == 2
+        assert t.user_attrs["fail_reason"].startswith(
+            "worker lost after 2 retries: WorkerCrashedError"
+        )
+
+
+def test_restart_resumes_trials_in_flight_and_counts_each_once(
+    local_ray: None, tmp_path: Path
+) -> None:
+    reference = new_study()
+    drive(StudyLoop(spec(max_trials=3, epochs=12, parallelism=2), reference, started_at=1e18))
+
+    study = new_study()
+    checkpoints = tmp_path / "checkpoints"
+
+    def loop() -> StudyLoop:
+        return StudyLoop(
+            spec(max_trials=3, epochs=12, parallelism=2),
+            study,
+            started_at=1e18,
+            checkpoint_dir=checkpoints,
+            checkpoint_every=3,
+        )
+
+    first = loop()
+
+    def checkpointed() -> bool:
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        return len(running) == 2 and all("checkpoint_epoch" in t.user_attrs for t in running)
+
+    drive(first, until=checkpointed)
+    first.suspend()  # the service shuts down: the trials stay RUNNING, checkpoints kept
+    cut = {t.number: t.user_attrs["checkpoint_epoch"] for t in study.get_trials()}
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["trial-0.pt", "trial-1.pt"]
+
+    second = loop()
+    assert second.n_in_flight == 2  # both resumed at once, before any new trial
+    drive(second)
+    trials = study.get_trials()
+    assert len(trials) == 3  # exactly the budget: the resumed trials count once
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    for t, ref in zip(trials, reference.get_trials(), strict=True):
+        assert t.params == ref.params and t.value == ref.value
+        assert [c["epoch"] for c in t.user_attrs["curve"]] == list(range(1, 13))
+    for number, epoch in cut.items():
+        (resume,) = trials[number].user_attrs["resumes"]
+        assert resume == {
+            "from_epoch": epoch,
+            "reason": "interrupted: the scheduler restarted while the trial ran",
+        }
+
+
+def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
+    local_ray: None, tmp_path: Path
+) -> None:
+    reference = new_study()
+    drive(StudyLoop(spec(max_trials=1, epochs=12), reference, started_at=1e18))
+
+    study = new_study()
+
+    def loop() -> StudyLoop:
+        return StudyLoop(
+            spec(max_trials=1, epochs=12),
+            study,
+            started_at=1e18,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=3,
+        )
+
+    first = loop()
+
+    def second_checkpoint() -> bool:
+        return any(t.user_attrs.get("checkpoint_epoch", 0) >= 6 for t in study.get_trials())
+
+    drive(first, until=second_checkpoint)
+    first.suspend()
+    (trial,) = study.get_trials()
+    on_disk = TrainCheckpoint.read((tmp_path / "trial-0.pt").read_bytes()).epoch
+    assert on_disk == trial.user_attrs["checkpoint_epoch"]
+    # The scheduler died after the new checkpoint reached the disk, before its record did.
+    study._storage.set_trial_user_attr(trial._trial_id, "checkpoint_epoch", on_disk - 3)
+
+    drive(loop())
+    (done,) = study.get_trials()
+    (resume,) = done.user_attrs["resumes"]
+    assert resume["from_epoch"] == on_disk  # the file's own epoch
+    assert [c["epoch"] for c in done.user_attrs["curve"]] == list(range(1, 13))
+    assert done.value == reference.get_trials()[0].value
+
+
+def test_a_trial_that_used_up_its_retries_fails_at_restart(local_ray: None) -> None:
+    study = new_study()
+    trial = study.ask({"model.width": optuna.distributions.IntDistribution(8, 32)})
+    trial.set_user_attr("resumes", [{"from_epoch": 0, "reason": "x"}] * 3)
+    loop = StudyLoop(replace(spec(), budget=Budget(max_trials=1)), study, started_at=1e18)
+    assert loop.n_in_flight == 0
+    (t,) = study.get_trials()
+    assert t.state == TrialState.FAIL
+    assert t.user_attrs["fail_reason"] == (
+        "interrupted: the scheduler restarted while the trial ran (after 3 retries)"
+    )
+    drive(loop)  # it counted: the budget of one trial is spent
+    assert len(study.get_trials()) == 1
+
+
+def test_out_of_memory_is_the_trials_own_failure() -> None:
+    import ray
+
+    assert not lost_worker(ray.exceptions.OutOfMemoryError("killed"))
+    assert lost_worker(ray.exceptions.WorkerCrashedError())
+    assert not lost_worker(RuntimeError("boom"))
