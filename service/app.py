@@ -4,9 +4,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import sessionmaker
 
+from service.api.admission import Admission
 from service.api.deps import require_caller
 from service.api.limits import BodyLimit
 from service.api.routes import algorithms, catalog, datasets, keys, studies, trials
@@ -26,6 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Threads for every admitted request's next step, and some to spare (see Admission).
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = max(threads.total_tokens, settings.max_concurrent_requests + 8)
         engine = make_engine(settings.db_url)
         migrate(engine)
         app.state.settings = settings
@@ -54,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_handlers(app)
 
+    app.add_middleware(Admission, limit=settings.max_concurrent_requests)
     # Uploads get their own, larger limit; every other body stays small.
     app.add_middleware(
         BodyLimit,

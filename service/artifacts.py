@@ -55,9 +55,15 @@ def _folder(trial: FrozenTrial, data_dir: Path) -> Path | None:
     return folder if folder.is_relative_to(artifacts_root(data_dir)) else None
 
 
+def checkpoints_dir(data_dir: Path, optuna_study_name: str) -> Path:
+    """Where a study's running trials keep their newest checkpoint (``trial-<n>.pt``)."""
+    return data_dir / "checkpoints" / optuna_study_name
+
+
 def remove_study_artifacts(data_dir: Path, optuna_study_name: str) -> None:
-    """Delete a study's trained models and, for a population study, its checkpoints."""
-    for root in (artifacts_root(data_dir), (data_dir / "pbt").resolve()):
+    """Delete a study's trained models and checkpoints (its trials' and its population's)."""
+    roots = ("artifacts", "checkpoints", "pbt")
+    for root in (data_dir.joinpath(name).resolve() for name in roots):
         folder = root / optuna_study_name
         if folder.resolve().is_relative_to(root):
             shutil.rmtree(folder, ignore_errors=True)

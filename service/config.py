@@ -27,6 +27,18 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="The CLI's key (default: <DATA_DIR>/admin.key).")
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
+    checkpoint_every: int = Field(
+        5, ge=0, description="Epochs between a running trial's checkpoints (0: none)."
+    )
+    trial_retries: int = Field(
+        3,
+        ge=0,
+        description="Times a trial cut short by a lost Ray worker or node, or by a restart of "
+        "the service, is resumed from its last checkpoint before it fails.",
+    )
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="Requests handled at once; the others queue (no 503)."
+    )
     max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")
     max_upload_bytes: int = Field(
         50_000_000, gt=0, description="Largest request body accepted by dataset uploads."

@@ -1,12 +1,27 @@
-"""Engines, migrations and Optuna's storage on one database URL."""
+"""Engines, migrations and Optuna's storage on one database URL.
 
+Connections are checked before use (``pool_pre_ping``), and Optuna's storage retries every
+call that fails on a lost connection or a locked database: a database restart during a study
+delays the scheduler's writes instead of losing them.
+"""
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from alembic import command
 from alembic.config import Config
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,6 +59,70 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
+def transient(exc: BaseException) -> bool:
+    """Whether a database error may pass if tried again: a dropped or refused connection (the
+    server restarts), a locked SQLite file. Optuna wraps them in StorageInternalError."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(seen, sa_exc.DisconnectionError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def retrying(call: Callable[..., T], patience_s: float, name: str) -> Callable[..., T]:
+    """``call``, tried again with backoff (0.1 s doubling to 5 s) while it fails transiently,
+    for up to ``patience_s`` seconds; then the last error is raised."""
+
+    @functools.wraps(call)
+    def attempt(*args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + patience_s
+        delay, tries = 0.1, 0
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except UpdateFinishedTrialError:
+                if tries and name == "set_trial_state_values":
+                    # The attempt that seemed to fail had committed before its connection
+                    # dropped: the trial is finished already.
+                    return True  # type: ignore[return-value]
+                raise
+            except (StorageInternalError, sa_exc.SQLAlchemyError) as exc:
+                if not transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                tries += 1
+                log.warning(
+                    "database call %s failed (%s); retry %d in %.1f s", name, exc, tries, delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return attempt
+
+
+class RetryingStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose every call survives a database restart of up to
+    ``patience_s`` seconds (see :func:`retrying`)."""
+
+    def __init__(self, url: str, patience_s: float = 60.0, **kwargs: Any) -> None:
+        self._patience_s = patience_s
+        super().__init__(url, **kwargs)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name.startswith("_") or not inspect.ismethod(value) or name in _NOT_RETRIED:
+            return value
+        return retrying(value, super().__getattribute__("_patience_s"), name)
+
+
+# Calls that must not run twice: a retried create could add a second study or trial.
+_NOT_RETRIED = frozenset({"create_new_study", "create_new_trial", "upgrade", "remove_session"})
+
+
+def make_storage(url: str, patience_s: float = 60.0) -> optuna.storages.RDBStorage:
     """Optuna's storage on the same database; it creates and migrates Optuna's own tables."""
-    return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    return RetryingStorage(url, patience_s, engine_kwargs=_engine_kwargs(url))

@@ -3,9 +3,15 @@
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
+
+from service.db import transient
 
 
 class ServiceError(Exception):
@@ -116,10 +122,58 @@ def install_handlers(app: FastAPI) -> None:
         items = [_item(["body", *loc], msg, "value_error") for loc, msg in exc.errors]
         return JSONResponse({"detail": items}, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def _http(req: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400:
+            return _unparsable_body(exc)
+        allowed = _allowed_methods(req) if exc.status_code == 405 else None
+        if allowed:
+            # The router's Allow names the methods of the first route at the path only; each
+            # method has a route of its own here, so name every one the path has.
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+        return await http_exception_handler(req, exc)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(_req: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not transient(exc):
+            raise exc  # a bug: the 500 it is, with its traceback in the log
+        # The database restarts or is briefly unreachable: nothing was written; try again.
+        return JSONResponse(
+            {"detail": "the database is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
     @app.exception_handler(ServiceError)
     async def _service(_req: Request, exc: ServiceError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
+
+
+def _unparsable_body(exc: HTTPException) -> JSONResponse:
+    """A body that cannot be parsed is invalid input like any other: a 422 at ``body``.
+
+    No route here raises a 400: FastAPI and Starlette answer one only when they cannot read the
+    body (JSON that is not UTF-8 text, a malformed multipart form), where FastAPI's sentence
+    ("There was an error parsing the body") would not say why.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        msg = f"JSON decode error: the body is not UTF-8 text ({cause.reason}, byte {cause.start})"
+        item = _item(["body"], msg, "json_invalid")
+    else:
+        msg = f"the request body could not be parsed: {exc.detail}"
+        item = _item(["body"], msg, "body_invalid")
+    return JSONResponse({"detail": [item]}, status_code=422)
+
+
+def _allowed_methods(req: Request) -> list[str]:
+    """Every method the OpenAPI document gives the request's path (for a 405's Allow)."""
+    methods: set[str] = set()
+    for template, operations in req.app.openapi()["paths"].items():  # cached by FastAPI
+        if compile_path(template)[0].match(req.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
 
 
 _UNION_TAGS = {"float", "int", "categorical", "macro", "cell"}

@@ -53,6 +53,7 @@ class PopulationRun:
         self._artifact_dir = artifact_dir
         self._started_at = started_at
         self._stop = threading.Event()
+        self._suspend = threading.Event()
         self._stop_reason: str | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"tuneforge-population-{spec.name}", daemon=True
@@ -74,6 +75,7 @@ class PopulationRun:
                 self._stop,
                 artifact_dir=self._artifact_dir,
                 started_at=self._started_at,
+                suspend=self._suspend,
             )
             outcome = Outcome(result.status, result.reason)
         except Exception as exc:
@@ -92,6 +94,11 @@ class PopulationRun:
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
+
+    def suspend(self) -> None:
+        """The service shuts down: leave the members unfinished and their segments running;
+        the next start restores the population from its checkpoints (Ray Tune's restore)."""
+        self._suspend.set()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

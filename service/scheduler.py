@@ -20,14 +20,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.data import Dataset, from_arrays
 from search.darts import darts_task
-from search.loop import StudyLoop, wait_any
+from search.loop import StudyLoop, fail_running_trials, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
 from search.registry import STUDY_KINDS, create_pruner, create_sampler, get_algorithm
 from search.spec import StudySpec
 from search.trial import run_trial, warm_workers
 from service import crud
+from service.artifacts import checkpoints_dir
 from service.config import Settings
 from service.datasets import load_upload
+from service.db import transient
 from service.orm import StudyRow
 from service.population import PopulationRun, population_dir
 from service.schemas import StudyCreate
@@ -120,6 +122,10 @@ class Scheduler:
         try:
             action()
         except Exception as exc:
+            if transient(exc):  # the database is away for longer than the storage waits
+                log.warning("study %s waits for the database: %s", study_id, exc)
+                self._stop.wait(1.0)
+                return
             self._fail_study(study_id, exc)
 
     def _fail_study(self, study_id: int, exc: Exception) -> None:
@@ -158,6 +164,11 @@ class Scheduler:
                     loop = self._loops.pop(study_id, None)
                     if loop is not None:
                         loop.stop("stopped by user")
+                    else:  # stopped while no scheduler ran it: trials a restart would resume
+                        study = optuna.load_study(
+                            study_name=row.optuna_study_name, storage=self._storage
+                        )
+                        fail_running_trials(study, "stopped by user")
                     crud.mark_finished(session, study_id, "stopped", "stopped by user")
                 elif study_id not in self._loops and self._population_busy(row):
                     running = next(iter(self._populations))
@@ -218,6 +229,9 @@ class Scheduler:
             dataset=dataset,
             artifact_dir=self._settings.data_dir / "artifacts" / row.optuna_study_name,
             trial_cap=entry.trial_cap(spec.search_space),
+            checkpoint_dir=checkpoints_dir(self._settings.data_dir, row.optuna_study_name),
+            checkpoint_every=self._settings.checkpoint_every,
+            max_retries=self._settings.trial_retries,
             oneshot=oneshot,
             trial_fn=entry.factory if oneshot else run_trial,
             trial_task=darts_task(spec, entry.check_settings(algorithm.settings))
@@ -259,25 +273,25 @@ class Scheduler:
         for study_id, run in runs.items():
             outcome = run.outcome
             if outcome is not None:
+                with self._sessions() as s:  # recorded first: a failed write is tried again
+                    crud.mark_finished(s, study_id, outcome.status, outcome.reason)
                 self._loops.pop(study_id, None)
                 self._populations.pop(study_id, None)
-                with self._sessions() as s:
-                    crud.mark_finished(s, study_id, outcome.status, outcome.reason)
                 log.info("study %s %s: %s", study_id, outcome.status, outcome.reason)
 
     def _interrupt_all(self) -> None:
-        # The studies stay "running" so the next start resumes them; their trials in flight
-        # cannot survive this process's Ray driver and are failed with the reason.
+        # The studies stay "running" and their trials in flight RUNNING, curves and
+        # checkpoints saved: the next start resumes them (their Ray tasks cannot outlive this
+        # process's Ray driver).
         for loop in self._loops.values():
             try:
-                loop.interrupt("interrupted: the service shut down while the trial ran")
+                loop.suspend()
             except Exception:
                 log.exception("cannot interrupt study %s", loop.spec.name)
         self._loops.clear()
-        # A population's open segments are told with their last value (or failed as
-        # interrupted); the study stays running and trains a fresh population on restart.
+        # A population is left as it is in Ray Tune's experiment; the next start restores it.
         for population in self._populations.values():
-            population.stop("interrupted: the service shut down")
+            population.suspend()
         for population in self._populations.values():
             population.join(timeout=20)
         self._populations.clear()

@@ -5,10 +5,18 @@ Checks that need more than one field (a search-space parameter against the task 
 an algorithm's settings against its registry entry) live in :meth:`StudyCreate.cross_errors`.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from models.data import list_datasets
 from models.metrics import list_metrics
@@ -41,8 +49,10 @@ def _one_of(value: str, valid: list[str] | tuple[str, ...], what: str) -> str:
 
 class _Strict(BaseModel):
     # A typo in a field name is an error, not a silently ignored key; no float in a spec may
-    # be infinite or NaN (an infinite bound would only fail later, inside the sampler).
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # be infinite or NaN (an infinite bound would only fail later, inside the sampler). Types
+    # are the document's: false is no number, 0 and "true" are no booleans, "5" is no integer
+    # (strict; an integer still fits a number field).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 # -- search space ----------------------------------------------------------------------------
@@ -358,7 +368,14 @@ def _param_spec(name: str, p: Param) -> ParamSpec:
 class BudgetPatch(_Strict):
     """Budget fields to change; the ones left out keep their value."""
 
-    max_trials: int | None = Field(None, gt=0, le=100_000)
+    # Left out: unchanged; null is refused (a study needs a trial budget), so the document
+    # shows an integer, not a nullable one.
+    max_trials: Annotated[
+        int | None,
+        WithJsonSchema(
+            {"type": "integer", "exclusiveMinimum": 0, "maximum": 100_000, "title": "Max Trials"}
+        ),
+    ] = Field(None, gt=0, le=100_000)
     max_failed_trials: int | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
     target_value: float | None = None
@@ -379,6 +396,30 @@ class StudyPatch(_Strict):
 
 # -- responses --------------------------------------------------------------------------------
 
+
+def _utc(value: datetime) -> datetime:
+    """A time of the service's own tables, in UTC with its zone.
+
+    The service writes only UTC (``orm.utcnow``); SQLite drops the zone on the way back, so a
+    naive value is UTC. PostgreSQL hands back an aware value, which is converted.
+    """
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _optuna_utc(value: datetime) -> datetime:
+    """A time from Optuna's tables, in UTC with its zone.
+
+    Optuna stores ``datetime.now()``: naive *local* time of the process that told the trial,
+    the scheduler in this service; ``astimezone`` reads a naive value as local time.
+    """
+    return value.astimezone(UTC)
+
+
+# Every time in a response is RFC 3339 with its zone ("2026-01-02T03:04:05.123456Z"), as the
+# OpenAPI document's ``date-time`` format says; a naive value would be no RFC 3339 time.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+OptunaDatetime = Annotated[datetime, AfterValidator(_optuna_utc)]
+
 TrialStateName = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
 
 
@@ -388,9 +429,9 @@ class StudyPublic(BaseModel):
     status: str
     status_reason: str | None
     optuna_study_name: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     trial_counts: dict[str, int] = Field(description="Trials by state.")
     best_value: float | None
     spec: dict[str, Any]
@@ -418,8 +459,8 @@ class TrialPublic(BaseModel):
     fail_reason: str | None
     node_id: str | None
     user_attrs: dict[str, Any]
-    datetime_start: datetime | None
-    datetime_complete: datetime | None
+    datetime_start: OptunaDatetime | None
+    datetime_complete: OptunaDatetime | None
     duration_s: float | None
 
 
@@ -519,15 +560,7 @@ class DatasetPublic(BaseModel):
     n_samples: int
     size_bytes: int = Field(description="Size of the file as uploaded.")
     sha256: str = Field(description="SHA-256 of the file as uploaded.")
-    created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        from datetime import UTC
-
-        # SQLite hands back naive datetimes; they were written in UTC.
-        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    created_at: UtcDatetime
 
 
 class DatasetPage(BaseModel):

@@ -87,12 +87,21 @@ class Server:
                 self.process.wait()
 
 
-def start_server(database_url: str, data_dir: Path, port: int | None = None) -> Server:
-    """Start ``tuneforge serve`` and wait until its scheduler has Ray running."""
+def start_server(
+    database_url: str,
+    data_dir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Start ``tuneforge serve`` and wait until its scheduler has Ray running.
+
+    ``env`` adds to (or overrides) the server's environment; with
+    ``TUNEFORGE_RUN_SCHEDULER=false`` there it waits only until the API answers.
+    """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{port}-{time.time_ns()}.log"
-    env = {
+    proc_env = {
         **os.environ,
         "TUNEFORGE_PORT": str(port),
         "TUNEFORGE_HOST": "127.0.0.1",
@@ -100,11 +109,15 @@ def start_server(database_url: str, data_dir: Path, port: int | None = None) -> 
         "TUNEFORGE_DATABASE_URL": database_url,
         "TUNEFORGE_RAY_NUM_CPUS": "2",
         "TUNEFORGE_SCHEDULER_POLL_S": "0.2",
+        **(env or {}),
     }
+    # The health's scheduler field: "running" once Ray is up, "off" with no scheduler.
+    run_scheduler = proc_env.get("TUNEFORGE_RUN_SCHEDULER", "true").lower()
+    ready = "off" if run_scheduler in ("false", "0", "no", "off") else "running"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve"],
-            env=env,
+            env=proc_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -116,7 +129,7 @@ def start_server(database_url: str, data_dir: Path, port: int | None = None) -> 
             raise RuntimeError(f"server exited ({proc.returncode}):\n{server.log()[-4000:]}")
         try:
             health = httpx.get(f"{server.url}/healthz", timeout=2).json()
-            if health["scheduler"] == "running":
+            if health["scheduler"] == ready:
                 return server
         except httpx.HTTPError:
             pass

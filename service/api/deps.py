@@ -23,6 +23,17 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def release(session: Session) -> None:
+    """End a dependency's read: its connection goes back to the pool now.
+
+    FastAPI runs each sync dependency and the route in separate threadpool steps. A connection
+    held from one step to the next deadlocks under load: every pool thread blocks waiting for a
+    connection while the connections belong to requests waiting for a thread (found by
+    ``benchmarks/load.py``: 40 of 40 threads in ``QueuePool._do_get``, 500s after 30 s).
+    """
+    session.rollback()
+
+
 def _storage(request: Request) -> RDBStorage:
     return request.app.state.storage  # type: ignore[no-any-return]
 
@@ -55,6 +66,7 @@ def _caller(
     if not key:
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
     caller = caller_for(session, key)
+    release(session)
     if caller is None:
         raise Unauthorized("unknown or revoked API key")
     return caller

@@ -174,6 +174,23 @@ def test_a_revoked_key_is_refused_at_once(client: TestClient, admin: str) -> Non
     assert client.get("/api/v1/studies", headers=auth(key)).status_code == 401
 
 
+def test_a_key_request_of_the_wrong_type_is_422(client: TestClient, admin: str) -> None:
+    # 0 was read as false and a key created (found by fuzzing): the document says boolean.
+    resp = client.post("/api/v1/keys", json={"tenant": "dave", "admin": 0}, headers=auth(admin))
+
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["path"] == "admin"
+    listed = client.get("/api/v1/keys", headers=auth(admin)).json()
+    assert "dave" not in [k["tenant"] for k in listed]
+
+
+def test_key_times_are_utc_with_their_zone(client: TestClient, admin: str) -> None:
+    new_key(client, admin, "erin")
+    for key in client.get("/api/v1/keys", headers=auth(admin)).json():  # read back from SQLite
+        assert key["created_at"].endswith("Z"), key
+        assert key["revoked_at"] is None or key["revoked_at"].endswith("Z"), key
+
+
 def test_auth_off_is_explicit(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(data_dir=tmp_path, run_scheduler=False, auth=False))) as c:
         assert c.get("/api/v1/studies").status_code == 200

@@ -4,7 +4,6 @@ real SQLite and PostgreSQL. What lands in the database is read back the way user
 """
 
 import re
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -217,26 +216,3 @@ def test_stop_cancels_trials_in_flight(
     for t in items:
         assert t["state"] == "FAIL" and t["fail_reason"] == "stopped by user"
         assert len(t["intermediate_values"]) < 500
-
-
-def test_restart_resumes_running_study(
-    server_factory: Callable[..., Server], sqlite_url: str
-) -> None:
-    server = server_factory(sqlite_url)
-    spec = mixed_spec(search_space={}, budget={"max_trials": 3}, parallelism=1)
-    # Long enough that the trial is still training when the SIGTERM lands (workers are warm:
-    # a short trial could finish in between and nothing would be interrupted).
-    spec["task"]["training"].update(lr=0.01, epochs=400)
-    study_id = server.api.post("/studies", json=spec).raise_for_status().json()["id"]
-    wait_for(server.api, study_id, lambda s: s["trial_counts"]["RUNNING"] == 1)
-
-    server.stop(signal.SIGTERM)  # graceful: the trial in flight is recorded as interrupted
-    restarted = server_factory(sqlite_url)
-    study = wait_for(restarted.api, study_id, finished)
-    assert study["status"] == "completed"
-    items = restarted.api.get(f"/studies/{study_id}/trials").json()["items"]
-    interrupted = [t for t in items if t["state"] == "FAIL"]
-    assert len(interrupted) == 1
-    assert interrupted[0]["fail_reason"].startswith("interrupted:")
-    # The interrupted trial is not counted: three trials still complete.
-    assert sum(t["state"] == "COMPLETE" for t in items) == 3

@@ -8,6 +8,7 @@ a ``tf_studies`` row nor an Optuna study exists afterwards.
 import copy
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import read_admin_key
 from service.config import Settings
+from service.views import trial_public
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
 STUDIES = "/api/v1/studies"
@@ -415,6 +417,36 @@ def test_non_json_body_is_rejected(client: TestClient, tmp_path: Path) -> None:
     _assert_nothing_written(client, tmp_path)
 
 
+def test_body_that_is_not_utf8_is_422_not_400(client: TestClient, tmp_path: Path) -> None:
+    # FastAPI answers such a body with an undocumented 400 "error parsing the body" (fuzzing).
+    response = client.post(STUDIES, content=b"\xc3s", headers={"content-type": "application/json"})
+
+    detail = _detail_items(response)
+    assert detail[0]["path"] == "body"
+    assert detail[0]["type"] == "json_invalid"
+    assert "UTF-8" in detail[0]["msg"]
+    _assert_nothing_written(client, tmp_path)
+
+
+def test_malformed_multipart_upload_is_422_not_400(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/datasets", content=b"--x\r\nbad", headers={"content-type": "multipart/form-data"}
+    )
+
+    detail = _detail_items(response)
+    assert detail[0]["path"] == "body"
+    assert "boundary" in detail[0]["msg"]
+
+
+def test_a_wrong_method_names_every_method_of_the_path(client: TestClient) -> None:
+    # The router's 405 named only the first route's method ("Allow: GET") (fuzzing).
+    response = client.request("OPTIONS", f"{STUDIES}/1")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert client.put(STUDIES).headers["allow"] == "GET, POST"
+
+
 def test_json_that_is_not_an_object_is_rejected(client: TestClient, tmp_path: Path) -> None:
     detail = _detail_items(client.post(STUDIES, json=["digits-mlp"]))
 
@@ -442,6 +474,38 @@ def test_valid_spec_is_created(client: TestClient, tmp_path: Path, base_spec: Sp
     assert [s["id"] for s in page["items"]] == [body["id"]]
     assert _optuna_names(tmp_path) == [body["optuna_study_name"]]
     assert client.get(f"{STUDIES}/{body['id']}").status_code == 200
+
+
+def _utc(value: str) -> datetime:
+    """An RFC 3339 time with its zone, which is UTC."""
+    assert value.endswith("Z"), value
+    parsed = datetime.fromisoformat(value)
+    assert parsed.utcoffset() == timedelta(0), value
+    return parsed
+
+
+def test_times_carry_their_zone(client: TestClient, base_spec: Spec) -> None:
+    # SQLite hands back naive times; the API said "2026-01-02T03:04:05" with no zone, which is
+    # no RFC 3339 date-time as the OpenAPI document promises (fuzzing).
+    before = datetime.now(UTC)
+    study_id = client.post(STUDIES, json=base_spec).json()["id"]
+
+    stored = client.get(f"{STUDIES}/{study_id}").json()  # read back from the database
+    assert before - timedelta(seconds=5) < _utc(stored["created_at"]) <= datetime.now(UTC)
+    assert stored["started_at"] is None
+    for key in client.get("/api/v1/keys").json():
+        _utc(key["created_at"])
+
+
+def test_trial_times_written_by_optuna_are_utc() -> None:
+    # Optuna stores naive local times (datetime.now()); they are converted, not relabelled.
+    trial = optuna.trial.create_trial(value=1.0)
+    assert trial.datetime_start is not None and trial.datetime_start.tzinfo is None
+
+    public = json.loads(trial_public(trial).model_dump_json())
+
+    assert _utc(public["datetime_start"]) == trial.datetime_start.astimezone(UTC)
+    assert _utc(public["datetime_complete"]) >= _utc(public["datetime_start"])
 
 
 @pytest.mark.parametrize(
@@ -693,6 +757,12 @@ def created(client: TestClient, base_spec: Spec) -> dict[str, Any]:
         ({"budget": {"max_trails": 5}}, "budget.max_trails"),
         ({"parallelism": 0}, "parallelism"),
         ({"name": "renamed"}, "name"),
+        # Types as documented, no coercion (found by fuzzing): false is no number, "2" and
+        # true are no integers; and max_trials may be left out but not null.
+        ({"budget": {"target_value": False}}, "budget.target_value"),
+        ({"parallelism": "2"}, "parallelism"),
+        ({"budget": {"max_trials": True}}, "budget.max_trials"),
+        ({"budget": {"max_trials": None}}, "budget"),
     ],
 )
 def test_bad_patch_is_422_and_changes_nothing(
@@ -706,6 +776,12 @@ def test_bad_patch_is_422_and_changes_nothing(
     after = client.get(url).json()
     assert after["spec"] == created["spec"]
     assert after["status"] == "pending"
+
+
+def test_the_document_says_max_trials_is_no_nullable_field(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+
+    assert schemas["BudgetPatch"]["properties"]["max_trials"]["type"] == "integer"
 
 
 def test_delete_of_a_pending_study_is_409(

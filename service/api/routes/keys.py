@@ -1,19 +1,21 @@
 """``/api/v1/keys``: API keys, for admins only. A new key is shown once, in the POST's answer."""
 
-from datetime import datetime
-
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service import auth
 from service.api.deps import AdminDep, Id, SessionDep
 from service.errors import ADMIN_ERRORS
 from service.orm import ApiKeyRow
+from service.schemas import UtcDatetime
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=ADMIN_ERRORS)
 
 
 class KeyCreate(BaseModel):
+    # Types as documented: 0 or "true" is no boolean.
+    model_config = ConfigDict(strict=True)
+
     tenant: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
     name: str = Field("", max_length=128)
     admin: bool = Field(False, description="May create, list and revoke keys.")
@@ -25,8 +27,8 @@ class KeyPublic(BaseModel):
     name: str
     prefix: str = Field(description="The key's first characters, to tell keys apart.")
     admin: bool
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
 
     @classmethod
     def of(cls, row: ApiKeyRow) -> "KeyPublic":

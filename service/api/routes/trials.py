@@ -10,7 +10,15 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.orm import Session
 
 from service import crud
-from service.api.deps import CallerDep, Id, Offset, SessionDep, SettingsDep, StorageDep
+from service.api.deps import (
+    CallerDep,
+    Id,
+    Offset,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    release,
+)
 from service.artifacts import ArtifactKind, artifact_file
 from service.errors import CONFLICT, Conflict, NotFound
 from service.schemas import ParetoFront, TrialDetail, TrialPage
@@ -28,6 +36,7 @@ from service.views import (
 def _own_study(study_id: Id, caller: CallerDep, session: SessionDep) -> None:
     """Every route here reads one study: another tenant's answers 404."""
     crud.get_study(session, study_id, caller.tenant)
+    release(session)
 
 
 router = APIRouter(
