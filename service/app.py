@@ -5,17 +5,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.orm import sessionmaker
 
 from service.api.admission import Admission
 from service.api.deps import require_caller
 from service.api.limits import BodyLimit
-from service.api.routes import algorithms, catalog, datasets, keys, studies, trials
+from service.api.routes import algorithms, catalog, datasets, events, keys, reports, studies, trials
 from service.auth import ensure_admin_key
 from service.config import Settings
 from service.db import make_engine, make_storage, migrate
 from service.errors import API_ERRORS, install_handlers
+from service.metrics import CONTENT_TYPE, render
 from service.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler: Scheduler | None = request.app.state.scheduler
         return {"status": "ok", "scheduler": scheduler.state if scheduler else "off"}
 
+    # Prometheus text format, no key (scrapers carry none): aggregates only, no names.
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        scheduler: Scheduler | None = request.app.state.scheduler
+        body = render(request.app.state.sessionmaker, scheduler.metrics if scheduler else None)
+        return Response(body, media_type=CONTENT_TYPE)
+
     # Every API route needs a key (healthz does not); each route then scopes to its tenant.
-    for module in (studies, trials, datasets, algorithms, catalog, keys):
+    for module in (studies, trials, events, reports, datasets, algorithms, catalog, keys):
         app.include_router(
             module.router,
             prefix="/api/v1",

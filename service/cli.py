@@ -9,20 +9,22 @@ import json
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 import yaml
 
 from service.auth import read_admin_key
+from service.client import ApiError, ArtifactKind, Client, Unreachable
 from service.config import Settings
+from service.progress import ProgressView, summary
 
 app = typer.Typer(help="tuneforge: hyperparameter and architecture search on Ray.")
 keys_app = typer.Typer(help="API keys (admin): create, list, revoke.")
 app.add_typer(keys_app, name="keys")
-_FINISHED = {"completed", "failed", "stopped"}
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -46,29 +48,27 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _client() -> httpx.Client:
+def _client() -> Client:
     settings = _settings()
-    key = settings.api_key or read_admin_key(settings.data_dir)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=settings.url.rstrip("/") + "/api/v1", timeout=30, headers=headers)
+    return Client(settings.url, settings.api_key or read_admin_key(settings.data_dir))
 
 
-def _call(method: str, path: str, **kwargs: Any) -> Any:
+@contextmanager
+def _api() -> Iterator[Client]:
+    """The API client; its errors become a message and an exit status (1: refused, 2: down)."""
     try:
         with _client() as client:
-            resp = client.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        typer.echo(f"cannot reach tuneforge at {_settings().url}: {exc}", err=True)
+            yield client
+    except Unreachable as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    if resp.status_code >= 400:
-        detail = resp.json().get("detail", resp.text)
-        if isinstance(detail, list):  # validation errors: one line per field
-            for item in detail:
-                typer.echo(f"error: {item['path'] or '(body)'}: {item['msg']}", err=True)
+    except ApiError as exc:
+        if exc.errors:  # validation errors: one line per field
+            for path, msg in exc.errors:
+                typer.echo(f"error: {path}: {msg}", err=True)
         else:
-            typer.echo(f"error {resp.status_code}: {detail}", err=True)
-        raise typer.Exit(1)
-    return resp.json() if resp.content else None
+            typer.echo(f"error {exc.status}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _print(data: Any) -> None:
@@ -79,6 +79,13 @@ def _print(data: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (TUNEFORGE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (TUNEFORGE_PORT).")] = None,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            help="Run the trial scheduler in this process (--no-scheduler: the API alone, "
+            "with `tuneforge scheduler` running elsewhere on the same database)."
+        ),
+    ] = True,
 ) -> None:
     """Run the API and the scheduler (starts a local Ray unless TUNEFORGE_RAY_ADDRESS is set)."""
     import uvicorn
@@ -86,61 +93,85 @@ def serve(
     from service.app import create_app
 
     settings = _settings()
+    if not scheduler:
+        settings = settings.model_copy(update={"run_scheduler": False})
     host, port = host or settings.host, port or settings.port
     typer.echo(f"tuneforge API:       http://{host}:{port}/api/v1")
     typer.echo(f"API docs (OpenAPI):  http://{host}:{port}/docs")
     typer.echo(f"database:            {settings.db_url}")
+    typer.echo(f"scheduler:           {'in this process' if settings.run_scheduler else 'off'}")
     typer.echo("dashboard:           http://127.0.0.1:8080/dashboard  (start it: make dashboard)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command("scheduler")
+def run_scheduler() -> None:
+    """Run only the trial scheduler (cluster mode): it reads the studies from the database and
+    runs their trials on the Ray cluster at TUNEFORGE_RAY_ADDRESS, until SIGTERM or Ctrl-C."""
+    from service.standalone import run_scheduler_process
+
+    raise typer.Exit(run_scheduler_process(_settings(), typer.echo))
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database: Optuna's tables and the service's (idempotent)."""
+    from service.db import migrate_all
+
+    settings = _settings()
+    typer.echo(f"migrating {settings.db_url}")
+    typer.echo(migrate_all(settings.db_url))
 
 
 @app.command()
 def submit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON spec.")],
-    wait: Annotated[bool, typer.Option(help="Wait until the study finishes.")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Show live progress until the study finishes, then its best.")
+    ] = False,
 ) -> None:
     """Submit a study from a YAML or JSON file; prints its id."""
     spec = yaml.load(file.read_text(), Loader=SpecLoader)  # noqa: S506 (safe: see SpecLoader)
-    study = _call("POST", "/studies", json=spec)
-    typer.echo(f"study {study['id']} submitted ({study['optuna_study_name']})")
-    if not wait:
-        return
-    last = ""
-    while study["status"] not in _FINISHED:
-        time.sleep(1)
-        study = _call("GET", f"/studies/{study['id']}")
-        line = _progress(study)
-        if line != last:
-            typer.echo(line)
-            last = line
-    typer.echo(f"study {study['id']} {study['status']}: {study['status_reason']}")
-    if not study["trial_counts"]["COMPLETE"]:
-        raise typer.Exit(1)
-    best = _call("GET", f"/studies/{study['id']}/best")
+    with _api() as client:
+        study = client.submit(spec)
+        typer.echo(f"study {study['id']} submitted ({study['optuna_study_name']})")
+        if not wait:
+            return
+        final = follow(client, study["id"], study["spec"]["budget"]["max_trials"])
+        typer.echo(f"study {final['id']} {final['status']}: {final['status_reason']}")
+        if not final["trial_counts"]["COMPLETE"]:
+            raise typer.Exit(1)
+        front = client.best_trials(study["id"])  # several objectives: the Pareto front
     objectives = study["spec"]["objectives"]
-    for trial in best.get("trials", [best]):  # several objectives: the Pareto front
-        shown = ", ".join(
-            f"{o['metric']}={v:.4f}" for o, v in zip(objectives, trial["values"], strict=True)
-        )
+    for trial in front:
+        values = trial["values"] or []
+        shown = ", ".join(f"{o['metric']}={v:.4f}" for o, v in zip(objectives, values, strict=True))
         typer.echo(f"best trial {trial['number']}: {shown} params={trial['params']}")
 
 
-def _progress(study: dict[str, Any]) -> str:
-    c = study["trial_counts"]
-    best = study["best_value"]
-    best_s = "-" if best is None else f"{best:.4f}"
-    return (
-        f"[{study['status']}] complete={c['COMPLETE']} running={c['RUNNING']} "
-        f"failed={c['FAIL']} pruned={c['PRUNED']} best={best_s}"
-    )
+def follow(client: Client, study_id: int, max_trials: int) -> dict[str, Any]:
+    """Watch a study's events until it finishes: a live bar on a terminal, a line per change
+    otherwise. A dropped stream (the server restarted) is opened again. Returns the study's
+    final ``end`` event."""
+    with ProgressView(max_trials, live=sys.stdout.isatty(), echo=typer.echo) as view:
+        while True:
+            try:
+                for event in client.events(study_id):
+                    view.show(event)
+                    if event.kind == "end":
+                        return event.data
+            except Unreachable:
+                pass  # the server is away: look again in a moment
+            time.sleep(1)
 
 
 @app.command()
 def status(study_id: int) -> None:
     """Show a study: status, trial counts, best value."""
-    study = _call("GET", f"/studies/{study_id}")
+    with _api() as client:
+        study = client.study(study_id)
     typer.echo(f"study {study['id']} {study['name']} ({study['optuna_study_name']})")
-    typer.echo(_progress(study))
+    typer.echo(summary(study))
     if study["status_reason"]:
         typer.echo(f"reason: {study['status_reason']}")
 
@@ -151,10 +182,8 @@ def trials(
     state: Annotated[str | None, typer.Option(help="Only trials in this state.")] = None,
 ) -> None:
     """List a study's trials, one line each."""
-    params: dict[str, Any] = {"limit": 1000}
-    if state:
-        params["state"] = state
-    page = _call("GET", f"/studies/{study_id}/trials", params=params)
+    with _api() as client:
+        page = client.trials(study_id, state=state, limit=1000)  # type: ignore[arg-type]
     for t in page["items"]:
         value = "-" if t["value"] is None else f"{t['value']:.4f}"
         extra = f"  ({t['fail_reason']})" if t["fail_reason"] else ""
@@ -165,14 +194,31 @@ def trials(
 @app.command()
 def best(study_id: int) -> None:
     """Show the best trial with its learning curve."""
-    _print(_call("GET", f"/studies/{study_id}/best"))
+    with _api() as client:
+        _print(client.best(study_id))
 
 
 @app.command()
 def stop(study_id: int) -> None:
     """Stop a study; trials in flight are cancelled."""
-    study = _call("POST", f"/studies/{study_id}/stop")
+    with _api() as client:
+        study = client.stop(study_id)
     typer.echo(f"study {study_id}: stop requested (status {study['status']})")
+
+
+@app.command()
+def report(
+    study_id: int,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File to write (default study-ID.html).")
+    ] = None,
+) -> None:
+    """Write the study's report: one self-contained HTML file with its plots."""
+    with _api() as client:
+        html = client.report(study_id)
+    path = output or Path(f"study-{study_id}.html")
+    path.write_text(html, encoding="utf-8")
+    typer.echo(f"wrote {path} ({len(html.encode())} bytes)")
 
 
 @app.command()
@@ -186,8 +232,8 @@ def upload(
 ) -> None:
     """Upload a dataset; a study then names it with task.dataset.upload_id."""
     form = {k: v for k, v in {"name": name, "task": task, "target": target}.items() if v}
-    with file.open("rb") as f:
-        info = _call("POST", "/datasets", files={"file": (file.name, f)}, data=form)
+    with _api() as client:
+        info = client.upload(file, **form)
     shape = "x".join(map(str, info["input_shape"]))
     typer.echo(
         f"dataset {info['id']} uploaded: {info['name']}, {info['task']}, {info['kind']} "
@@ -198,25 +244,18 @@ def upload(
 @app.command()
 def download(
     study_id: int,
-    kind: Annotated[str, typer.Option(help="torchscript, weights or spec.")] = "torchscript",
+    kind: Annotated[ArtifactKind, typer.Option(help="What to download.")] = "torchscript",
     trial: Annotated[int | None, typer.Option(help="A trial number (default: the best).")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
 ) -> None:
     """Download a trained model (TorchScript), its weights or its spec."""
-    where = "best" if trial is None else f"trials/{trial}"
-    try:
-        with _client() as client:
-            resp = client.get(f"/studies/{study_id}/{where}/artifacts/{kind}")
-    except httpx.TransportError as exc:
-        typer.echo(f"cannot reach tuneforge at {_settings().url}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if resp.status_code >= 400:
-        typer.echo(f"error {resp.status_code}: {resp.json().get('detail', resp.text)}", err=True)
-        raise typer.Exit(1)
+    with _api() as client:
+        content = client.artifact(study_id, kind, trial)
+    where = "best" if trial is None else f"trials-{trial}"
     suffix = {"torchscript": "model.ts", "weights": "weights.pt", "spec": "spec.json"}[kind]
-    path = output or Path(f"study-{study_id}-{where.replace('/', '-')}-{suffix}")
-    path.write_bytes(resp.content)
-    typer.echo(f"wrote {path} ({len(resp.content)} bytes)")
+    path = output or Path(f"study-{study_id}-{where}-{suffix}")
+    path.write_bytes(content)
+    typer.echo(f"wrote {path} ({len(content)} bytes)")
 
 
 @keys_app.command("create")
@@ -226,8 +265,9 @@ def keys_create(
     admin: Annotated[bool, typer.Option(help="May manage keys.")] = False,
 ) -> None:
     """Create a key; it is printed this once (only its hash is stored)."""
-    created = _call("POST", "/keys", json={"tenant": tenant, "name": name, "admin": admin})
-    typer.echo(created["key"])
+    with _api() as client:
+        created = client.create_key(tenant, name, admin)
+    typer.echo(created.get("key", ""))
     typer.echo(
         f"key {created['id']} for tenant {created['tenant']}"
         + (" (admin)" if created["admin"] else "")
@@ -239,7 +279,9 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """Every key: id, tenant, name, first characters, admin, created, revoked."""
-    for k in _call("GET", "/keys"):
+    with _api() as client:
+        keys = client.keys()
+    for k in keys:
         state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
         role = "admin" if k["admin"] else "tenant"
         line = f"{k['id']:>4}  {k['prefix']}…  {k['tenant']:<16} {role:<6} {state}"
@@ -249,14 +291,17 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke a key at once."""
-    _call("DELETE", f"/keys/{key_id}")
+    with _api() as client:
+        client.revoke_key(key_id)
     typer.echo(f"key {key_id} revoked")
 
 
 @app.command()
 def dashboard(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8080,
+    host: Annotated[
+        str, typer.Option(envvar="TUNEFORGE_DASHBOARD_HOST", help="Bind address.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TUNEFORGE_DASHBOARD_PORT", help="Port.")] = 8080,
 ) -> None:
     """Serve optuna-dashboard on the service's database."""
     import optuna_dashboard

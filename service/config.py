@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="The CLI's key (default: <DATA_DIR>/admin.key).")
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
+    scheduler_metrics_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="Port of a separate scheduler process's Prometheus /metrics (0: off).",
+    )
     checkpoint_every: int = Field(
         5, ge=0, description="Epochs between a running trial's checkpoints (0: none)."
     )
@@ -38,6 +44,9 @@ class Settings(BaseSettings):
     )
     max_concurrent_requests: int = Field(
         32, ge=1, description="Requests handled at once; the others queue (no 503)."
+    )
+    event_stream_max_s: float = Field(
+        3600.0, gt=0, description="Longest an event stream stays open; clients reconnect."
     )
     max_request_bytes: int = Field(1_000_000, description="Largest request body accepted.")
     max_upload_bytes: int = Field(

@@ -59,6 +59,28 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def migrate_all(url: str) -> str:
+    """Bring Optuna's tables and the service's to their newest revisions (idempotent); returns
+    what was done, in a line. Run once before the API and the scheduler start on a cluster."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    # Optuna's storage creates its tables when they are missing; an older schema is upgraded.
+    storage = optuna.storages.RDBStorage(
+        url, skip_compatibility_check=True, engine_kwargs=_engine_kwargs(url)
+    )
+    try:
+        before = storage.get_current_version()
+        if before != storage.get_head_version():
+            storage.upgrade()
+        return f"optuna schema {storage.get_current_version()} (was {before}); tf_ tables at head"
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+
+
 def transient(exc: BaseException) -> bool:
     """Whether a database error may pass if tried again: a dropped or refused connection (the
     server restarts), a locked SQLite file. Optuna wraps them in StorageInternalError."""

@@ -1,6 +1,7 @@
 """Domain errors and their HTTP statuses, in one place."""
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -97,6 +98,23 @@ ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
 CONFLICT: dict[int | str, dict[str, object]] = {
     409: {"model": ErrorOut, "description": "The resource is in use (an active study)."}
 }
+
+
+def non_json_responses(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a route that answers ``media_type`` (HTML, an event stream): its
+    errors are still the JSON they are. Given a ``model``, FastAPI would document them with
+    the route's own media type."""
+    out: dict[int | str, dict[str, Any]] = {
+        200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+    }
+    for code, entry in API_ERRORS.items():
+        model = cast(type[BaseModel], entry["model"])
+        schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+        out[code] = {
+            "description": entry["description"],
+            "content": {"application/json": {"schema": schema}},
+        }
+    return out
 
 
 def _item(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, object]:

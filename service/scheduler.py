@@ -30,6 +30,7 @@ from service.artifacts import checkpoints_dir
 from service.config import Settings
 from service.datasets import load_upload
 from service.db import transient
+from service.metrics import SchedulerMetrics
 from service.orm import StudyRow
 from service.population import PopulationRun, population_dir
 from service.schemas import StudyCreate
@@ -57,6 +58,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="tuneforge-scheduler", daemon=True)
         self.ready = threading.Event()
         self.error: str | None = None
+        self.metrics = SchedulerMetrics()  # its own registry: see service.metrics
 
     # -- control ----------------------------------------------------------------------------
 
@@ -76,7 +78,9 @@ class Scheduler:
     def state(self) -> str:
         if self.error:
             return "error"
-        return "running" if self.ready.is_set() else "starting"
+        if self.ready.is_set():
+            return "running" if self._thread.is_alive() else "stopped"
+        return "starting"
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -93,18 +97,25 @@ class Scheduler:
         next_sync = 0.0
         try:
             while not self._stop.is_set():
+                began = time.monotonic()
                 try:
-                    if self._wake.is_set() or time.monotonic() >= next_sync:
+                    if self._wake.is_set() or began >= next_sync:
                         self._wake.clear()
-                        self._sync()
+                        with self.metrics.sync_seconds.time():
+                            self._sync()
                         next_sync = time.monotonic() + self._settings.scheduler_poll_s
                     self._step()
+                    self.metrics.pass_done(
+                        time.monotonic() - began, self._loops.values(), len(self._populations)
+                    )
                 except Exception:
                     # The database may be briefly unreachable: keep the thread, try again.
+                    self.metrics.loop_errors.inc()
                     log.exception("scheduler iteration failed; retrying in 1 s")
                     self._stop.wait(1.0)
         finally:
             self._interrupt_all()
+            self.metrics.idle()
             disconnect()
 
     def _step(self) -> None:
@@ -193,7 +204,11 @@ class Scheduler:
     def _open(self, session: Session, row: StudyRow) -> None:
         spec = StudyCreate.model_validate(row.spec).to_spec()
         reason = unplaceable(spec.resources.cpu, spec.resources.gpu)
-        if reason is not None:
+        if reason is not None and self._settings.ray_address:
+            # A cluster's nodes come and go (workers still starting, autoscaling): wait.
+            crud.mark_waiting(session, row.id, f"waiting for a Ray node: {reason}")
+            return
+        if reason is not None:  # the local Ray has what it has: no trial could ever start
             crud.mark_finished(session, row.id, "failed", reason)
             return
         algorithm = spec.algorithm

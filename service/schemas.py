@@ -437,6 +437,19 @@ class StudyPublic(BaseModel):
     spec: dict[str, Any]
 
 
+class StudyProgress(BaseModel):
+    """A study's ``study`` and ``end`` events (``GET /studies/{id}/events``)."""
+
+    id: int
+    name: str
+    status: str
+    status_reason: str | None
+    trial_counts: dict[str, int] = Field(description="Trials by state.")
+    best_value: float | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+
+
 class StudyPage(BaseModel):
     items: list[StudyPublic]
     total: int

@@ -13,8 +13,11 @@ import asyncio
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-# Paths that touch no database answer at once (health checks under load).
+# Paths that touch no database answer at once (health checks under load). An event stream
+# lasts as long as its study: it takes no slot, and each of its looks at the database is a
+# short step of its own (see ``routes/events.py``).
 _UNQUEUED = frozenset({"/healthz"})
+_UNQUEUED_SUFFIX = "/events"
 
 
 class Admission:
@@ -26,7 +29,8 @@ class Admission:
         self._slots: asyncio.Semaphore | None = None  # made in the server's event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _UNQUEUED:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in _UNQUEUED or path.endswith(_UNQUEUED_SUFFIX):
             await self.app(scope, receive, send)
             return
         if self._slots is None:

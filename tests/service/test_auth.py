@@ -19,6 +19,7 @@ from service.auth import read_admin_key
 from service.config import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
+REPORT = ("GET", "/api/v1/studies/{study_id}/report")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,7 @@ def test_the_first_start_writes_an_admin_key_readable_by_its_owner_only(
 def test_every_route_needs_a_key(client: TestClient, alices: dict[str, Any]) -> None:
     routes = api_routes(client)
     assert len(routes) >= 15
+    assert REPORT in routes  # an HTML route is guarded like the JSON ones
     for method, path in routes:
         for headers in ({}, auth("tf_not-a-key"), {"X-API-Key": "nope"}):
             resp = client.request(method, fill(path, alices), headers=headers)
@@ -119,7 +121,7 @@ def test_every_route_needs_a_key(client: TestClient, alices: dict[str, Any]) -> 
 def test_another_tenants_things_do_not_exist_for_it(
     client: TestClient, alices: dict[str, Any], bob: str
 ) -> None:
-    checked = 0
+    checked = []
     for method, path in api_routes(client):
         if "{study_id}" not in path and "{dataset_id}" not in path:
             continue
@@ -129,8 +131,9 @@ def test_another_tenants_things_do_not_exist_for_it(
         resp = client.request(method, fill(path, alices), json=body, headers=auth(bob))
         assert resp.status_code == 404, (method, path, resp.text)
         assert "not found" in resp.json()["detail"]
-        checked += 1
-    assert checked >= 10
+        checked.append((method, path))
+    assert len(checked) >= 10
+    assert REPORT in checked
     studies = client.get("/api/v1/studies", headers=auth(bob)).json()
     datasets = client.get("/api/v1/datasets", headers=auth(bob)).json()
     assert studies["total"] == 0 and datasets["total"] == 0
@@ -149,9 +152,12 @@ def test_a_tenant_uses_only_its_own_dataset_and_studies(
     resp = client.post("/api/v1/studies", json=spec, headers=auth(bob))
     assert resp.status_code == 422
     assert f"study {alices['study_id']} not found" in resp.json()["detail"][0]["msg"]
-    # Alice sees hers.
+    # Alice sees hers, and its report (HTML: the 404s above are not the route's only answer).
     mine = client.get(f"/api/v1/studies/{alices['study_id']}", headers=auth(alice))
     assert mine.status_code == 200
+    report = client.get(fill(REPORT[1], alices), headers=auth(alice))
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert mine.json()["optuna_study_name"] in report.text
 
 
 def test_admin_routes_refuse_tenant_keys(client: TestClient, alice: str) -> None:

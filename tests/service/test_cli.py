@@ -46,6 +46,14 @@ def test_quickstart_submit_wait_reaches_095(
     assert trials.returncode == 0 and trials.stdout.strip().endswith("12 trials")
     shown = tuneforge(server, "best", study_id)
     assert shown.returncode == 0 and '"learning_curve"' in shown.stdout
+    # --wait followed the event stream: a line per finished trial, then the totals.
+    assert len(re.findall(r"^trial \d+ COMPLETE value=0\.\d{4}$", run.stdout, re.M)) == 12
+    assert "[completed] complete=12 running=0 failed=0 pruned=0 best=" in run.stdout
+    report_file = tmp_path / "report.html"
+    report = tuneforge(server, "report", study_id, "-o", str(report_file))
+    assert report.returncode == 0 and f"wrote {report_file}" in report.stdout, report.stderr
+    html = report_file.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "optimization-history" in html
     stop = tuneforge(server, "stop", study_id)  # finished: stays completed
     assert stop.returncode == 0 and "status completed" in stop.stdout
 

@@ -96,3 +96,30 @@ def test_trial_on_a_dead_node_resumes_from_its_checkpoint_on_another(
     assert "resumes" not in items[1]["user_attrs"]
     # Checkpoints live while their trial runs: none is left once the study is done.
     assert list((server.data_dir / "checkpoints").rglob("*.pt")) == []
+
+
+def test_a_study_waits_for_a_node_that_fits_its_trials(
+    cluster: Any, server_factory: Callable[..., Server], sqlite_url: str
+) -> None:
+    # A cluster's workers may join after the study arrives: it waits, saying why, then runs.
+    server = server_factory(sqlite_url, env={"TUNEFORGE_RAY_ADDRESS": cluster.address})
+    spec = {
+        "name": "waits-for-a-node",
+        "algorithm": {"name": "random", "settings": {"seed": 0}},
+        "search_space": {"model.width": {"type": "int", "low": 16, "high": 32}},
+        "budget": {"max_trials": 2},
+        "resources": {"cpu": 1},
+        "task": {"dataset": {"name": "digits"}, "training": {"epochs": 2}},
+    }
+    study_id = server.api.post("/studies", json=spec).raise_for_status().json()["id"]
+    waiting = wait_for(server.api, study_id, lambda s: bool(s["status_reason"]), timeout=60)
+    assert waiting["status"] == "pending"
+    assert waiting["status_reason"] == (
+        "waiting for a Ray node: no Ray node can run a trial with resources cpu=1, gpu=0 "
+        "(largest node: 0 CPU, 0 GPU)"
+    )
+    node = cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    study = wait_for(server.api, study_id, finished)
+    assert study["status"] == "completed", study
+    items = server.api.get(f"/studies/{study_id}/trials").json()["items"]
+    assert [t["node_id"] for t in items] == [node.node_id] * 2

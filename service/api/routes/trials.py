@@ -33,15 +33,13 @@ from service.views import (
 )
 
 
-def _own_study(study_id: Id, caller: CallerDep, session: SessionDep) -> None:
+def own_study(study_id: Id, caller: CallerDep, session: SessionDep) -> None:
     """Every route here reads one study: another tenant's answers 404."""
     crud.get_study(session, study_id, caller.tenant)
     release(session)
 
 
-router = APIRouter(
-    prefix="/studies/{study_id}", tags=["trials"], dependencies=[Depends(_own_study)]
-)
+router = APIRouter(prefix="/studies/{study_id}", tags=["trials"], dependencies=[Depends(own_study)])
 
 
 @router.get("/trials")

@@ -1,0 +1,48 @@
+"""``/api/v1/studies/{id}/events``: a study's trial events as server-sent events."""
+
+import time
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from service.api.deps import Id
+from service.api.routes.trials import own_study
+from service.config import Settings
+from service.errors import non_json_responses
+from service.events import StudyWatcher
+
+router = APIRouter(
+    prefix="/studies/{study_id}", tags=["studies"], dependencies=[Depends(own_study)]
+)
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses=non_json_responses("text/event-stream", "The study's events, as they happen."),
+)
+async def study_events(
+    study_id: Id,
+    request: Request,
+    poll_s: float = Query(0.5, ge=0.1, le=10, description="Seconds between two looks."),
+) -> AsyncIterator[ServerSentEvent]:
+    """The study's events, live, until it finishes: first the study so far (a ``study``
+    event, then a ``trial`` event per trial), then a ``trial`` event whenever a trial
+    starts or ends, ``epoch`` events with running trials' newest objective value, ``study``
+    events when counts, best value or status change, and ``end`` when it finished.
+
+    Every event's ``data`` is JSON. The stream holds no database connection between looks
+    and no request slot. It closes after TUNEFORGE_EVENT_STREAM_MAX_S (proxies and load
+    balancers dislike endless responses): a client connects again, and its first events are
+    the study so far again."""
+    watcher = StudyWatcher(request.app.state.sessionmaker, request.app.state.storage, study_id)
+    settings: Settings = request.app.state.settings
+    deadline = time.monotonic() + settings.event_stream_max_s
+    while not watcher.ended and time.monotonic() < deadline:
+        for event in await anyio.to_thread.run_sync(watcher.poll):
+            yield ServerSentEvent(event=event.kind, data=event.data)
+        if watcher.ended or await request.is_disconnected():
+            return
+        await anyio.sleep(poll_s)
