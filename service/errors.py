@@ -100,12 +100,16 @@ CONFLICT: dict[int | str, dict[str, object]] = {
 }
 
 
-def non_json_responses(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+def non_json_responses(
+    media_type: str, description: str, item_schema: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of a route that answers ``media_type`` (HTML, an event stream): its
     errors are still the JSON they are. Given a ``model``, FastAPI would document them with
-    the route's own media type."""
+    the route's own media type. A stream's events are described by ``item_schema`` (OpenAPI
+    3.2's ``itemSchema``), a document by a string."""
+    body = {"itemSchema": item_schema} if item_schema else {"schema": {"type": "string"}}
     out: dict[int | str, dict[str, Any]] = {
-        200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+        200: {"description": description, "content": {media_type: body}}
     }
     for code, entry in API_ERRORS.items():
         model = cast(type[BaseModel], entry["model"])

@@ -55,9 +55,16 @@ class ProgressView:
         max_trials: the study's budget (the bar's length).
         live: draw a live bar (a terminal); otherwise print a line per change.
         echo: how lines are printed.
+        console: where the live bar is drawn (default: standard output).
     """
 
-    def __init__(self, max_trials: int, live: bool, echo: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        max_trials: int,
+        live: bool,
+        echo: Callable[[str], Any],
+        console: Console | None = None,
+    ) -> None:
         self._echo = echo
         self._last = ""
         self._progress: Progress | None = None
@@ -70,7 +77,7 @@ class ProgressView:
                 TextColumn("{task.fields[counts]}"),
                 TextColumn("best [bold]{task.fields[best]}"),
                 _Elapsed(),
-                console=Console(),
+                console=console or Console(),
             )
             self._task = self._progress.add_task(
                 "study", total=max_trials, status="pending", counts="", best="-", started=None

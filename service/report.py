@@ -223,27 +223,31 @@ def _value(i: int) -> Callable[[FrozenTrial], float]:
     return lambda t: t.values[i]
 
 
+def _per_objective(
+    page: _Page,
+    name: str,
+    plot: Callable[..., Any],
+    study: optuna.Study,
+    objectives: Sequence[_Objective],
+) -> str:
+    """``plot`` of the study: one for a single objective, one per objective otherwise."""
+    if len(objectives) == 1:
+        return page.plot(name, partial(plot, study, target_name=objectives[0].metric))
+    return "".join(
+        page.plot(name, partial(plot, study, target=_value(i), target_name=o.metric))
+        for i, o in enumerate(objectives)
+    )
+
+
 def _history(page: _Page, study: optuna.Study, objectives: Sequence[_Objective]) -> str:
     if not _complete(study.get_trials(deepcopy=False)):
         return _note("No trial has completed yet: the history starts with the first.")
-    if len(objectives) == 1:
-        return page.plot(
-            "optimization-history",
-            lambda: optuna.visualization.plot_optimization_history(
-                study, target_name=objectives[0].metric
-            ),
-        )
-    return "".join(
-        page.plot(
-            "optimization-history",
-            partial(
-                optuna.visualization.plot_optimization_history,
-                study,
-                target=_value(i),
-                target_name=o.metric,
-            ),
-        )
-        for i, o in enumerate(objectives)
+    return _per_objective(
+        page,
+        "optimization-history",
+        optuna.visualization.plot_optimization_history,
+        study,
+        objectives,
     )
 
 
@@ -263,24 +267,12 @@ def _parallel(page: _Page, study: optuna.Study, objectives: Sequence[_Objective]
         return _note("No trial has completed yet.")
     if not any(t.params for t in done):
         return _note("The study searches no parameters.")
-    if len(objectives) == 1:
-        return page.plot(
-            "parallel-coordinate",
-            lambda: optuna.visualization.plot_parallel_coordinate(
-                study, target_name=objectives[0].metric
-            ),
-        )
-    return "".join(
-        page.plot(
-            "parallel-coordinate",
-            partial(
-                optuna.visualization.plot_parallel_coordinate,
-                study,
-                target=_value(i),
-                target_name=o.metric,
-            ),
-        )
-        for i, o in enumerate(objectives)
+    return _per_objective(
+        page,
+        "parallel-coordinate",
+        optuna.visualization.plot_parallel_coordinate,
+        study,
+        objectives,
     )
 
 

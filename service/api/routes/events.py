@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,10 +19,24 @@ router = APIRouter(
 )
 
 
+# One server-sent event: its kind, and its data as a JSON text.
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["study", "trial", "epoch", "end"]},
+        "data": {"type": "string", "description": "The event's JSON payload."},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    responses=non_json_responses("text/event-stream", "The study's events, as they happen."),
+    responses=non_json_responses(
+        "text/event-stream", "The study's events, as they happen.", _EVENT
+    ),
 )
 async def study_events(
     study_id: Id,
