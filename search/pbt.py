@@ -103,7 +103,7 @@ from models.builder import build_model
 from models.data import Dataset, DatasetInfo, dataset_info
 from models.metrics import METRICS
 from models.train import TrainConfig, n_outputs
-from search.loop import Outcome, failure_reason, to_distribution
+from search.loop import Outcome, to_distribution
 from search.registry import Algorithm, Setting, SettingError, register
 from search.spec import ParamSpec, StudySpec
 
@@ -794,16 +794,19 @@ class _Run:
 
 
 def _trial_error(trial: Any) -> str:
-    """Why a Tune trial failed, from the error files Tune just wrote next to the driver."""
-    import ray.cloudpickle
-
-    pickled, text = trial.pickled_error_file, trial.error_file
+    """Why a Tune trial failed, from the error text Tune just wrote next to the driver (its
+    pickled twin is never loaded: no file in the data directory is unpickled)."""
+    text = trial.error_file
     try:
-        if pickled and Path(pickled).is_file():
-            return failure_reason(ray.cloudpickle.loads(Path(pickled).read_bytes()))
         if text and Path(text).is_file():
             lines = [line for line in Path(text).read_text().splitlines() if line.strip()]
-            return lines[-1][:1000] if lines else "the member failed"
+            if lines:
+                # The traceback's last line, "package.module.Error: message": the exception's
+                # name as failure_reason gives it.
+                kind, sep, message = lines[-1].strip().partition(": ")
+                if sep and kind.replace(".", "").replace("_", "").isalnum():
+                    kind = kind.rsplit(".", 1)[-1]
+                return f"{kind}{sep}{message}"[:1000]
     except Exception as exc:  # the reason is best effort; the failure itself is certain
         log.warning("cannot read why member %s failed: %s", trial, exc)
     return "the member failed"

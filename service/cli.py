@@ -44,6 +44,15 @@ SpecLoader.add_implicit_resolver(
 )
 
 
+def load_spec(text: str) -> Any:
+    """A study spec from YAML (or JSON) text: plain data only (PyYAML's safe constructors)."""
+    loader = SpecLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _settings() -> Settings:
     return Settings()
 
@@ -131,7 +140,7 @@ def submit(
     ] = False,
 ) -> None:
     """Submit a study from a YAML or JSON file; prints its id."""
-    spec = yaml.load(file.read_text(), Loader=SpecLoader)  # noqa: S506 (safe: see SpecLoader)
+    spec = load_spec(file.read_text())
     with _api() as client:
         study = client.submit(spec)
         typer.echo(f"study {study['id']} submitted ({study['optuna_study_name']})")

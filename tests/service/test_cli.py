@@ -153,9 +153,9 @@ def test_dashboard_command_serves_the_database(tmp_path: Path) -> None:
 def test_spec_files_read_exponents_as_numbers_and_no_python_objects() -> None:
     import yaml
 
-    from service.cli import SpecLoader
+    from service.cli import load_spec
 
-    spec = yaml.load("lr: 1e-3\nwd: 5E-4\nepochs: 10\nname: 1e3x\n", Loader=SpecLoader)
+    spec = load_spec("lr: 1e-3\nwd: 5E-4\nepochs: 10\nname: 1e3x\n")
     assert spec == {"lr": 0.001, "wd": 0.0005, "epochs": 10, "name": "1e3x"}
     with pytest.raises(yaml.YAMLError):
-        yaml.load("x: !!python/object/apply:os.system ['true']", Loader=SpecLoader)
+        load_spec("x: !!python/object/apply:os.system ['true']")

@@ -20,7 +20,7 @@ What differs from the compose file, and why:
 - TUNEFORGE_NODE_IP=127.0.0.1 for the Ray nodes (in a container Ray finds the address);
 - RAY_EXTRA_ARGS gives the head a temporary folder of its own, and the worker and the
   scheduler's node other ports for their dashboard agents (three nodes on one machine);
-- servers bind 127.0.0.1 (TUNEFORGE_HOST, TUNEFORGE_DASHBOARD_HOST) instead of 0.0.0.0.
+- servers bind 127.0.0.1 (TUNEFORGE_HOST, TUNEFORGE_DASHBOARD_HOST), not every interface.
 """
 
 import contextlib

@@ -7,6 +7,7 @@ start order, the Ray addresses, the commands (which must exist in the `tuneforge
 multi-stage non-root image, and every setting documented in .env.example.
 """
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -328,9 +329,10 @@ def test_commands_run_tuneforge_or_ray(services: dict[str, dict[str, Any]]) -> N
     dashboard_env = environment(services["dashboard"])
     host = option(dashboard, "--host") or dashboard_env.get("TUNEFORGE_DASHBOARD_HOST")
     port = option(dashboard, "--port") or dashboard_env.get("TUNEFORGE_DASHBOARD_PORT", "8080")
-    assert host == "0.0.0.0" and port == "8080"
+    assert host and ipaddress.ip_address(host).is_unspecified  # every interface of its container
+    assert port == "8080"
     api_env = environment(services["api"])
-    assert api_env.get("TUNEFORGE_HOST") == "0.0.0.0"
+    assert ipaddress.ip_address(api_env.get("TUNEFORGE_HOST", "")).is_unspecified
     assert api_env.get("TUNEFORGE_PORT", "8000") == "8000"
 
 
