@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -169,6 +170,26 @@ def wait_for(
 
 def finished(study: dict) -> bool:
     return study["status"] in ("completed", "failed", "stopped")
+
+
+def digits_study(
+    name: str, max_trials: int, epochs: int, lr: float, width_high: int = 32
+) -> dict[str, Any]:
+    """A study spec: random search of a one-layer MLP's width on digits, 2 trials at a time."""
+    return {
+        "name": name,
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "algorithm": {"name": "random", "settings": {"seed": 0}},
+        "search_space": {"model.width": {"type": "int", "low": 16, "high": width_high}},
+        "budget": {"max_trials": max_trials},
+        "parallelism": 2,
+        "resources": {"cpu": 1},
+        "task": {
+            "dataset": {"name": "digits"},
+            "model": {"family": "mlp", "hidden_layers": 1},
+            "training": {"epochs": epochs, "lr": lr},
+        },
+    }
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

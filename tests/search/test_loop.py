@@ -1,7 +1,6 @@
 """``StudyLoop`` on a real local Ray with an in-memory Optuna study."""
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -12,41 +11,18 @@ import torch
 import search.loop
 from models.data import load_dataset
 from search.loop import StudyLoop, failure_reason, wait_any
-from search.ray_runtime import connect, disconnect, node_ip
+from search.ray_runtime import node_ip
 from search.spec import (
-    AlgorithmSpec,
     Budget,
-    Objective,
-    ParamSpec,
     Resources,
     StudySpec,
-    TaskSpec,
 )
 from search.trial import warm_workers
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    connect(num_cpus=2)
-    yield
-    disconnect()
+from tests.search.conftest import digits_spec
 
 
 def make_spec(max_trials: int = 4, parallelism: int = 2, epochs: int = 2) -> StudySpec:
-    return StudySpec(
-        name="loop-test",
-        objectives=(Objective("val_accuracy", "maximize"),),
-        algorithm=AlgorithmSpec("random", {"seed": 1}),
-        search_space=(ParamSpec("model.width", "int", low=8, high=32),),
-        budget=Budget(max_trials=max_trials, max_failed_trials=None),
-        parallelism=parallelism,
-        resources=Resources(cpu=1),
-        task=TaskSpec(
-            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0, "options": {}},
-            model={"family": "mlp", "hidden_layers": 1, "width": 16},
-            training={"epochs": epochs, "lr": 0.01},
-        ),
-    )
+    return digits_spec("loop-test", 1, max_trials, parallelism, epochs)
 
 
 def drive(loop: StudyLoop, max_seen: list[int] | None = None) -> None:

@@ -16,7 +16,6 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from models.checkpointing import ResumableTrainer, load_state, save_state
 from models.data import Dataset, load_dataset
 from models.train import EpochMetrics, TrainConfig, train
 from search.pbt import PBTOutcome, _pb2_unavailable, check_pbt, run_pbt
-from search.ray_runtime import connect, disconnect
 from search.spec import (
     AlgorithmSpec,
     Budget,
@@ -84,13 +82,6 @@ def make_spec(
 
 def new_study() -> optuna.Study:
     return optuna.create_study(direction="minimize")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    connect(num_cpus=2)
-    yield
-    disconnect()
 
 
 @pytest.fixture(scope="module")

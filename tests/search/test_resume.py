@@ -15,26 +15,14 @@ from optuna.trial import TrialState
 from models.data import load_dataset
 from models.train import EpochMetrics, TrainCheckpoint, TrainConfig, TrainResult, train
 from search.loop import StudyLoop, lost_worker, wait_any
-from search.ray_runtime import connect, disconnect
 from search.spec import (
-    AlgorithmSpec,
     Budget,
-    Objective,
-    ParamSpec,
-    Resources,
     StudySpec,
-    TaskSpec,
 )
 from search.trial import run_trial
+from tests.search.conftest import digits_spec
 
 MODEL = {"family": "mlp", "hidden_layers": 2, "width": 24, "dropout": 0.2}
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    connect(num_cpus=2)
-    yield
-    disconnect()
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +31,7 @@ def digits() -> Any:
 
 
 def spec(max_trials: int = 2, epochs: int = 8, parallelism: int = 1) -> StudySpec:
-    return StudySpec(
-        name="resume-test",
-        objectives=(Objective("val_accuracy", "maximize"),),
-        algorithm=AlgorithmSpec("random", {"seed": 3}),
-        search_space=(ParamSpec("model.width", "int", low=8, high=32),),
-        budget=Budget(max_trials=max_trials, max_failed_trials=None),
-        parallelism=parallelism,
-        resources=Resources(cpu=1),
-        task=TaskSpec(
-            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0, "options": {}},
-            model={"family": "mlp", "hidden_layers": 1, "width": 16, "dropout": 0.1},
-            training={"epochs": epochs, "lr": 0.01},
-        ),
-    )
+    return digits_spec("resume-test", 3, max_trials, parallelism, epochs)
 
 
 def new_study() -> optuna.Study:

@@ -40,7 +40,7 @@ from service.metrics import (
 )
 from service.orm import StudyRow
 from service.scheduler import Scheduler
-from tests.conftest import Server, finished, free_port
+from tests.conftest import Server, digits_study, finished, free_port
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -381,20 +381,7 @@ def test_serve_scheduler_metrics_on_a_socket(sqlite_url: str, tmp_path: Path) ->
 
 
 def tiny_spec(name: str = "metrics-e2e", max_trials: int = 3) -> dict[str, Any]:
-    return {
-        "name": name,
-        "objective": {"metric": "val_accuracy", "direction": "maximize"},
-        "algorithm": {"name": "random", "settings": {"seed": 0}},
-        "search_space": {"model.width": {"type": "int", "low": 16, "high": 32}},
-        "budget": {"max_trials": max_trials},
-        "parallelism": 2,
-        "resources": {"cpu": 1},
-        "task": {
-            "dataset": {"name": "digits"},
-            "model": {"family": "mlp", "hidden_layers": 1},
-            "training": {"epochs": 2, "lr": 0.05},
-        },
-    }
+    return digits_study(name, max_trials, epochs=2, lr=0.05)
 
 
 def test_metrics_route_needs_no_key_and_stays_out_of_openapi(

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from service.db import make_storage, retrying, transient
-from tests.conftest import Server, finished
+from tests.conftest import Server, digits_study, finished
 
 pytestmark = pytest.mark.slow
 
@@ -36,20 +36,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 def study_spec(max_trials: int, epochs: int) -> dict[str, Any]:
-    return {
-        "name": "restart",
-        "objective": {"metric": "val_accuracy", "direction": "maximize"},
-        "algorithm": {"name": "random", "settings": {"seed": 0}},
-        "search_space": {"model.width": {"type": "int", "low": 16, "high": 48}},
-        "budget": {"max_trials": max_trials},
-        "parallelism": 2,
-        "resources": {"cpu": 1},
-        "task": {
-            "dataset": {"name": "digits"},
-            "model": {"family": "mlp", "hidden_layers": 1},
-            "training": {"epochs": epochs, "lr": 0.01},
-        },
-    }
+    return digits_study("restart", max_trials, epochs, lr=0.01, width_high=48)
 
 
 def trials(api: httpx.Client, study_id: int) -> list[dict[str, Any]]:
