@@ -59,6 +59,7 @@ METRICS: dict[str, Metric] = {
         Metric(
             "mc_ece", _CLASS, False, "minimize", "MC-dropout expected calibration error (15 bins)."
         ),
+        Metric("value", (), False, "minimize", "A function task's value (task.kind: function)."),
     )
 }
 
@@ -71,6 +72,8 @@ def metric_error(name: str, task: Task) -> str | None:
     """Why ``name`` cannot be measured on a ``task`` dataset, or None."""
     if name not in METRICS:
         return f"unknown metric {name!r}; valid: {', '.join(METRICS)}"
+    if not METRICS[name].tasks:
+        return f"{name} is measured by function tasks (task.kind: function) only"
     if task not in METRICS[name].tasks:
         return f"{name} needs a {' or '.join(METRICS[name].tasks)} dataset; this one is {task}"
     return None

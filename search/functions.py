@@ -8,7 +8,7 @@ usual domain, and its optimum, so a benchmark can report regret.
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 _HARTMANN6_ALPHA = (1.0, 1.2, 3.0, 3.2)
@@ -74,6 +74,19 @@ class SyntheticFunction:
     domain: Mapping[str, tuple[float, float]]
     optimum: float | None
 
+    def unknown_arguments(self, names: Iterable[str]) -> list[str]:
+        """The ``names`` this function does not take (none for noop and sphere, which take
+        any)."""
+        if self.name in _FREE_FORM:
+            return []
+        return [n for n in names if n not in self.domain]
+
+    def missing_arguments(self, names: Iterable[str]) -> list[str]:
+        """The arguments this function needs that ``names`` lacks."""
+        if self.name in _OPTIONAL:
+            return []
+        return [p for p in self.domain if p not in names]
+
     def __call__(self, params: Mapping[str, float]) -> float:
         missing = [p for p in self.domain if p not in params and self.name not in _OPTIONAL]
         if missing:
@@ -82,6 +95,7 @@ class SyntheticFunction:
 
 
 _OPTIONAL = {"noop", "sleep", "sphere"}  # their parameters are optional or free-form
+_FREE_FORM = {"noop", "sphere"}  # any parameter names
 
 FUNCTIONS: dict[str, SyntheticFunction] = {
     f.name: f

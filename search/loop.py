@@ -183,18 +183,24 @@ class StudyLoop:
         per_epoch = METRICS[objective.metric].per_epoch
         # Early stopping watches the objective when it is measured every epoch.
         self._monitor = (objective.metric, objective.direction) if per_epoch else _VAL_LOSS
-        if dataset is None:
-            ds = spec.task.dataset
-            dataset = load_dataset(ds["name"], ds["val_fraction"], ds["split_seed"], ds["options"])
-        info = dataset.info
-        self._data_info = {
-            "task": info.task,
-            "kind": info.kind,
-            "input_shape": list(info.input_shape),
-            "n_outputs": info.n_outputs,
-        }
-        # Put once, read by every trial: workers get the arrays from the object store.
-        self.data_ref = ray.put(dataset)
+        self._function = spec.task.kind == "function"
+        self._data_info: dict[str, Any] = {}
+        self.data_ref: Any = None  # a function task has no data
+        if not self._function:
+            if dataset is None:
+                ds = spec.task.dataset
+                dataset = load_dataset(
+                    ds["name"], ds["val_fraction"], ds["split_seed"], ds["options"]
+                )
+            info = dataset.info
+            self._data_info = {
+                "task": info.task,
+                "kind": info.kind,
+                "input_shape": list(info.input_shape),
+                "n_outputs": info.n_outputs,
+            }
+            # Put once, read by every trial: workers get the arrays from the object store.
+            self.data_ref = ray.put(dataset)
         self._resume_orphans()
         # Trials cut short by a stop were not the study's fault: they neither use up the
         # budget nor count as failures. Trials copied from another study (warm start) were not
@@ -343,7 +349,7 @@ class StudyLoop:
                 _suggest(trial, p)
         trial.set_user_attr("seed", self.spec.seed + trial.number)
         genotype = None
-        if not self._oneshot:
+        if not self._oneshot and not self._function:
             genotype = model_genotype(dict(self.spec.task.with_params(trial.params).model))
         if genotype is not None:  # an architecture search: the architecture, compactly
             trial.set_user_attr("genotype", genotype)
@@ -354,12 +360,12 @@ class StudyLoop:
         """Start a trial's Ray task: from its start, or after the checkpoint ``resume``."""
         trial = running.trial
         task = self.spec.task.with_params(trial.params)
-        body: dict[str, Any] = {
-            "model": dict(task.model),
-            "training": dict(task.training),
-            **self._trial_task,
-        }
-        if not self._oneshot:
+        body: dict[str, Any]
+        if self._function:
+            body = {"function": task.function, "options": dict(task.options)}
+        else:
+            body = {"model": dict(task.model), "training": dict(task.training), **self._trial_task}
+        if not self._oneshot and not self._function:
             body["checkpoint_every"] = self._checkpoint_every
             if resume is not None:
                 body["resume"] = resume
@@ -500,10 +506,10 @@ class StudyLoop:
         trial.set_user_attr("final_metrics", event["metrics"])
         if "param_count" in event["metrics"]:
             trial.set_user_attr("param_count", int(event["metrics"]["param_count"]))
-        trial.set_user_attr("best_epoch", event["best_epoch"])
-        trial.set_user_attr("stopped_early", event["stopped_early"])
-        trial.set_user_attr("grad_norms", event["grad_norms"])
-        if self.artifact_dir is not None:
+        for key in ("best_epoch", "stopped_early", "grad_norms"):  # a training's result
+            if key in event:
+                trial.set_user_attr(key, event[key])
+        if self.artifact_dir is not None and "state_dict" in event:
             folder = self._save_artifacts(trial, running.params or trial.params, event)
             trial.set_user_attr("artifact_uri", str(folder))
         bad = [v for v in values if not math.isfinite(v)]

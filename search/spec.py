@@ -5,7 +5,7 @@ The service validates a request (``service.schemas.StudyCreate``) and converts i
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 ParamKind = Literal["float", "int", "categorical"]
@@ -93,19 +93,30 @@ class Resources:
     gpu: float = 0.0
 
 
+TaskKind = Literal["train", "function"]
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """What one trial trains: the dataset, the model spec and the training settings."""
+    """What one trial does: train a network (``kind`` train: the dataset, the model spec and
+    the training settings) or evaluate a synthetic function (``kind`` function: its name and
+    fixed ``options``; the searched parameters are its arguments)."""
 
-    dataset: Mapping[str, Any]
-    model: Mapping[str, Any]
-    training: Mapping[str, Any]
+    dataset: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+    kind: TaskKind = "train"
+    function: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def with_params(self, params: Mapping[str, Any]) -> "TaskSpec":
         """The task with each dotted parameter set to its sampled value.
 
         ``"training.lr"`` sets a field; ``"model.widths.1"`` sets one element of a list field.
+        A function task's parameters are its arguments: they join its ``options``.
         """
+        if self.kind == "function":
+            return replace(self, options={**self.options, **params})
         sections: dict[str, dict[str, Any]] = {
             "dataset": dict(self.dataset),
             "model": dict(self.model),
@@ -119,7 +130,12 @@ class TaskSpec:
                 sections[section][key] = items
             else:
                 sections[section][key] = value
-        return TaskSpec(**sections)
+        return replace(
+            self,
+            dataset=sections["dataset"],
+            model=sections["model"],
+            training=sections["training"],
+        )
 
 
 @dataclass(frozen=True)

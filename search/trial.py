@@ -17,12 +17,13 @@ import torch
 
 from models.data import Dataset
 from models.train import EpochMetrics, TrainCheckpoint, TrainConfig, train
+from search.functions import get_function
 
 log = logging.getLogger(__name__)
 
 
 def run_trial(
-    data: Dataset,
+    data: Dataset | None,
     task: dict[str, Any],
     seed: int,
     cpus: float,
@@ -31,8 +32,10 @@ def run_trial(
 ) -> Iterator[dict[str, Any]]:
     """Train the task's network and yield events.
 
-    ``task`` holds ``model`` and ``training``, and may hold ``checkpoint_every`` (epochs between
-    checkpoints, 0: none) and ``resume`` (a checkpoint's state: continue after its epoch).
+    ``task`` holds ``model`` and ``training`` (or, for a function task, ``function`` and
+    ``options``: see :func:`function_result`; ``data`` is then None), and may hold
+    ``checkpoint_every`` (epochs between checkpoints, 0: none) and ``resume`` (a checkpoint's
+    state: continue after its epoch).
 
     Yields:
         ``{"event": "start", "node_id", "pid", "device"}`` once;
@@ -44,7 +47,18 @@ def run_trial(
     """
     start = start_event(cpus, gpus)
     yield start
-    yield from train_events(data, task, seed, start["device"], monitor)
+    if "function" in task:
+        yield function_result(task)
+    else:
+        assert data is not None, "a training task needs its dataset"
+        yield from train_events(data, task, seed, start["device"], monitor)
+
+
+def function_result(task: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate a function task (``{"function": name, "options": arguments}``): its only
+    event after ``start`` is the ``result``, whose one metric is ``value``."""
+    value = get_function(task["function"])(task["options"])
+    return {"event": "result", "metrics": {"value": value}}
 
 
 def start_event(cpus: float, gpus: float) -> dict[str, Any]:

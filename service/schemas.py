@@ -13,13 +13,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from models.data import list_datasets
 from models.metrics import list_metrics
+from search.functions import FUNCTIONS
 from search.registry import STUDY_KINDS, get_algorithm
 from search.spec import (
     AlgorithmSpec,
@@ -166,14 +169,48 @@ class DatasetIn(_Strict):
 
 
 class TaskIn(_Strict):
-    """What every trial trains. ``model`` and ``training`` are checked against the catalog
-    (``GET /api/v1/catalog``) and the dataset when the study is submitted."""
+    """What every trial does. ``kind: train`` (the default) trains a network: ``model`` and
+    ``training`` are checked against the catalog (``GET /api/v1/catalog``) and the dataset when
+    the study is submitted. ``kind: function`` evaluates a synthetic function (``name``, see
+    the catalog's ``functions``) at the searched parameters, with ``options`` fixing the
+    arguments not searched; its one metric is ``value``."""
 
-    dataset: DatasetIn
+    kind: Literal["train", "function"] = Field("train", description="train or function.")
+    dataset: DatasetIn | None = Field(None, description="The data (train tasks).")
     model: dict[str, Any] = Field(
-        default_factory=lambda: {"family": "mlp"}, description="{family, **fields}"
+        default_factory=lambda: {"family": "mlp"}, description="{family, **fields} (train)."
     )
-    training: dict[str, Any] = Field(default_factory=dict, description="Training fields.")
+    training: dict[str, Any] = Field(default_factory=dict, description="Training fields (train).")
+    name: str | None = Field(None, description="The function (function tasks).")
+    options: dict[str, float] = Field(
+        default_factory=dict, description="Fixed arguments of the function (function tasks)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known_function(cls, v: str | None) -> str | None:
+        return v if v is None else _one_of(v, list(FUNCTIONS), "function")
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> "TaskIn":
+        given = self.model_fields_set
+        if self.kind == "train":
+            if self.dataset is None:
+                raise ValueError("a train task needs task.dataset")
+            if given & {"name", "options"}:
+                raise ValueError("name and options belong to function tasks (kind: function)")
+        else:
+            if self.name is None:
+                raise ValueError("a function task needs task.name (see the catalog's functions)")
+            if given & {"dataset", "model", "training"}:
+                raise ValueError("dataset, model and training belong to train tasks")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_its_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        drop = ("dataset", "model", "training") if self.kind == "function" else ("name", "options")
+        return {k: v for k, v in data.items() if k not in drop}
 
 
 # -- the study --------------------------------------------------------------------------------
@@ -300,6 +337,8 @@ class StudyCreate(_Strict):
     def _expand_architecture(self) -> "StudyCreate":
         if self.architecture is None:
             return self
+        if self.task.kind == "function":
+            return self  # refused by service.validation, with its path
         fields, params = self.architecture.expand()
         # The task's default model (an MLP) gives way; a model the user wrote must agree.
         model = dict(self.task.model) if "model" in self.task.model_fields_set else {}
@@ -334,7 +373,13 @@ class StudyCreate(_Strict):
         return self
 
     def objective_list(self) -> list[ObjectiveIn]:
-        return self.objectives or [self.objective or ObjectiveIn()]
+        """The objectives given, or the task's default: validation accuracy for a training,
+        the value (minimized) for a function."""
+        if self.objectives or self.objective:
+            return self.objectives or [self.objective or ObjectiveIn()]
+        if self.task.kind == "function":
+            return [ObjectiveIn(metric="value", direction="minimize")]
+        return [ObjectiveIn()]
 
     def to_spec(self) -> StudySpec:
         """The domain form the search loop runs."""
@@ -348,12 +393,19 @@ class StudyCreate(_Strict):
             budget=Budget(**self.budget.model_dump()),
             parallelism=self.parallelism,
             resources=Resources(**self.resources.model_dump()),
-            task=TaskSpec(
-                dataset=self.task.dataset.model_dump(),
-                model={"family": "mlp", **self.task.model},
-                training=dict(self.task.training),
-            ),
+            task=self.task_spec(),
             seed=self.seed,
+        )
+
+    def task_spec(self) -> TaskSpec:
+        task = self.task
+        if task.kind == "function":
+            return TaskSpec(kind="function", function=task.name, options=dict(task.options))
+        assert task.dataset is not None  # the schema requires it
+        return TaskSpec(
+            dataset=task.dataset.model_dump(),
+            model={"family": "mlp", **task.model},
+            training=dict(task.training),
         )
 
 
@@ -538,11 +590,21 @@ class MetricPublic(BaseModel):
     doc: str
 
 
+class FunctionEntry(BaseModel):
+    doc: str
+    domain: dict[str, list[float]] = Field(description="Each argument's usual [low, high].")
+    optimum: float | None = Field(description="The known minimum.")
+
+
 class CatalogPublic(BaseModel):
     """Everything a study's task may name; search-space keys are ``model.<field>`` of the
     chosen family and ``training.<field>`` (``model.widths.1`` for one list element)."""
 
     families: dict[str, FamilyPublic]
+    functions: dict[str, "FunctionEntry"] = Field(
+        description="Synthetic functions a task of kind function may name: search-space keys "
+        "are their arguments (domain), the objective metric is value."
+    )
     training: dict[str, dict[str, Any]]
     datasets: dict[str, DatasetEntry]
     metrics: dict[str, MetricPublic]

@@ -19,6 +19,7 @@ from models.knobs import FieldErrors, knobs
 from models.metrics import METRICS, metric_error
 from models.train import TrainConfig, check_training, n_outputs
 from search.darts import check_darts
+from search.functions import get_function
 from search.pbt import check_pbt, pbt_settings
 from search.registry import STUDY_KINDS, SettingError, get_algorithm
 from search.spec import TaskSpec
@@ -44,6 +45,9 @@ def check_study(
             unknown), for warm starts.
     """
     errors = _search_errors(body)
+    if body.task.kind == "function":
+        return errors + _function_errors(body) + _warm_start_errors(body, study_directions)
+    assert body.task.dataset is not None  # the schema requires it for a train task
     info = _dataset(body.task.dataset, upload_info, errors)
     if info is None:
         return errors
@@ -126,6 +130,52 @@ def _search_errors(body: StudyCreate) -> Errors:
     return errors
 
 
+def _function_errors(body: StudyCreate) -> Errors:
+    """A function task: a sampler, the ``value`` objective, and numeric arguments the function
+    takes, each searched or fixed once."""
+    assert body.task.name is not None  # the schema requires it for a function task
+    fn = get_function(body.task.name)
+    errors: Errors = []
+    algorithm = get_algorithm(body.algorithm.name, STUDY_KINDS)
+    if algorithm.kind in ("population", "oneshot"):
+        errors.append(
+            (("algorithm", "name"), f"{algorithm.name} trains networks; a function task cannot")
+        )
+    for i, objective in enumerate(body.objective_list()):
+        loc: Loc = ("objectives", i, "metric") if body.objectives else ("objective", "metric")
+        if objective.metric != "value":
+            errors.append((loc, f"a function task measures value only, not {objective.metric}"))
+    if body.architecture is not None:
+        errors.append((("architecture",), "an architecture section needs a train task"))
+    options = body.task.options
+    for name in fn.unknown_arguments(body.search_space):
+        errors.append((("search_space", name), f"{fn.name} takes no argument {name!r}"))
+    for name in fn.unknown_arguments(options):
+        errors.append((("task", "options", name), f"{fn.name} takes no argument {name!r}"))
+    for name in options:
+        if name in body.search_space:
+            errors.append((("task", "options", name), f"{name} is searched; do not fix it too"))
+    missing = fn.missing_arguments([*body.search_space, *options])
+    if missing:
+        errors.append(
+            (
+                ("search_space",),
+                f"{fn.name} needs {', '.join(missing)}: search them or fix them in task.options",
+            )
+        )
+    for name, param in body.search_space.items():
+        if isinstance(param, CategoricalParam):
+            for i, choice in enumerate(param.choices):
+                if isinstance(choice, bool) or not isinstance(choice, int | float):
+                    errors.append(
+                        (
+                            ("search_space", name, "choices", i),
+                            f"a function's arguments are numbers, not {choice!r}",
+                        )
+                    )
+    return errors
+
+
 def _population_errors(body: StudyCreate) -> Errors:
     """What a population (PBT, PB2) or one-shot (DARTS) study cannot combine with: it does
     not ask a sampler for trials nor stops them early."""
@@ -169,6 +219,8 @@ def with_defaults(body: StudyCreate) -> StudyCreate:
     list, so the stored spec keeps its meaning even if a default changes in a later release
     (call after :func:`check_study`).
     """
+    if body.task.kind == "function":
+        return body.model_copy(update={"objective": None, "objectives": body.objective_list()})
     model = {"family": "mlp", **body.task.model}
     family = get_family(model["family"])
     defaults = {name: entry[2] for name, entry in knobs(family.config).items()}

@@ -134,6 +134,15 @@ def retrain_spec(spec: dict[str, Any], trial: FrozenTrial, epochs: int | None) -
     training = dict(task.training)
     if epochs is not None:
         training["epochs"] = epochs
+    retrain: dict[str, Any] = (
+        {"kind": "function", "name": task.function, "options": dict(task.options)}
+        if task.kind == "function"
+        else {
+            "dataset": body.task.dataset.model_dump() if body.task.dataset else None,
+            "model": dict(task.model),
+            "training": training,
+        }
+    )
     return {
         "name": f"{body.name}-trial-{trial.number}"[:128],
         "objectives": [o.model_dump() for o in body.objective_list()],
@@ -141,9 +150,5 @@ def retrain_spec(spec: dict[str, Any], trial: FrozenTrial, epochs: int | None) -
         "budget": {"max_trials": 1},
         "resources": body.resources.model_dump(),
         "seed": body.seed + trial.number,
-        "task": {
-            "dataset": body.task.dataset.model_dump(),
-            "model": dict(task.model),
-            "training": training,
-        },
+        "task": retrain,
     }

@@ -7,7 +7,14 @@ from models.data import dataset_info, dataset_options, list_datasets
 from models.layers import list_activations, list_inits, list_norms
 from models.metrics import METRICS
 from models.train import training_fields
-from service.schemas import CatalogPublic, DatasetEntry, FamilyPublic, MetricPublic
+from search.functions import FUNCTIONS
+from service.schemas import (
+    CatalogPublic,
+    DatasetEntry,
+    FamilyPublic,
+    FunctionEntry,
+    MetricPublic,
+)
 
 router = APIRouter(tags=["catalog"])
 
@@ -38,6 +45,14 @@ def catalog() -> CatalogPublic:
                 fields=family_fields(name),
             )
             for name in list_families()
+        },
+        functions={
+            f.name: FunctionEntry(
+                doc=f.description,
+                domain={k: list(v) for k, v in f.domain.items()},
+                optimum=f.optimum,
+            )
+            for f in FUNCTIONS.values()
         },
         training=training_fields(),
         datasets={name: _dataset(name) for name in list_datasets()},
