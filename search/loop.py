@@ -105,20 +105,43 @@ class _InFlight:
     curve: list[dict[str, Any]] = field(default_factory=list)
     reported: int = 0  # the last epoch whose value Optuna already holds (a resumed trial's)
     curve_saved: int = 0  # epochs of the curve written to the database
-    curve_saved_at: float = 0.0  # monotonic time of that write
+    saved_at: float = field(default_factory=time.monotonic)  # of the last write
     search: list[dict[str, Any]] = field(default_factory=list)  # a one-shot search's epochs
     params: dict[str, Any] = field(default_factory=dict)  # the params a one-shot search chose
+    pending: dict[str, Any] = field(default_factory=dict)  # user attributes not yet written
 
-    def save_curve(self, force: bool = True) -> None:
-        """Write the learning curve (a user attribute rewritten whole): at the trial's end,
-        and while it runs at most every ``_CURVE_EVERY_S`` so short epochs do not turn into
-        one database write each."""
+    def set(self, **attrs: Any) -> None:
+        """User attributes of the trial, written with its next :meth:`save`."""
+        self.pending.update(attrs)
+
+    def save(self, force: bool = True) -> None:
+        """Write the pending user attributes and the learning curve (rewritten whole) in one
+        transaction: at the trial's end, and while it runs at most every ``_CURVE_EVERY_S``,
+        so a short trial's attributes and short epochs do not turn into one write each."""
         now = time.monotonic()
-        if len(self.curve) == self.curve_saved:
+        if not force and now - self.saved_at < _CURVE_EVERY_S:
             return
-        if force or now - self.curve_saved_at >= _CURVE_EVERY_S:
-            self.trial.set_user_attr("curve", self.curve)
-            self.curve_saved, self.curve_saved_at = len(self.curve), now
+        attrs = dict(self.pending)
+        if len(self.curve) != self.curve_saved:
+            attrs["curve"] = self.curve
+        if attrs:
+            set_user_attrs(self.trial, attrs)
+        self.pending.clear()
+        self.curve_saved, self.saved_at = len(self.curve), now
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Set several user attributes of a trial: in one transaction where the storage can
+    (``service.db.RetryingStorage.set_trial_user_attrs``), else one by one."""
+    storage = trial.study._storage
+    backend = getattr(storage, "_backend", storage)  # under Optuna's cache
+    many = getattr(backend, "set_trial_user_attrs", None)
+    if many is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    many(trial._trial_id, attrs)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
 class StudyLoop:
@@ -214,6 +237,9 @@ class StudyLoop:
             and not str(t.user_attrs.get("warm_start", "")).startswith("study")
         ]
         self._n_trials = len(trials)
+        self._n_waiting = sum(
+            t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False)
+        )
         self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
 
     # -- public -------------------------------------------------------------------------
@@ -232,7 +258,10 @@ class StudyLoop:
         self.spec = replace(self.spec, parallelism=parallelism)
 
     def fill(self) -> None:
-        """Start trials until ``parallelism`` are in flight or the budget says stop."""
+        """Start trials until ``parallelism`` are in flight or the budget says stop; write the
+        attributes of running trials that have waited ``_CURVE_EVERY_S``."""
+        for running in self._in_flight.values():
+            running.save(force=False)
         while (
             self.outcome is None
             and len(self._in_flight) < self.spec.parallelism
@@ -258,8 +287,7 @@ class StudyLoop:
                 self._fail(gen, running, failure_reason(exc))
             return
         if event["event"] == "start":
-            for key in ("node_id", "pid", "device"):
-                running.trial.set_user_attr(key, event[key])
+            running.set(**{key: event[key] for key in ("node_id", "pid", "device")})
         elif event["event"] == "epoch":
             self._on_epoch(gen, running, event)
             self._check_end()
@@ -287,9 +315,8 @@ class StudyLoop:
         """
         for gen, running in list(self._in_flight.items()):
             ray.cancel(gen)
-            running.save_curve()
-            running.trial.set_user_attr("fail_reason", reason)
-            running.trial.set_user_attr(_INTERRUPTED, True)
+            running.set(fail_reason=reason, **{_INTERRUPTED: True})
+            running.save()
             self.study.tell(running.trial, state=TrialState.FAIL)
             self._drop_checkpoint(running.trial.number)
         self._in_flight.clear()
@@ -299,7 +326,7 @@ class StudyLoop:
         the next scheduler to open the study resumes it (the service is shutting down)."""
         for gen, running in list(self._in_flight.items()):
             ray.cancel(gen)
-            running.save_curve()
+            running.save()
         self._in_flight.clear()
 
     # -- internals ----------------------------------------------------------------------
@@ -340,20 +367,32 @@ class StudyLoop:
             else:
                 self.outcome = Outcome("completed", "max_trials reached")
 
+    def _ask(self) -> optuna.Trial:
+        """``study.ask()``, without its look for queued (WAITING) trials once none is left:
+        points are queued only when a study is created (warm start), and the look rereads every
+        unfinished trial of the study on each ask."""
+        if self._n_waiting > 0:
+            self._n_waiting -= 1
+            return self.study.ask()
+        study = self.study
+        study._thread_local.cached_all_trials = None  # as ask does: samplers see new trials
+        return optuna.Trial(study, study._storage.create_new_trial(study._study_id))
+
     def _start_trial(self) -> None:
-        trial = self.study.ask()
+        trial = self._ask()
         # Define-by-run: a parameter is sampled only when its conditions hold on the ones
         # sampled before it, so inactive parameters never reach the sampler or the task.
         for p in self.spec.search_space:
             if not self._oneshot and all(c.holds(trial.params) for c in p.when):
                 _suggest(trial, p)
-        trial.set_user_attr("seed", self.spec.seed + trial.number)
+        running = _InFlight(trial)
+        running.set(seed=self.spec.seed + trial.number)
         genotype = None
         if not self._oneshot and not self._function:
             genotype = model_genotype(dict(self.spec.task.with_params(trial.params).model))
         if genotype is not None:  # an architecture search: the architecture, compactly
-            trial.set_user_attr("genotype", genotype)
-        self._launch(_InFlight(trial))
+            running.set(genotype=genotype)
+        self._launch(running)
         self._n_trials += 1
 
     def _launch(self, running: _InFlight, resume: bytes | None = None) -> None:
@@ -393,12 +432,12 @@ class StudyLoop:
         # The curve up to the checkpoint is what a resume keeps: it reaches the database
         # before the file does, so a crash between the two never leaves a checkpoint whose
         # epochs are missing from the curve.
-        running.save_curve()
+        running.save()
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         partial.write_bytes(event["state"])
         os.replace(partial, path)  # a crash mid-write leaves the previous checkpoint whole
-        running.trial.set_user_attr("checkpoint_epoch", int(event["epoch"]))
+        running.set(checkpoint_epoch=int(event["epoch"]))
 
     def _drop_checkpoint(self, number: int) -> None:
         path = self._checkpoint_path(number)
@@ -423,8 +462,7 @@ class StudyLoop:
         trial = optuna.Trial(self.study, frozen._trial_id)
         curve = [c for c in frozen.user_attrs.get("curve", []) if c["epoch"] <= checkpoint_epoch]
         resumes.append({"from_epoch": checkpoint_epoch, "reason": reason[:_MAX_REASON]})
-        trial.set_user_attr("resumes", resumes)
-        trial.set_user_attr("curve", curve)
+        set_user_attrs(trial, {"resumes": resumes, "curve": curve})
         running = _InFlight(trial, curve=curve, curve_saved=len(curve))
         running.reported = max(frozen.intermediate_values, default=0)
         log.info(
@@ -440,7 +478,7 @@ class StudyLoop:
     def _retry(self, gen: Any, running: _InFlight, reason: str) -> None:
         """A trial's worker or node died: resume the trial elsewhere, or fail it."""
         del self._in_flight[gen]
-        running.save_curve()
+        running.save()
         frozen = self.study._storage.get_trial(running.trial._trial_id)
         if self._oneshot or not self._resume(frozen, f"worker lost: {reason}"):
             tries = len(frozen.user_attrs.get("resumes", []))
@@ -469,7 +507,7 @@ class StudyLoop:
     def _on_epoch(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         epoch = int(event["epoch"])
         running.curve.append({"epoch": epoch, **event["metrics"]})
-        running.save_curve(force=False)
+        running.save(force=False)
         metric = self.spec.objective.metric
         if len(self.spec.objectives) > 1 or metric not in event["metrics"]:
             return  # Optuna reports one objective; final-only metrics have no curve
@@ -477,8 +515,8 @@ class StudyLoop:
             running.trial.report(event["metrics"][metric], step=epoch)
         if running.trial.should_prune():
             ray.cancel(gen)
-            running.save_curve()
-            running.trial.set_user_attr("pruned_at_epoch", epoch)
+            running.set(pruned_at_epoch=epoch)
+            running.save()
             self.study.tell(running.trial, state=TrialState.PRUNED)
             del self._in_flight[gen]
             self._drop_checkpoint(running.trial.number)
@@ -493,29 +531,32 @@ class StudyLoop:
                 trial._trial_id, name, dist.to_internal_repr(value), dist
             )
         running.params = dict(event["params"])
-        trial.set_user_attr("genotype", event["genotype"])
-        trial.set_user_attr("darts_search", running.search)
-        trial.set_user_attr("darts_alpha", event["alpha"])
-        trial.set_user_attr("search_seconds", event["search_seconds"])
+        running.set(
+            genotype=event["genotype"],
+            darts_search=running.search,
+            darts_alpha=event["alpha"],
+            search_seconds=event["search_seconds"],
+        )
 
     def _on_result(self, gen: Any, running: _InFlight, event: dict[str, Any]) -> None:
         del self._in_flight[gen]  # the stream ends after its result; nothing more to read
         trial = running.trial
-        running.save_curve()
         values = [float(event["metrics"][o.metric]) for o in self.spec.objectives]
-        trial.set_user_attr("final_metrics", event["metrics"])
+        running.set(final_metrics=event["metrics"])
+        running.set(**{k: event[k] for k in ("node_id", "pid", "device") if k in event})
         if "param_count" in event["metrics"]:
-            trial.set_user_attr("param_count", int(event["metrics"]["param_count"]))
+            running.set(param_count=int(event["metrics"]["param_count"]))
         for key in ("best_epoch", "stopped_early", "grad_norms"):  # a training's result
             if key in event:
-                trial.set_user_attr(key, event[key])
+                running.set(**{key: event[key]})
         if self.artifact_dir is not None and "state_dict" in event:
             folder = self._save_artifacts(trial, running.params or trial.params, event)
-            trial.set_user_attr("artifact_uri", str(folder))
+            running.set(artifact_uri=str(folder))
         bad = [v for v in values if not math.isfinite(v)]
         if bad:
             self._record_failure(running, f"non-finite objective value {bad[0]}")
             return
+        running.save()
         self.study.tell(trial, values[0] if len(values) == 1 else values)
         self._drop_checkpoint(trial.number)
         target = self.budget.target_value
@@ -569,8 +610,8 @@ class StudyLoop:
 
     def _record_failure(self, running: _InFlight, reason: str) -> None:
         log.info("study %s trial %d failed: %s", self.spec.name, running.trial.number, reason)
-        running.save_curve()
-        running.trial.set_user_attr("fail_reason", reason)
+        running.set(fail_reason=reason)
+        running.save()
         self.study.tell(running.trial, state=TrialState.FAIL)
         self._n_failed += 1
         self._drop_checkpoint(running.trial.number)

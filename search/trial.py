@@ -46,17 +46,18 @@ def run_trial(
         "state_dict", "torchscript"}`` last (weights and TorchScript as bytes).
     """
     start = start_event(cpus, gpus)
+    if "function" in task:  # over at once: one event, which says where it ran
+        yield {**function_result(task), **{k: v for k, v in start.items() if k != "event"}}
+        return
     yield start
-    if "function" in task:
-        yield function_result(task)
-    else:
-        assert data is not None, "a training task needs its dataset"
-        yield from train_events(data, task, seed, start["device"], monitor)
+    assert data is not None, "a training task needs its dataset"
+    yield from train_events(data, task, seed, start["device"], monitor)
 
 
 def function_result(task: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate a function task (``{"function": name, "options": arguments}``): its only
-    event after ``start`` is the ``result``, whose one metric is ``value``."""
+    """Evaluate a function task (``{"function": name, "options": arguments}``): the
+    ``result`` event, whose one metric is ``value``. A function trial yields only this event,
+    with the ``start`` event's ``node_id``, ``pid`` and ``device`` in it."""
     value = get_function(task["function"])(task["options"])
     return {"event": "result", "metrics": {"value": value}}
 

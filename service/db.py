@@ -7,9 +7,10 @@ delays the scheduler's writes instead of losing them.
 
 import functools
 import inspect
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,8 +18,12 @@ import optuna
 from alembic import command
 from alembic.config import Config
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from sqlalchemy import Engine, create_engine, event
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,20 +39,25 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for the service's tables; SQLite gets WAL so readers never block the writer."""
+    """An engine for the service's tables (SQLite: see :func:`_sqlite_pragmas`)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **_engine_kwargs(url))
     if url.startswith("sqlite"):
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
+        event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL, so readers (the API) never block the writer (the scheduler), and in WAL mode
+    ``synchronous=NORMAL``: a commit is not flushed to disk on its own, only at checkpoints.
+    The database stays consistent after a crash of the process or the machine; a power loss may
+    lose the last commits, which a restarted scheduler treats like any interrupted trial."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
 
 
 def migrate(engine: Engine) -> None:
@@ -134,6 +144,37 @@ class RetryingStorage(optuna.storages.RDBStorage):
         self._patience_s = patience_s
         super().__init__(url, **kwargs)
 
+    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Set several user attributes of a trial in one transaction (Optuna's own call
+        commits each one alone)."""
+        model = rdb_models.TrialUserAttributeModel
+        with _create_scoped_session(self.scoped_session, True) as session:
+            if self.engine.name not in ("sqlite", "postgresql"):
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(session, model, trial_id, key, value)
+                return
+            state = session.execute(
+                select(rdb_models.TrialModel.state).where(
+                    rdb_models.TrialModel.trial_id == trial_id
+                )
+            ).scalar_one_or_none()
+            if state is None:
+                raise KeyError(f"no trial with id {trial_id}")
+            self.check_trial_is_updatable(trial_id, state)
+            dialect = sqlite_dialect if self.engine.name == "sqlite" else pg_dialect
+            insert = dialect.insert(model).values(
+                [
+                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                    for key, value in attrs.items()
+                ]
+            )
+            session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[model.trial_id, model.key],
+                    set_={"value_json": insert.excluded.value_json},
+                )
+            )
+
     def __getattribute__(self, name: str) -> Any:
         value = super().__getattribute__(name)
         if name.startswith("_") or not inspect.ismethod(value) or name in _NOT_RETRIED:
@@ -147,4 +188,8 @@ _NOT_RETRIED = frozenset({"create_new_study", "create_new_trial", "upgrade", "re
 
 def make_storage(url: str, patience_s: float = 60.0) -> optuna.storages.RDBStorage:
     """Optuna's storage on the same database; it creates and migrates Optuna's own tables."""
-    return RetryingStorage(url, patience_s, engine_kwargs=_engine_kwargs(url))
+    storage = RetryingStorage(url, patience_s, engine_kwargs=_engine_kwargs(url))
+    if url.startswith("sqlite"):
+        event.listen(storage.engine, "connect", _sqlite_pragmas)
+        storage.engine.dispose()  # connections opened while Optuna checked its schema
+    return storage

@@ -1,0 +1,71 @@
+"""The service's Optuna storage: several user attributes in one transaction, on SQLite and
+PostgreSQL, with Optuna's own rules (a finished trial cannot change); SQLite connections in
+WAL mode with synchronous=NORMAL; the search loop's batched writes through it."""
+
+import optuna
+import pytest
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+from sqlalchemy import event, text
+
+from search.loop import set_user_attrs
+from service.db import make_storage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+def test_several_user_attrs_are_written_in_one_transaction(url: str) -> None:
+    storage = make_storage(url)
+    study = optuna.create_study(storage=storage, study_name="attrs")
+    trial = study.ask()
+    trial.set_user_attr("seed", 1)
+    commits: list[int] = []
+    event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+
+    storage.set_trial_user_attrs(  # type: ignore[attr-defined]
+        trial._trial_id, {"seed": 7, "node_id": "abc", "curve": [{"epoch": 1, "loss": 0.5}]}
+    )
+
+    assert len(commits) == 1
+    stored = optuna.load_study(study_name="attrs", storage=url).trials[0].user_attrs
+    assert stored == {"seed": 7, "node_id": "abc", "curve": [{"epoch": 1, "loss": 0.5}]}
+    study.tell(trial, 1.0)
+    with pytest.raises(UpdateFinishedTrialError):
+        storage.set_trial_user_attrs(trial._trial_id, {"late": True})  # type: ignore[attr-defined]
+    with pytest.raises(KeyError):
+        storage.set_trial_user_attrs(10**9, {"x": 1})  # type: ignore[attr-defined]
+
+
+def test_the_loop_helper_batches_through_the_cache_and_keeps_the_trial_current(
+    url: str,
+) -> None:
+    storage = make_storage(url)
+    study = optuna.create_study(storage=storage, study_name="cached")
+    # As the scheduler does: load_study wraps the RDB storage in Optuna's cache.
+    study = optuna.load_study(study_name="cached", storage=storage)
+    trial = study.ask()
+    set_user_attrs(trial, {"a": 1, "b": [1, 2]})
+    assert trial.user_attrs == {"a": 1, "b": [1, 2]}
+    study.tell(trial, 0.5)
+    [done] = optuna.load_study(study_name="cached", storage=url).get_trials(
+        states=(TrialState.COMPLETE,)
+    )
+    assert done.user_attrs == {"a": 1, "b": [1, 2]}
+
+
+def test_the_loop_helper_falls_back_to_one_write_per_attr_on_other_storages() -> None:
+    study = optuna.create_study()  # in memory: no batch call
+    trial = study.ask()
+    set_user_attrs(trial, {"a": 1, "b": "x"})
+    assert study.trials[0].user_attrs == {"a": 1, "b": "x"}
+
+
+def test_sqlite_storage_connections_use_wal_and_synchronous_normal(sqlite_url: str) -> None:
+    storage = make_storage(sqlite_url)
+    with storage.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
