@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from search.functions import get_function
@@ -20,6 +21,7 @@ from service.config import Settings
 from tests.conftest import Server, finished, start_server, wait_for
 
 STUDIES = "/api/v1/studies"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 Spec = dict[str, Any]
 
 BRANIN: Spec = {
@@ -120,6 +122,13 @@ def test_a_function_task_that_cannot_run_is_refused_with_its_path(
     errors = _errors(client, spec)
     assert path in errors, errors
     assert needle in errors[path]
+
+
+def test_the_example_is_accepted(client: TestClient) -> None:
+    spec = yaml.safe_load((EXAMPLES / "branin-tpe.yaml").read_text())
+    created = client.post(STUDIES, json=spec)
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["task"] == {"kind": "function", "name": "branin", "options": {}}
 
 
 def test_the_value_metric_is_refused_for_a_training(client: TestClient) -> None:
