@@ -79,7 +79,7 @@ def main() -> None:
                 api.post("/studies", json=spec).raise_for_status()
             t0 = time.time()
             while True:
-                page = api.get("/studies", params={"limit": 1000}).raise_for_status().json()
+                page = api.get("/studies", params={"limit": 100}).raise_for_status().json()
                 studies = page["items"]
                 finished = sum(
                     sum(s["trial_counts"][k] for k in ("COMPLETE", "FAIL", "PRUNED"))
