@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from models.builder import model_genotype
@@ -128,6 +129,17 @@ class _InFlight:
             set_user_attrs(self.trial, attrs)
         self.pending.clear()
         self.curve_saved, self.saved_at = len(self.curve), now
+
+
+def tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    values: float | Sequence[float] | None = None,
+    state: TrialState | None = None,
+) -> None:
+    """``study.tell``, without its last step: reading the finished trial back from the
+    database and deep-copying it for a return value the loop never uses."""
+    _tell_with_warning(study, trial, values, state)
 
 
 def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
@@ -317,7 +329,7 @@ class StudyLoop:
             ray.cancel(gen)
             running.set(fail_reason=reason, **{_INTERRUPTED: True})
             running.save()
-            self.study.tell(running.trial, state=TrialState.FAIL)
+            tell(self.study, running.trial, state=TrialState.FAIL)
             self._drop_checkpoint(running.trial.number)
         self._in_flight.clear()
 
@@ -517,7 +529,7 @@ class StudyLoop:
             ray.cancel(gen)
             running.set(pruned_at_epoch=epoch)
             running.save()
-            self.study.tell(running.trial, state=TrialState.PRUNED)
+            tell(self.study, running.trial, state=TrialState.PRUNED)
             del self._in_flight[gen]
             self._drop_checkpoint(running.trial.number)
 
@@ -557,7 +569,7 @@ class StudyLoop:
             self._record_failure(running, f"non-finite objective value {bad[0]}")
             return
         running.save()
-        self.study.tell(trial, values[0] if len(values) == 1 else values)
+        tell(self.study, trial, values[0] if len(values) == 1 else values)
         self._drop_checkpoint(trial.number)
         target = self.budget.target_value
         if target is not None and self._reaches(values[0], target):
@@ -612,7 +624,7 @@ class StudyLoop:
         log.info("study %s trial %d failed: %s", self.spec.name, running.trial.number, reason)
         running.set(fail_reason=reason)
         running.save()
-        self.study.tell(running.trial, state=TrialState.FAIL)
+        tell(self.study, running.trial, state=TrialState.FAIL)
         self._n_failed += 1
         self._drop_checkpoint(running.trial.number)
 

@@ -69,3 +69,35 @@ def test_sqlite_storage_connections_use_wal_and_synchronous_normal(sqlite_url: s
     with storage.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_get_trial_reads_exactly_what_optunas_own_reads(url: str) -> None:
+    storage = make_storage(url)
+    plain = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(storage=storage, study_name="mixed")
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 1e-3, 1.0, log=True)
+        trial.suggest_int("n", 1, 9, step=2)
+        trial.suggest_categorical("act", ["relu", None, 3])
+        trial.set_user_attr("curve", [{"epoch": 1, "loss": 0.25}])
+        trial.storage.set_trial_system_attr(trial._trial_id, "sys", {"k": [1, 2]})
+        for step, v in enumerate([0.5, float("inf"), float("-inf"), float("nan")]):
+            trial.report(v, step)
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        if trial.number == 2:
+            return float("inf")  # stored as INF_POS
+        return x
+
+    study.optimize(objective, n_trials=4, catch=(Exception,))
+    running = study.ask()  # RUNNING, no params
+    multi = optuna.create_study(storage=storage, directions=["minimize", "maximize"])
+    multi.optimize(lambda t: (t.suggest_float("y", 0, 1), float("-inf")), n_trials=2)
+
+    ids = [t._trial_id for t in study.trials + multi.trials] + [running._trial_id]
+    for trial_id in ids:
+        ours, theirs = storage.get_trial(trial_id), plain.get_trial(trial_id)
+        assert repr(ours) == repr(theirs)  # nan == nan only as text
+    with pytest.raises(KeyError):
+        storage.get_trial(10**9)
