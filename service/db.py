@@ -23,16 +23,20 @@ from optuna.distributions import json_to_distribution
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import (
     BindParameter,
     Engine,
     Insert,
     Select,
+    Update,
     bindparam,
     create_engine,
     event,
+    func,
+    insert,
     select,
+    update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -177,6 +181,45 @@ class RetryingStorage(optuna.storages.RDBStorage):
             self.check_trial_is_updatable(trial_id, state)
             conn.execute(_user_attr_upsert(self.engine.name), rows)
 
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        """Optuna's trial creation (a RUNNING trial numbered after the study's earlier ones,
+        the study row locked meanwhile), in four prepared Core statements instead of the
+        ORM; a trial made from a template (``enqueue_trial``, ``add_trial``) goes to Optuna's
+        own."""
+        if template_trial is not None:
+            return super()._create_new_trial(study_id, template_trial)
+        q = _trial_queries()
+        started = datetime.now(UTC).replace(tzinfo=None)  # Optuna stores naive UTC
+        with self.engine.begin() as conn:
+            if conn.execute(q.lock_study, {"id": study_id}).one_or_none() is None:
+                raise KeyError(rdb_models.NOT_FOUND_MSG)
+            inserted = conn.execute(
+                q.insert_trial,
+                {"study_id": study_id, "state": TrialState.RUNNING, "start": started},
+            )
+            key = inserted.inserted_primary_key
+            assert key is not None
+            trial_id = int(key[0])
+            counted = conn.execute(q.count_before, {"id": trial_id, "study_id": study_id})
+            number = int(counted.scalar_one())
+            conn.execute(q.set_number, {"id": trial_id, "number": number})
+        return FrozenTrial(
+            number=number,
+            state=TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=_local(started),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
+            trial_id=trial_id,
+        )
+
     def get_trial(self, trial_id: int) -> FrozenTrial:
         """Optuna's ``get_trial``, read with six prepared plain queries instead of the ORM's
         lazy loads (the scheduler reads every trial it starts and every trial it finishes:
@@ -225,6 +268,10 @@ class RetryingStorage(optuna.storages.RDBStorage):
 
 @dataclass(frozen=True)
 class _TrialQueries:
+    lock_study: Select[Any]
+    insert_trial: Insert
+    count_before: Select[Any]
+    set_number: Update
     state: Select[Any]
     trial: Select[Any]
     params: Select[Any]
@@ -240,7 +287,23 @@ def _trial_queries() -> _TrialQueries:
     more than running them), each of one bound ``id``."""
     m = rdb_models
     trial_id: BindParameter[int] = bindparam("id")
+    trials = m.TrialModel
     return _TrialQueries(
+        lock_study=select(m.StudyModel.study_id)
+        .where(m.StudyModel.study_id == trial_id)
+        .with_for_update(),
+        insert_trial=insert(trials).values(
+            study_id=bindparam("study_id"),
+            number=None,
+            state=bindparam("state"),
+            _datetime_start_utc=bindparam("start"),
+        ),
+        count_before=select(func.count(trials.trial_id)).where(
+            trials.study_id == bindparam("study_id"), trials.trial_id < trial_id
+        ),
+        set_number=update(trials)
+        .where(trials.trial_id == trial_id)
+        .values(number=bindparam("number")),
         state=select(m.TrialModel.state).where(m.TrialModel.trial_id == trial_id),
         trial=select(
             m.TrialModel.number,

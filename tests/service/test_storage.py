@@ -101,3 +101,22 @@ def test_get_trial_reads_exactly_what_optunas_own_reads(url: str) -> None:
         assert repr(ours) == repr(theirs)  # nan == nan only as text
     with pytest.raises(KeyError):
         storage.get_trial(10**9)
+
+
+def test_trials_created_here_and_by_optuna_interleave_with_optunas_numbering(url: str) -> None:
+    storage = make_storage(url)
+    plain = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(storage=storage, study_name="numbers")
+    sid = study._study_id
+    study.enqueue_trial({"x": 0.5})  # a template trial: Optuna's own path
+    ids = []
+    for i in range(6):
+        creator = storage if i % 2 == 0 else plain
+        ids.append(creator.create_new_trial(sid))
+    trials = [storage.get_trial(t) for t in ids]
+    assert [t.number for t in trials] == [1, 2, 3, 4, 5, 6]  # 0 is the enqueued one
+    assert all(t.state == TrialState.RUNNING for t in trials)
+    ours = storage._create_new_trial(sid)  # type: ignore[attr-defined]
+    assert repr(ours) == repr(plain.get_trial(ours._trial_id))
+    with pytest.raises(KeyError):
+        storage.create_new_trial(10**9)
