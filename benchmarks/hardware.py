@@ -2,7 +2,7 @@
 
 CPU (the default): one ``tuneforge serve`` (SQLite, local Ray with 2 CPUs, started outside the
 clock) runs the quickstart (``examples/digits-mlp.yaml``: TPE over an MLP on digits, 2 trials
-at a time, 1 CPU each) with ``--trials`` (16) trials. ``/proc`` is sampled every 0.2 s; over
+at a time, 1 CPU each) with ``--trials`` (40) trials. ``/proc`` is sampled every 0.2 s; over
 the window from the first trial's start to the last trial's end it reports
 
 - **busy fraction**: CPU time used on the whole machine / (CPUs x window), the goal's figure
@@ -132,7 +132,7 @@ def study_spec(trials: int, gpu: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--gpu", type=float, default=0.0, help="GPU fraction per trial")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
