@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.orm import StudyRow
 from service.schemas import StudyProgress
+from service.trial_queries import TRIAL_STATES
 from service.views import directions, trial_public
 
 FINISHED = frozenset({"completed", "failed", "stopped"})
 _UNFINISHED = frozenset({"RUNNING", "WAITING"})
-_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
 # A finished study's trials are told before its status is written; should one still show
 # RUNNING (a scheduler that died), the stream ends after this many polls anyway.
 _END_GRACE_POLLS = 10
@@ -134,7 +134,7 @@ class StudyWatcher:
         return events
 
     def _study(self, row: StudyRow) -> dict[str, Any]:
-        counts = dict.fromkeys(_STATES, 0)
+        counts = dict.fromkeys(TRIAL_STATES, 0)
         for seen in self._trials.values():
             counts[seen.state] += 1
         return StudyProgress(

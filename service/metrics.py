@@ -32,23 +32,15 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    String,
-    and_,
-    case,
-    cast,
-    column,
-    extract,
-    func,
-    select,
-    table,
-)
+from sqlalchemy import ColumnElement, and_, case, extract, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.orm import StudyRow
+from service.trial_queries import TRIAL_STATES
+from service.trial_queries import state as _state
+from service.trial_queries import studies as _studies
+from service.trial_queries import trials as _trials
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -62,7 +54,6 @@ log = logging.getLogger(__name__)
 # to a scraper that asks for nothing newer).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-TRIAL_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 STUDY_STATUSES = ("pending", "running", "completed", "failed", "stopped")
 ACTIVE_STATUSES = ("pending", "running")
@@ -74,20 +65,6 @@ DURATION_BUCKETS += (3600.0, 7200.0, 21600.0, 86400.0)
 # opens a study takes longer.
 LOOP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SYNC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-# Optuna's tables, named here rather than imported from its private models module: only the
-# columns these queries read.
-_trials = table(
-    "trials",
-    column("study_id"),
-    column("state"),
-    column("datetime_start", DateTime),
-    column("datetime_complete", DateTime),
-)
-_studies = table("studies", column("study_id"), column("study_name"))
-# A trial's state as text: PostgreSQL stores it as an enum, which no string parameter (cast to
-# VARCHAR by the psycopg dialect) compares with.
-_state = cast(_trials.c.state, String)
 
 
 # -- what the database knows ----------------------------------------------------------------

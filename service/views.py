@@ -1,13 +1,17 @@
 """Read-only views of Optuna's tables, converted to API responses."""
 
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.orm import Session
 
+from service import trial_queries
 from service.artifacts import available
+from service.orm import StudyRow
 from service.schemas import CurvePoint, StudyCreate, StudyPublic, TrialDetail, TrialPublic
 
 
@@ -18,10 +22,14 @@ def _study_id(storage: RDBStorage, name: str) -> int | None:
         return None
 
 
-def load_trials(storage: RDBStorage, optuna_study_name: str) -> list[FrozenTrial]:
-    """Every trial of a study, oldest first (empty if the Optuna study is gone)."""
+def load_trials(
+    storage: RDBStorage, optuna_study_name: str, states: Container[TrialState] | None = None
+) -> list[FrozenTrial]:
+    """Every trial of a study (or those in ``states``), oldest first (empty if the Optuna
+    study is gone). It reads the whole study: what a request shows comes from
+    :mod:`service.trial_queries` instead."""
     sid = _study_id(storage, optuna_study_name)
-    return [] if sid is None else storage.get_all_trials(sid, deepcopy=False)
+    return [] if sid is None else storage.get_all_trials(sid, deepcopy=False, states=states)
 
 
 def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -57,10 +65,12 @@ def best_trial(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
     return max(done, key=lambda vt: sign * vt[0])[1]
 
 
-def study_public(row: Any, storage: RDBStorage) -> StudyPublic:
-    trials = load_trials(storage, row.optuna_study_name)
+def study_public(row: StudyRow, session: Session) -> StudyPublic:
+    """A study as the API shows it: its trials counted by state (one ``GROUP BY``) and, with
+    one objective, its best value (one ordered query), whatever the study's size."""
+    sid = trial_queries.optuna_study_id(session, row.optuna_study_name)
     dirs = directions(row.spec)
-    best = best_trial(trials, dirs[0]) if len(dirs) == 1 else None
+    best = trial_queries.best_trial(session, sid, dirs[0]) if len(dirs) == 1 else None
     return StudyPublic(
         id=row.id,
         name=row.name,
@@ -70,7 +80,7 @@ def study_public(row: Any, storage: RDBStorage) -> StudyPublic:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        trial_counts=trial_counts(trials),
+        trial_counts=trial_queries.count_by_state(session, sid),
         best_value=best.value if best else None,
         spec=row.spec,
     )

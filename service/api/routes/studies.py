@@ -40,27 +40,24 @@ def create_study(
     row = crud.create_study(session, storage, with_defaults(body), caller.tenant)
     if scheduler:
         scheduler.wake()
-    return study_public(row, storage)
+    return study_public(row, session)
 
 
 @router.get("")
 def list_studies(
     caller: CallerDep,
     session: SessionDep,
-    storage: StorageDep,
     offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> StudyPage:
     rows, total = crud.list_studies(session, offset, limit, caller.tenant)
-    items = [study_public(r, storage) for r in rows]
+    items = [study_public(r, session) for r in rows]
     return StudyPage(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.get("/{study_id}")
-def get_study(
-    study_id: Id, caller: CallerDep, session: SessionDep, storage: StorageDep
-) -> StudyPublic:
-    return study_public(crud.get_study(session, study_id, caller.tenant), storage)
+def get_study(study_id: Id, caller: CallerDep, session: SessionDep) -> StudyPublic:
+    return study_public(crud.get_study(session, study_id, caller.tenant), session)
 
 
 @router.patch("/{study_id}")
@@ -69,14 +66,13 @@ def patch_study(
     body: StudyPatch,
     caller: CallerDep,
     session: SessionDep,
-    storage: StorageDep,
     scheduler: SchedulerDep,
 ) -> StudyPublic:
     """Extend (or cut) the budget or change parallelism; a finished study resumes."""
     row = crud.patch_study(session, crud.get_study(session, study_id, caller.tenant), body)
     if scheduler:
         scheduler.wake()
-    return study_public(row, storage)
+    return study_public(row, session)
 
 
 @router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
@@ -84,7 +80,6 @@ def stop_study(
     study_id: Id,
     caller: CallerDep,
     session: SessionDep,
-    storage: StorageDep,
     scheduler: SchedulerDep,
     drain: bool = Query(False, description="Let trials in flight finish instead of cancelling."),
 ) -> StudyPublic:
@@ -93,7 +88,7 @@ def stop_study(
     row = crud.request_stop(session, crud.get_study(session, study_id, caller.tenant), drain)
     if scheduler:
         scheduler.wake()
-    return study_public(row, storage)
+    return study_public(row, session)
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT)
