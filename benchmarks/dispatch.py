@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from benchmarks.results import machine_line, write_section  # noqa: E402
+from benchmarks.results import section_head, write_section  # noqa: E402
 from tests.conftest import Server, start_server  # noqa: E402
 
 SECTION = "## Dispatch overhead: no-op trials through the whole service"
@@ -229,7 +229,7 @@ def _cell(v: tuple[float, float, float]) -> str:
     return f"{v[0]:.1f} ({v[1]:.1f}-{v[2]:.1f})"
 
 
-def report(results: dict[str, list[dict]], trials: int, repeats: int, command: str) -> str:
+def report(results: dict[str, list[dict]], trials: int, repeats: int) -> str:
     per = {s: _ms(r, "wall_s", trials) for s, r in results.items()}
     rows = []
     for system, runs in results.items():
@@ -237,16 +237,14 @@ def report(results: dict[str, list[dict]], trials: int, repeats: int, command: s
         wall = statistics.median(r["wall_s"] for r in runs)
         rows.append(f"| {system} | {wall:.2f} | {_cell(per[system])} | {span} |")
     lines = [
-        SECTION,
-        "",
-        f"- Date: {dt.date.today().isoformat()}",
-        f"- Machine: {machine_line(f'optuna {optuna.__version__}')}",
-        f"- Command: `{command}`",
-        f"- Method: {trials} no-op trials, {PARALLEL} at a time, random search over one float, "
-        f"{repeats} repeats per system after a 20-trial warm-up; per-trial overhead = wall "
-        "time / trials (see the script's docstring for each system's clock); span = first "
-        "trial start to last trial end (tuneforge and Optuna, from their trial records).",
-        "",
+        *section_head(
+            SECTION,
+            f"optuna {optuna.__version__}",
+            f"{trials} no-op trials, {PARALLEL} at a time, random search over one float, "
+            f"{repeats} repeats per system after a 20-trial warm-up; per-trial overhead = wall "
+            "time / trials (see the script's docstring for each system's clock); span = first "
+            "trial start to last trial end (tuneforge and Optuna, from their trial records).",
+        ),
         "| system | wall (s, median) | per-trial overhead (ms) | per trial over the span (ms) |",
         "|---|---:|---:|---:|",
         *rows,
@@ -295,8 +293,7 @@ def main() -> None:
             print(f"running {system} ...", file=sys.stderr, flush=True)
             results[system] = runners[system](workdir)
             print(f"  {system}: {results[system]}", file=sys.stderr, flush=True)
-    command = ".venv/bin/python benchmarks/dispatch.py " + " ".join(sys.argv[1:])
-    text = report(results, args.trials, args.repeats, command.strip())
+    text = report(results, args.trials, args.repeats)
     print(text)
     if args.write:
         write_section(SECTION, text)

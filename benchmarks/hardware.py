@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from benchmarks.results import machine_line, write_section  # noqa: E402
+from benchmarks.results import section_head, write_section  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
 CPU_SECTION = "## Use of the hardware: CPU busy fraction during a digits study"
@@ -179,7 +179,6 @@ def main() -> None:
     foreign = cpu_of(set(last["procs"]) - ours)
     workers = cpu_of(worker_pids)
     service = cpu_of({server_pid})
-    command = ".venv/bin/python benchmarks/hardware.py " + " ".join(sys.argv[1:])
     if args.gpu:
         util = statistics.mean(s["gpu"] for s in window)
         heading = GPU_SECTION
@@ -203,15 +202,13 @@ def main() -> None:
         ]
     text = "\n".join(
         [
-            heading,
-            "",
-            f"- Date: {dt.date.today().isoformat()}",
-            f"- Machine: {machine_line('SQLite, local Ray')}",
-            f"- Command: `{command.strip()}`",
-            "- Method: the quickstart study (examples/digits-mlp.yaml, TPE, MLP on digits) "
-            "through the API; the window runs from the first trial's start to the last "
-            "trial's end (see the script's docstring).",
-            "",
+            *section_head(
+                heading,
+                "SQLite, local Ray",
+                "the quickstart study (examples/digits-mlp.yaml, TPE, MLP on digits) through "
+                "the API; the window runs from the first trial's start to the last trial's end "
+                "(see the script's docstring).",
+            ),
             *result,
             "",
         ]

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import signal
 import sys
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch import noop_study  # noqa: E402
-from benchmarks.results import machine_line, write_section  # noqa: E402
+from benchmarks.results import section_head, write_section  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
 SECTION = "## Memory: the scheduler with 20 studies running"
@@ -98,18 +97,15 @@ def main() -> None:
     peak = max(s[3] for s in samples)
     late = [(f, m) for _, f, _, m in samples if f >= total // 2]
     growth = 1000 * slope(late)
-    command = ".venv/bin/python benchmarks/memory.py " + " ".join(sys.argv[1:])
     text = "\n".join(
         [
-            SECTION,
-            "",
-            f"- Date: {dt.date.today().isoformat()}",
-            f"- Machine: {machine_line('SQLite, local Ray with 2 CPUs')}",
-            f"- Command: `{command.strip()}`",
-            f"- Method: {args.studies} studies of {args.trials} no-op trials each "
-            f"({total:,} in all), submitted at once to one `tuneforge serve`; the server "
-            "process's VmRSS (API and scheduler) sampled every second (see the docstring).",
-            "",
+            *section_head(
+                SECTION,
+                "SQLite, local Ray with 2 CPUs",
+                f"{args.studies} studies of {args.trials} no-op trials each ({total:,} in all), "
+                "submitted at once to one `tuneforge serve`; the server process's VmRSS (API "
+                "and scheduler) sampled every second (see the docstring).",
+            ),
             "| idle server (MiB) | all studies running (MiB) | peak (MiB) | at the end (MiB) "
             "| growth per 1,000 finished trials (MiB) | run (s) |",
             "|---:|---:|---:|---:|---:|---:|",

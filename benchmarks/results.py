@@ -1,9 +1,11 @@
 """What every benchmark shares: the machine line and the rewrite of its own RESULTS.md section."""
 
 import contextlib
+import datetime as dt
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -37,3 +39,24 @@ def write_section(heading: str, text: str) -> None:
     else:
         new = old.rstrip("\n") + "\n\n" + text
     RESULTS.write_text(new.rstrip("\n") + "\n")
+
+
+def command_line() -> str:
+    """How this benchmark was run, from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(RESULTS.parent.parent)
+    return " ".join([".venv/bin/python", str(script), *sys.argv[1:]])
+
+
+def section_head(heading: str, machine_extra: str, method: str) -> list[str]:
+    """A section's first lines: heading, date, machine, the command that ran, the method."""
+    return [
+        heading,
+        "",
+        f"- Date: {dt.date.today().isoformat()}",
+        f"- Machine: {machine_line(machine_extra)}",
+        f"- Command: `{command_line()}`",
+        f"- Method: {method}",
+        "",
+    ]

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch import noop_study  # noqa: E402
-from benchmarks.results import machine_line, write_section  # noqa: E402
+from benchmarks.results import section_head, write_section  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
 SECTION = "## Scale of a study: per-trial overhead as the study grows"
@@ -90,20 +90,17 @@ def main() -> None:
     per = {k: per_trial_ms(ends, k, args.window) for k in points}
     first, last = per[points[0]], per[points[-1]]
     ratio = last / first
-    command = ".venv/bin/python benchmarks/study_growth.py " + " ".join(sys.argv[1:])
     rows = [f"| {k:,} | {per[k]:.1f} |" for k in points]
     text = "\n".join(
         [
-            SECTION,
-            "",
-            f"- Date: {dt.date.today().isoformat()}",
-            f"- Machine: {machine_line('SQLite, local Ray with 2 CPUs')}",
-            f"- Command: `{command.strip()}`",
-            f"- Method: one study of {args.trials:,} no-op function trials, 2 at a time, random "
-            f"search, through the API; per-trial overhead at trial k = mean time between "
-            f"completions over the {args.window} trials centred on k. The whole study took "
-            f"{wall:.0f} s ({1000 * wall / args.trials:.1f} ms a trial).",
-            "",
+            *section_head(
+                SECTION,
+                "SQLite, local Ray with 2 CPUs",
+                f"one study of {args.trials:,} no-op function trials, 2 at a time, random "
+                f"search, through the API; per-trial overhead at trial k = mean time between "
+                f"completions over the {args.window} trials centred on k. The whole study took "
+                f"{wall:.0f} s ({1000 * wall / args.trials:.1f} ms a trial).",
+            ),
             "| trial | per-trial overhead (ms) |",
             "|---:|---:|",
             *rows,
