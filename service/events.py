@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.orm import StudyRow
 from service.schemas import StudyProgress
-from service.trial_queries import TRIAL_STATES
+from service.trial_queries import TRIAL_STATES, trials_by_id
 from service.views import directions, trial_public
 
 FINISHED = frozenset({"completed", "failed", "stopped"})
@@ -107,13 +107,19 @@ class StudyWatcher:
         dirs = directions(row.spec)
         sign = 1.0 if dirs[0] == "maximize" else -1.0
         events = []
+        to_read = []
         for trial_id, state in changed:
             seen = self._trials.get(trial_id)
             self._newest = max(self._newest, trial_id)
-            if seen is not None and seen.state == state:
-                continue
-            trial = trial_public(self.storage.get_trial(trial_id))
-            self._trials[trial_id] = _Seen(trial.state, trial.number, seen.epoch if seen else 0)
+            if seen is None or seen.state != state:
+                to_read.append(trial_id)
+        # Batched: a client joining a study of 10,000 trials gets them in a few queries.
+        for frozen in trials_by_id(session, sorted(to_read)):
+            trial = trial_public(frozen)
+            seen = self._trials.get(frozen._trial_id)
+            self._trials[frozen._trial_id] = _Seen(
+                trial.state, trial.number, seen.epoch if seen else 0
+            )
             better = self._best is None or sign * (trial.value or 0) > sign * self._best
             if len(dirs) == 1 and trial.value is not None and better:
                 self._best = trial.value
