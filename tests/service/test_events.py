@@ -156,7 +156,8 @@ def test_a_client_connecting_mid_study_gets_every_trials_completion(
 ) -> None:
     server = server_factory(sqlite_url)
     budget = 6
-    study_id = server.api.post("/studies", json=spec(budget, epochs=6)).json()["id"]
+    # Trials long enough (about a second each) that every poll finds one running mid-training.
+    study_id = server.api.post("/studies", json=spec(budget, epochs=40)).json()["id"]
     wait_for(server.api, study_id, lambda s: s["trial_counts"]["COMPLETE"] >= 2)
 
     connected_at = datetime.now(UTC)
