@@ -241,17 +241,16 @@ class StudyLoop:
         # budget nor count as failures. Trials copied from another study (warm start) were not
         # run here and do not count either. Queued warm-start points (WAITING) count when they
         # run, not before. Resumed trials count once, as themselves.
+        every = study.get_trials(deepcopy=False)
         trials = [
             t
-            for t in study.get_trials(deepcopy=False)
+            for t in every
             if t.state != TrialState.WAITING
             and not t.user_attrs.get(_INTERRUPTED)
             and not str(t.user_attrs.get("warm_start", "")).startswith("study")
         ]
         self._n_trials = len(trials)
-        self._n_waiting = sum(
-            t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False)
-        )
+        self._n_waiting = sum(t.state == TrialState.WAITING for t in every)
         self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
 
     # -- public -------------------------------------------------------------------------

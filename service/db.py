@@ -42,6 +42,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from service.trial_queries import local_time
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -210,7 +212,7 @@ class RetryingStorage(optuna.storages.RDBStorage):
             state=TrialState.RUNNING,
             value=None,
             values=None,
-            datetime_start=_local(started),
+            datetime_start=local_time(started),
             datetime_complete=None,
             params={},
             distributions={},
@@ -246,8 +248,8 @@ class RetryingStorage(optuna.storages.RDBStorage):
             state=trial.state,
             value=None,
             values=value_list,
-            datetime_start=_local(trial[2]),
-            datetime_complete=_local(trial[3]),
+            datetime_start=local_time(trial[2]),
+            datetime_complete=local_time(trial[3]),
             params={name: dists[name].to_external_repr(value) for name, value, _ in params},
             distributions=dists,
             user_attrs={key: json.loads(v) for key, v in attrs[0]},
@@ -345,13 +347,6 @@ def _user_attr_upsert(dialect: str) -> Insert:
         set_={"value_json": insert.excluded.value_json},
     )
     return upsert
-
-
-def _local(stored: datetime | None) -> datetime | None:
-    """A time as Optuna stores it (naive UTC) as Optuna returns it (naive local time)."""
-    if stored is None:
-        return None
-    return stored.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
 
 
 # Calls that must not run twice: a retried create could add a second study or trial.

@@ -215,7 +215,7 @@ def _number(value: float | None, value_type: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def _local(utc: datetime | None) -> datetime | None:
+def local_time(utc: datetime | None) -> datetime | None:
     """Optuna stores naive UTC and hands out naive local time (``models.TrialModel``)."""
     return None if utc is None else utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
 
@@ -278,8 +278,8 @@ def _frozen(session: Session, rows: Iterable[Row[Any]]) -> list[FrozenTrial]:
                 state=TrialState[r.state],
                 value=None,
                 values=[values[i] for i in range(len(values))] if values else None,
-                datetime_start=_local(r.datetime_start),
-                datetime_complete=_local(r.datetime_complete),
+                datetime_start=local_time(r.datetime_start),
+                datetime_complete=local_time(r.datetime_complete),
                 params=got["params"],
                 distributions=got["dists"],
                 user_attrs=got["user"],

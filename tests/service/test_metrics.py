@@ -7,7 +7,7 @@ exposition text is parsed with prometheus_client's own parser, as a scraper woul
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,19 +19,18 @@ import optuna
 import prometheus_client
 import pytest
 from fastapi.testclient import TestClient
-from optuna.storages import RDBStorage
 from optuna.storages._rdb.models import StudyModel, TrialModel
 from optuna.trial import FrozenTrial, TrialState
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, create_engine, insert, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy.orm import sessionmaker
 
 from search.loop import StudyLoop
 from service import metrics
 from service.app import create_app
 from service.auth import read_admin_key
 from service.config import Settings
-from service.db import make_engine, make_storage, migrate
+from service.db import make_engine, make_storage
 from service.metrics import (
     DURATION_BUCKETS,
     SchedulerMetrics,
@@ -41,6 +40,7 @@ from service.metrics import (
 from service.orm import StudyRow
 from service.scheduler import Scheduler
 from tests.conftest import Server, digits_study, finished, free_port
+from tests.service.conftest import Db
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -86,30 +86,6 @@ def cumulative(durations: list[float]) -> dict[str, float]:
 
 
 # -- a database with known studies and trials ------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(name))
-
-
-@dataclass
-class Db:
-    engine: Engine
-    sessions: sessionmaker[Session]
-    storage: RDBStorage
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Db]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    storage = make_storage(database_url)
-    yield Db(engine, sessionmaker(engine, expire_on_commit=False), storage)
-    storage.remove_session()
-    storage.engine.dispose()
-    engine.dispose()
 
 
 def add_trial(study: optuna.Study, state: TrialState, seconds: float | None) -> None:

@@ -6,7 +6,6 @@ routes of an in-process app."""
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,13 @@ from fastapi.testclient import TestClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from service import trial_queries as q
 from service.app import create_app
 from service.auth import read_admin_key
 from service.config import Settings
-from service.db import make_engine, make_storage, migrate
 from service.views import best_trial, pareto_front, trial_counts, trial_detail, trial_public
+from tests.service.conftest import Db
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
 C, P, F, R, W = (
@@ -60,30 +57,6 @@ DISTRIBUTIONS = {
     "width": IntDistribution(32, 256, log=True),
     "lr": FloatDistribution(1e-4, 1e-1, log=True),
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(name))
-
-
-@dataclass
-class Db:
-    engine: Engine
-    sessions: sessionmaker[Session]
-    storage: RDBStorage
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Db]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    storage = make_storage(database_url)
-    yield Db(engine, sessionmaker(engine, expire_on_commit=False), storage)
-    storage.remove_session()
-    storage.engine.dispose()
-    engine.dispose()
 
 
 def trial(state: TrialState, value: float | None = None, **kw: Any) -> FrozenTrial:
