@@ -88,7 +88,7 @@ class SyntheticFunction:
         return [p for p in self.domain if p not in names]
 
     def __call__(self, params: Mapping[str, float]) -> float:
-        missing = [p for p in self.domain if p not in params and self.name not in _OPTIONAL]
+        missing = self.missing_arguments(params)
         if missing:
             raise ValueError(f"{self.name} needs the parameters {', '.join(missing)}")
         return float(self.fn(params))
