@@ -3,12 +3,13 @@
 Population-based training (``search.pbt``) trains a network for a few epochs, saves it, and
 later resumes it — possibly in another process, possibly as the clone of another member, and
 possibly with new hyperparameters (learning rate, momentum, weight decay, dropout, ...).
-:class:`ResumableTrainer` is :class:`models.train.Trainer` (the loop of ``train``, so run from
-scratch it computes exactly what ``train`` computes) that refuses early stopping (PBT decides
-when a member ends) and can be reseeded (a clone must not replay its parent's draws). Its
-:meth:`~models.train.Trainer.state` holds everything the next epoch depends on (weights,
-optimizer moments, schedule, random generators); a trainer built with ``state=`` continues bit
-for bit where the saved one stopped when the hyperparameters are unchanged.
+:class:`ResumableTrainer` is :class:`models.training.trainer.Trainer` (the loop of
+``train``, so run from scratch it computes exactly what ``train`` computes) that refuses early
+stopping (PBT decides when a member ends) and can be reseeded (a clone must not replay its
+parent's draws). Its :meth:`~models.training.trainer.Trainer.state` holds everything the next
+epoch depends on (weights, optimizer moments, schedule, random generators); a trainer built
+with ``state=`` continues bit for bit where the saved one stopped when the hyperparameters
+are unchanged.
 """
 
 from collections.abc import Mapping
@@ -17,7 +18,9 @@ from typing import Any
 import torch
 
 from models.data import Dataset
-from models.train import State, TrainConfig, Trainer, load_state, save_state
+from models.training.config import TrainConfig
+from models.training.export import State, load_state, save_state
+from models.training.trainer import Trainer
 
 
 class ResumableTrainer(Trainer):

@@ -2,7 +2,7 @@
 
 A study loads its dataset once (in the scheduler), splits it with a fixed seed and puts it into
 Ray's object store; every trial reads the same raw arrays. Preprocessing (standardize, min-max)
-is fitted per trial on the training split only, in :mod:`models.train`, so it can be searched.
+is fitted per trial on the training split only, in :mod:`models.training`, so it can be searched.
 """
 
 from collections.abc import Callable, Mapping
@@ -13,6 +13,8 @@ from typing import Any, Literal
 import numpy as np
 from sklearn import datasets as skd
 from sklearn.model_selection import train_test_split
+
+from models.fields import Declared, as_dict, check, declared, setting
 
 Task = Literal["multiclass", "binary", "regression"]
 Kind = Literal["tabular", "image", "sequence"]
@@ -65,16 +67,6 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         return self.info.n_outputs
-
-
-@dataclass(frozen=True)
-class Option:
-    """A generator's option: type, default and inclusive bounds."""
-
-    type: type
-    default: Any
-    low: float
-    high: float
 
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -131,52 +123,57 @@ def _waveforms(n_samples: int, length: int, noise: float, seed: int) -> Arrays:
     return x[:, None, :].astype(np.float32), y
 
 
+_SAMPLES = "Samples generated."
+_SEED = "Seed of the generator."
+
+
+@dataclass(frozen=True)
+class ClassificationOptions:
+    n_samples: int = setting(1000, _SAMPLES, low=20, high=MAX_SYNTHETIC_SAMPLES)
+    n_features: int = setting(20, "Features (half of them informative).", low=2, high=1000)
+    n_classes: int = setting(3, "Classes.", low=2, high=20)
+    seed: int = setting(0, _SEED, low=0, high=2**31 - 1)
+
+
+@dataclass(frozen=True)
+class MoonsOptions:
+    n_samples: int = setting(1000, _SAMPLES, low=20, high=MAX_SYNTHETIC_SAMPLES)
+    noise: float = setting(0.2, "Std of the Gaussian noise added.", low=0.0, high=5.0)
+    seed: int = setting(0, _SEED, low=0, high=2**31 - 1)
+
+
+@dataclass(frozen=True)
+class RegressionOptions:
+    n_samples: int = setting(1000, _SAMPLES, low=20, high=MAX_SYNTHETIC_SAMPLES)
+    n_features: int = setting(10, "Features.", low=1, high=1000)
+    noise: float = setting(10.0, "Std of the Gaussian noise on the target.", low=0.0, high=1000.0)
+    seed: int = setting(0, _SEED, low=0, high=2**31 - 1)
+
+
+@dataclass(frozen=True)
+class WaveformOptions:
+    n_samples: int = setting(1500, _SAMPLES, low=30, high=MAX_SYNTHETIC_SAMPLES)
+    length: int = setting(64, "Steps of each sequence.", low=8, high=4096)
+    noise: float = setting(0.3, "Std of the Gaussian noise added.", low=0.0, high=5.0)
+    seed: int = setting(0, _SEED, low=0, high=2**31 - 1)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A bundled dataset: nothing to set."""
+
+
 # name → (loader, task, options); a loader's keyword arguments are its options.
-_SOURCES: dict[str, tuple[Callable[..., Arrays], Task, dict[str, Option]]] = {
-    "digits": (_digits_images, "multiclass", {}),
-    "iris": (_bundled(skd.load_iris), "multiclass", {}),
-    "wine": (_bundled(skd.load_wine), "multiclass", {}),
-    "breast_cancer": (_bundled(skd.load_breast_cancer), "binary", {}),
-    "diabetes": (_bundled(skd.load_diabetes), "regression", {}),
-    "classification": (
-        _classification,
-        "multiclass",
-        {
-            "n_samples": Option(int, 1000, 20, MAX_SYNTHETIC_SAMPLES),
-            "n_features": Option(int, 20, 2, 1000),
-            "n_classes": Option(int, 3, 2, 20),
-            "seed": Option(int, 0, 0, 2**31 - 1),
-        },
-    ),
-    "moons": (
-        _moons,
-        "binary",
-        {
-            "n_samples": Option(int, 1000, 20, MAX_SYNTHETIC_SAMPLES),
-            "noise": Option(float, 0.2, 0.0, 5.0),
-            "seed": Option(int, 0, 0, 2**31 - 1),
-        },
-    ),
-    "regression": (
-        _regression,
-        "regression",
-        {
-            "n_samples": Option(int, 1000, 20, MAX_SYNTHETIC_SAMPLES),
-            "n_features": Option(int, 10, 1, 1000),
-            "noise": Option(float, 10.0, 0.0, 1000.0),
-            "seed": Option(int, 0, 0, 2**31 - 1),
-        },
-    ),
-    "waveforms": (
-        _waveforms,
-        "multiclass",
-        {
-            "n_samples": Option(int, 1500, 30, MAX_SYNTHETIC_SAMPLES),
-            "length": Option(int, 64, 8, 4096),
-            "noise": Option(float, 0.3, 0.0, 5.0),
-            "seed": Option(int, 0, 0, 2**31 - 1),
-        },
-    ),
+_SOURCES: dict[str, tuple[Callable[..., Arrays], Task, type]] = {
+    "digits": (_digits_images, "multiclass", NoOptions),
+    "iris": (_bundled(skd.load_iris), "multiclass", NoOptions),
+    "wine": (_bundled(skd.load_wine), "multiclass", NoOptions),
+    "breast_cancer": (_bundled(skd.load_breast_cancer), "binary", NoOptions),
+    "diabetes": (_bundled(skd.load_diabetes), "regression", NoOptions),
+    "classification": (_classification, "multiclass", ClassificationOptions),
+    "moons": (_moons, "binary", MoonsOptions),
+    "regression": (_regression, "regression", RegressionOptions),
+    "waveforms": (_waveforms, "multiclass", WaveformOptions),
 }
 
 
@@ -185,12 +182,12 @@ def list_datasets() -> list[str]:
     return sorted(_SOURCES)
 
 
-def dataset_options(name: str) -> dict[str, Option]:
-    """The options a dataset accepts (empty for the bundled sets)."""
-    return dict(_source(name)[2])
+def dataset_options(name: str) -> dict[str, Declared]:
+    """The options a dataset accepts (none for the bundled sets)."""
+    return declared(_source(name)[2])
 
 
-def _source(name: str) -> tuple[Callable[..., Arrays], Task, dict[str, Option]]:
+def _source(name: str) -> tuple[Callable[..., Arrays], Task, type]:
     if name not in _SOURCES:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")
     return _SOURCES[name]
@@ -200,23 +197,12 @@ def check_options(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """Fill defaults and check a generator's options.
 
     Raises:
-        ValueError: unknown dataset or option, wrong type, or out of bounds.
+        ValueError: unknown dataset or option, wrong type, or out of bounds (the first).
     """
-    options = _source(name)[2]
-    for key in given:
-        if key not in options:
-            valid = ", ".join(options) or "none"
-            raise ValueError(f"unknown option {key!r} for dataset {name!r}; valid: {valid}")
-    out: dict[str, Any] = {}
-    for key, opt in options.items():
-        value = given.get(key, opt.default)
-        ok_type = isinstance(value, opt.type) or (opt.type is float and isinstance(value, int))
-        if isinstance(value, bool) or not ok_type:
-            raise ValueError(f"option {key!r} must be {opt.type.__name__}, got {value!r}")
-        if not opt.low <= value <= opt.high:
-            raise ValueError(f"option {key!r} must be in [{opt.low:g}, {opt.high:g}], got {value}")
-        out[key] = value
-    return out
+    options, errors = check(_source(name)[2], given, "option", f" for dataset {name!r}", named=True)
+    if options is None:
+        raise ValueError(errors[0][1])
+    return as_dict(options)
 
 
 def kind_of(x: np.ndarray) -> Kind:

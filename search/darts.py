@@ -1,53 +1,50 @@
 """DARTS as a study algorithm: one-shot differentiable search of a cell space, in one trial.
 
-A study with ``algorithm: darts`` and a cell architecture runs exactly one trial. Inside it,
-:func:`models.cells.darts_search` trains a supernet whose every edge mixes the candidate
-operations with softmax weights (alpha), weights and alpha trained bi-level on the two halves
-of the training split; the argmax operation of each edge is the derived cell. The same trial
-then trains the derived architecture from scratch with the study's training settings, like
-any trial, and its objective is the trial's value. What lands in Optuna: the trial's params
-are the derived operation of each edge (set once the search ends), its intermediate values the
-derived network's epochs; user attributes ``genotype``, ``darts_search`` (per search epoch:
-supernet metrics and the cell it would derive) and ``darts_alpha`` (final probabilities,
-one row an edge).
+A study with ``algorithm: darts`` and a cell architecture runs exactly one trial of the
+``oneshot`` kind (:mod:`search.trials.oneshot`): it trains a supernet whose every edge mixes
+the candidate operations with softmax weights (alpha), weights and alpha trained bi-level on
+the two halves of the training split; the argmax operation of each edge is the derived cell.
+The same trial then trains the derived architecture from scratch with the study's training
+settings, like any trial, and its objective is the trial's value. What lands in Optuna: the
+trial's params are the derived operation of each edge (set once the search ends), its
+intermediate values the derived network's epochs; user attributes ``genotype``,
+``darts_search`` (per search epoch: supernet metrics and the cell it would derive) and
+``darts_alpha`` (final probabilities, one row an edge).
 """
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
 
-from models.cells import EDGES, DartsConfig, DartsEpoch, darts_search, edge_name, parse_genotype
-from models.data import Dataset
-from models.knobs import knobs
-from search.registry import Algorithm, Setting, register
-from search.spec import StudySpec
-from search.trial import start_event, train_events
+import optuna
+from optuna.pruners import NopPruner
 
-_SUPERNET_ONLY = ("ops",)  # taken from the architecture, not a setting
-EDGE_PARAMS = tuple(f"model.{edge_name(e)}" for e in EDGES)
-
-
-def _settings() -> tuple[Setting, ...]:
-    out = []
-    for name, (annotation, k, default) in knobs(DartsConfig).items():
-        if name in _SUPERNET_ONLY:
-            continue
-        out.append(Setting(name, annotation, default, k.doc, k.low))
-    return tuple(out)
-
-
-SETTINGS = _settings()
+from models.darts import DartsConfig
+from models.data import DatasetInfo
+from search.algorithm import (
+    AlgorithmKind,
+    Env,
+    FieldError,
+    Run,
+    StudyAlgorithm,
+    StudyRef,
+    at,
+    proposes_nothing,
+    trains_networks,
+)
+from search.loop import StudyLoop
+from search.spec import FunctionTask, StudySpec
+from search.trials.oneshot import EDGE_PARAMS, OneShotKind
 
 
-def darts_ops(spec: StudySpec) -> list[str]:
+def darts_ops(spec: StudySpec) -> tuple[str, ...]:
     """The candidate operations of every edge (the study's cell space)."""
     first = next(p for p in spec.search_space if p.name in EDGE_PARAMS)
-    return [str(c) for c in first.choices]
+    return tuple(str(c) for c in first.choices)
 
 
 def check_darts(spec: StudySpec) -> list[str]:
-    """Every reason ``spec`` cannot run as a DARTS search; empty when it can."""
+    """Every reason ``spec``'s space cannot be searched by DARTS; empty when it can."""
     problems: list[str] = []
-    if spec.task.model.get("family") != "nb201":
+    if spec.task.model.get("family") != "nb201":  # type: ignore[union-attr]
         return [
             "darts relaxes a cell space (architecture kind cell) into a continuous mixture of "
             "operations; this study's choices (a macro architecture or plain parameters) "
@@ -74,67 +71,38 @@ def check_darts(spec: StudySpec) -> list[str]:
     return problems
 
 
-def run_darts_trial(
-    data: Dataset,
-    task: dict[str, Any],
-    seed: int,
-    cpus: float,
-    gpus: float,
-    monitor: tuple[str, Literal["maximize", "minimize"]] = ("val_loss", "minimize"),
-) -> Iterator[dict[str, Any]]:
-    """The Ray task of a DARTS trial: search, derive, then train the derived network.
-
-    ``task`` carries ``darts`` (the checked settings) and ``ops`` next to ``model`` and
-    ``training``. Yields ``start``, one ``search`` event per search epoch, one
-    ``architecture`` event (the derived op of each edge as params, the genotype, alpha, the
-    search time), then the derived network's ``epoch`` events and ``result`` as
-    :func:`search.trial.run_trial` does.
-    """
-    start = start_event(cpus, gpus)
-    yield start
-    config = DartsConfig(**task["darts"], ops=list(task["ops"]))
-    result = None
-    for item in darts_search(data, config, seed, start["device"]):
-        if isinstance(item, DartsEpoch):
-            yield {
-                "event": "search",
-                "epoch": item.epoch,
-                "metrics": item.metrics,
-                "genotype": item.genotype,
-            }
-        else:
-            result = item
-    assert result is not None
-    derived = parse_genotype(result.genotype)
-    params = {f"model.{edge_name(e)}": op for e, op in derived.edges.items()}
-    yield {
-        "event": "architecture",
-        "params": params,
-        "genotype": result.genotype,
-        "alpha": result.alpha,
-        "search_seconds": result.search_seconds,
-    }
-    model = {**task["model"], **{k.removeprefix("model."): v for k, v in params.items()}}
-    yield from train_events(data, {**task, "model": model}, seed, start["device"], monitor)
-
-
-def darts_task(spec: StudySpec, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """What the loop adds to a DARTS trial's task: the settings and the candidate ops."""
-    return {"darts": dict(settings), "ops": darts_ops(spec)}
-
-
-register(
-    Algorithm(
-        name="darts",
-        kind="oneshot",
-        description="DARTS (first order): one trial trains a supernet whose edges mix every "
-        "candidate operation, weights and architecture bi-level on the two halves of the "
-        "training split, derives the argmax cell and trains it. Cell architectures only.",
-        settings=SETTINGS,
-        factory=run_darts_trial,
-        multi_objective=False,
-        trial_cap=lambda _space: 1,
+@dataclass(frozen=True)
+class Darts(StudyAlgorithm):
+    name: str = "darts"
+    kind: AlgorithmKind = "oneshot"
+    description: str = (
+        "DARTS (first order): one trial trains a supernet whose edges mix every candidate "
+        "operation, weights and architecture bi-level on the two halves of the training "
+        "split, derives the argmax cell and trains it. Cell architectures only."
     )
-)
+    settings: type = DartsConfig
+    multi_objective: bool = False
 
-__all__ = ["EDGE_PARAMS", "SETTINGS", "check_darts", "darts_task", "run_darts_trial"]
+    def check(self, spec: StudySpec, data: DatasetInfo | None) -> list[FieldError]:
+        settings, errors = self.read_settings(spec.algorithm.settings)
+        if settings is None:
+            return errors
+        if isinstance(spec.task, FunctionTask):
+            return trains_networks(self.name, spec) + proposes_nothing(self.name, spec)
+        return at(("algorithm",), check_darts(spec)) + proposes_nothing(self.name, spec)
+
+    def open(self, spec: StudySpec, study: StudyRef, env: Env) -> Run:
+        config, errors = self.read_settings(spec.algorithm.settings)
+        if config is None:
+            raise ValueError(errors[0].msg)
+        loaded = optuna.load_study(
+            study_name=study.name,
+            storage=study.storage,
+            sampler=optuna.samplers.RandomSampler(spec.seed),  # asks nothing: the trial searches
+            pruner=NopPruner(),
+        )
+        kind = OneShotKind(config, darts_ops(spec))
+        return StudyLoop(spec, loaded, env, kind, trial_cap=1)
+
+
+ALGORITHMS = {"darts": Darts()}

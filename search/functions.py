@@ -9,7 +9,9 @@ usual domain, and its optimum, so a benchmark can report regret.
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
+
+from models.fields import REQUIRED, declared, setting
 
 _HARTMANN6_ALPHA = (1.0, 1.2, 3.0, 3.2)
 _HARTMANN6_A = (
@@ -60,32 +62,81 @@ def _sphere(x: Mapping[str, float]) -> float:
     return sum(v * v for v in x.values())
 
 
+_X = "Coordinate {}."
+
+
+@dataclass(frozen=True)
+class NoArguments:
+    """Any parameters (noop ignores them)."""
+
+
+@dataclass(frozen=True)
+class SleepArguments:
+    seconds: float = setting(0.1, "How long the trial sleeps.", low=0.0, high=3600.0)
+
+
+@dataclass(frozen=True)
+class BraninArguments:
+    x1: float = setting(REQUIRED, _X.format(1), low=-5.0, high=10.0)
+    x2: float = setting(REQUIRED, _X.format(2), low=0.0, high=15.0)
+
+
+Hartmann6Arguments = make_dataclass(
+    "Hartmann6Arguments",
+    [(f"x{i}", float, setting(REQUIRED, _X.format(i), low=0.0, high=1.0)) for i in range(1, 7)],
+    frozen=True,
+)
+
+
+@dataclass(frozen=True)
+class RosenbrockArguments:
+    x1: float = setting(REQUIRED, _X.format(1), low=-2.0, high=2.0)
+    x2: float = setting(REQUIRED, _X.format(2), low=-1.0, high=3.0)
+
+
+@dataclass(frozen=True)
+class SphereArguments:
+    """Any parameters; x1 and x2 are the usual ones."""
+
+    x1: float = setting(0.0, _X.format(1), low=-5.0, high=5.0)
+    x2: float = setting(0.0, _X.format(2), low=-5.0, high=5.0)
+
+
 @dataclass(frozen=True)
 class SyntheticFunction:
     """A synthetic objective, to be minimized.
 
-    ``domain`` gives each parameter's usual bounds (a study may search any subset or other
-    bounds); ``optimum`` is the known minimum (None where there is none to speak of).
+    ``arguments`` declares its parameters (:func:`models.fields.setting`) with their usual
+    domain as bounds: a study may search any subset, or other bounds, of those it does not
+    require. ``free_form`` functions take parameters of any name. ``optimum`` is the known
+    minimum (None where there is none to speak of).
     """
 
     name: str
     description: str
     fn: Callable[[Mapping[str, float]], float]
-    domain: Mapping[str, tuple[float, float]]
+    arguments: type
     optimum: float | None
+    free_form: bool = False
+
+    @property
+    def domain(self) -> dict[str, tuple[float, float]]:
+        """Each declared argument's usual [low, high]."""
+        return {
+            name: (float(d.rules.low or 0.0), float(d.rules.high or 0.0))
+            for name, d in declared(self.arguments).items()
+        }
 
     def unknown_arguments(self, names: Iterable[str]) -> list[str]:
-        """The ``names`` this function does not take (none for noop and sphere, which take
-        any)."""
-        if self.name in _FREE_FORM:
+        """The ``names`` this function does not take."""
+        if self.free_form:
             return []
-        return [n for n in names if n not in self.domain]
+        return [n for n in names if n not in declared(self.arguments)]
 
     def missing_arguments(self, names: Iterable[str]) -> list[str]:
         """The arguments this function needs that ``names`` lacks."""
-        if self.name in _OPTIONAL:
-            return []
-        return [p for p in self.domain if p not in names]
+        given = set(names)
+        return [n for n, d in declared(self.arguments).items() if d.required and n not in given]
 
     def __call__(self, params: Mapping[str, float]) -> float:
         missing = self.missing_arguments(params)
@@ -94,49 +145,52 @@ class SyntheticFunction:
         return float(self.fn(params))
 
 
-_OPTIONAL = {"noop", "sleep", "sphere"}  # their parameters are optional or free-form
-_FREE_FORM = {"noop", "sphere"}  # any parameter names
-
 FUNCTIONS: dict[str, SyntheticFunction] = {
     f.name: f
     for f in (
         SyntheticFunction(
-            "noop", "Returns 0 at once: the service's own cost per trial.", _noop, {}, 0.0
+            "noop",
+            "Returns 0 at once: the service's own cost per trial.",
+            _noop,
+            NoArguments,
+            0.0,
+            free_form=True,
         ),
         SyntheticFunction(
             "sleep",
             "Sleeps `seconds` (default 0.1) and returns 0: a trial of known length.",
             _sleep,
-            {"seconds": (0.0, 3600.0)},
+            SleepArguments,
             0.0,
         ),
         SyntheticFunction(
             "branin",
             "Branin-Hoo, 2-d, three global minima of 0.397887.",
             _branin,
-            {"x1": (-5.0, 10.0), "x2": (0.0, 15.0)},
+            BraninArguments,
             0.397887,
         ),
         SyntheticFunction(
             "hartmann6",
             "Hartmann, 6-d on the unit cube, global minimum -3.32237.",
             _hartmann6,
-            {f"x{i}": (0.0, 1.0) for i in range(1, 7)},
+            Hartmann6Arguments,
             -3.32237,
         ),
         SyntheticFunction(
             "rosenbrock",
             "Rosenbrock's valley, 2-d, minimum 0 at (1, 1).",
             _rosenbrock,
-            {"x1": (-2.0, 2.0), "x2": (-1.0, 3.0)},
+            RosenbrockArguments,
             0.0,
         ),
         SyntheticFunction(
             "sphere",
             "The sum of squares of every parameter given; minimum 0 at the origin.",
             _sphere,
-            {"x1": (-5.0, 5.0), "x2": (-5.0, 5.0)},
+            SphereArguments,
             0.0,
+            free_form=True,
         ),
     )
 }

@@ -1,135 +1,183 @@
-"""Optuna's pruners registered as early-stopping algorithms.
+"""Optuna's pruners under tuneforge's names: early stopping of unpromising trials.
 
 A pruner reads every trial's per-epoch objective (its intermediate values) and decides which
 running trial to stop; the loop then cancels its Ray task at once, freeing its resources, and
 records the trial as PRUNED with the epoch it stopped at. Resources are counted in epochs.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.pruners import (
     BasePruner,
     HyperbandPruner,
     MedianPruner,
-    NopPruner,
     PatientPruner,
     PercentilePruner,
     SuccessiveHalvingPruner,
     ThresholdPruner,
 )
 
-from search.registry import Algorithm, Setting, register
+from models.data import DatasetInfo
+from models.fields import as_dict, setting
+from models.metrics import METRICS
+from search.algorithm import FieldError, PrunerAlgorithm, at
+from search.spec import StudySpec
 
-_STARTUP = Setting("n_startup_trials", int, 5, "Trials that finish before pruning starts.", 0)
-_WARMUP = Setting("n_warmup_steps", int, 0, "Epochs of every trial that are never pruned.", 0)
-_INTERVAL = Setting("interval_steps", int, 1, "Epochs between pruning checks.", 1)
+_STARTUP = "Trials that finish before pruning starts."
+_WARMUP = "Epochs of every trial that are never pruned."
+_INTERVAL = "Epochs between pruning checks."
+_FIRST_RUNG = "Epochs before the first rung."
+_KEEP = "Keep 1 in this many at each rung."
 
-register(
-    Algorithm(
+
+@dataclass(frozen=True)
+class AshaSettings:
+    min_resource: int = setting(1, _FIRST_RUNG, low=1)
+    reduction_factor: int = setting(3, _KEEP, low=2)
+    min_early_stopping_rate: int = setting(0, "Skip this many rungs.", low=0)
+
+
+@dataclass(frozen=True)
+class HyperbandSettings:
+    min_resource: int = setting(1, _FIRST_RUNG, low=1)
+    max_resource: int | None = setting(None, "Epochs of a full trial (default: learned).", low=1)
+    reduction_factor: int = setting(3, _KEEP, low=2)
+
+
+@dataclass(frozen=True)
+class MedianSettings:
+    n_startup_trials: int = setting(5, _STARTUP, low=0)
+    n_warmup_steps: int = setting(0, _WARMUP, low=0)
+    interval_steps: int = setting(1, _INTERVAL, low=1)
+
+
+@dataclass(frozen=True)
+class PercentileSettings:
+    percentile: float = setting(25.0, "Keep trials in the best this-many percent.", low=0)
+    n_startup_trials: int = setting(5, _STARTUP, low=0)
+    n_warmup_steps: int = setting(0, _WARMUP, low=0)
+    interval_steps: int = setting(1, _INTERVAL, low=1)
+
+
+_WRAPPABLE = ("none", "asha", "hyperband", "median", "percentile", "threshold")
+
+
+@dataclass(frozen=True)
+class PatientSettings:
+    patience: int = setting(3, "Epochs without improvement to tolerate.", low=0)
+    min_delta: float = setting(0.0, "Smallest change that counts as improvement.", low=0)
+    wrapped: str = setting(
+        "median", "Pruner asked after the patience runs out.", choices=_WRAPPABLE
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdSettings:
+    lower: float | None = setting(None, "Stop below this.")
+    upper: float | None = setting(None, "Stop above this.")
+    n_warmup_steps: int = setting(0, _WARMUP, low=0)
+    interval_steps: int = setting(1, _INTERVAL, low=1)
+
+
+@dataclass(frozen=True)
+class Pruner(PrunerAlgorithm):
+    """An Optuna pruner under a name: ``factory(**settings)`` builds it."""
+
+    name: str
+    description: str
+    settings: type
+    factory: Callable[..., BasePruner]
+    problems: Callable[[Any], list[str]] = lambda _settings: []
+
+    def check(self, spec: StudySpec, data: DatasetInfo | None) -> list[FieldError]:
+        """The settings, and a single objective measured every epoch to stop trials on."""
+        assert spec.pruner is not None
+        settings, errors = self.read_settings(spec.pruner.settings, ("pruner", "settings"))
+        if settings is not None:
+            errors += at(("pruner",), self.problems(settings))
+        if len(spec.objectives) > 1:
+            errors += at(("pruner",), ["early stopping needs a single objective"])
+        elif spec.objective.metric in METRICS and not METRICS[spec.objective.metric].per_epoch:
+            metric = spec.objective.metric
+            errors += at(
+                ("pruner",),
+                [
+                    f"early stopping needs an objective measured every epoch; {metric} is "
+                    "measured at the end"
+                ],
+            )
+        return errors
+
+    def create(self, settings: Any) -> BasePruner:
+        return self.factory(**as_dict(settings))
+
+
+def _hyperband(min_resource: int, max_resource: int | None, reduction_factor: int) -> BasePruner:
+    return HyperbandPruner(
+        min_resource=min_resource,
+        max_resource="auto" if max_resource is None else max_resource,
+        reduction_factor=reduction_factor,
+    )
+
+
+def _patient(patience: int, min_delta: float, wrapped: str) -> BasePruner:
+    inner = (
+        None if wrapped == "none" else ALGORITHMS[wrapped].create(ALGORITHMS[wrapped].settings())
+    )
+    return PatientPruner(inner, patience, min_delta)
+
+
+def _threshold_problems(settings: Any) -> list[str]:
+    if settings.lower is None and settings.upper is None:
+        return ["threshold needs lower or upper"]
+    return []
+
+
+_PRUNERS = (
+    Pruner(
         name="asha",
-        kind="pruner",
         description="Asynchronous successive halving: at rungs of min_resource * "
         "reduction_factor^k epochs, only the top 1/reduction_factor of trials go on.",
-        settings=(
-            Setting("min_resource", int, 1, "Epochs before the first rung.", 1),
-            Setting("reduction_factor", int, 3, "Keep 1 in this many at each rung.", 2),
-            Setting("min_early_stopping_rate", int, 0, "Skip this many rungs.", 0),
-        ),
-        factory=lambda space, **kw: SuccessiveHalvingPruner(**kw),
-    )
-)
-
-register(
-    Algorithm(
+        settings=AshaSettings,
+        factory=SuccessiveHalvingPruner,
+    ),
+    Pruner(
         name="hyperband",
-        kind="pruner",
         description="Hyperband: several successive-halving brackets with different "
         "aggressiveness, so a bad choice of min_resource is hedged.",
-        settings=(
-            Setting("min_resource", int, 1, "Epochs before the first rung.", 1),
-            Setting("max_resource", int, None, "Epochs of a full trial (default: learned).", 1),
-            Setting("reduction_factor", int, 3, "Keep 1 in this many at each rung.", 2),
-        ),
-        factory=lambda space, min_resource, max_resource, reduction_factor: HyperbandPruner(
-            min_resource=min_resource,
-            max_resource="auto" if max_resource is None else max_resource,
-            reduction_factor=reduction_factor,
-        ),
-    )
-)
-
-register(
-    Algorithm(
+        settings=HyperbandSettings,
+        factory=_hyperband,
+    ),
+    Pruner(
         name="median",
-        kind="pruner",
         description="Stop a trial whose value is worse than the median of earlier trials at "
         "the same epoch.",
-        settings=(_STARTUP, _WARMUP, _INTERVAL),
-        factory=lambda space, **kw: MedianPruner(**kw),
-    )
-)
-
-register(
-    Algorithm(
+        settings=MedianSettings,
+        factory=MedianPruner,
+    ),
+    Pruner(
         name="percentile",
-        kind="pruner",
         description="Stop a trial outside the best `percentile` of earlier trials at the "
         "same epoch.",
-        settings=(
-            Setting("percentile", float, 25.0, "Keep trials in the best this-many percent.", 0),
-            _STARTUP,
-            _WARMUP,
-            _INTERVAL,
-        ),
-        factory=lambda space, **kw: PercentilePruner(**kw),
-    )
-)
-
-
-def _patient(space: Any, patience: int, min_delta: float, wrapped: str) -> BasePruner:
-    from search.registry import create_pruner
-
-    inner = None if wrapped == "none" else create_pruner(wrapped, {})
-    return PatientPruner(inner if not isinstance(inner, NopPruner) else None, patience, min_delta)
-
-
-register(
-    Algorithm(
+        settings=PercentileSettings,
+        factory=PercentilePruner,
+    ),
+    Pruner(
         name="patient",
-        kind="pruner",
         description="Tolerate `patience` epochs without improvement before asking the wrapped "
         "pruner (or, with none, stop after them).",
-        settings=(
-            Setting("patience", int, 3, "Epochs without improvement to tolerate.", 0),
-            Setting("min_delta", float, 0.0, "Smallest change that counts as improvement.", 0),
-            Setting(
-                "wrapped",
-                str,
-                "median",
-                "Pruner asked after the patience runs out.",
-                choices=("none", "asha", "hyperband", "median", "percentile", "threshold"),
-            ),
-        ),
+        settings=PatientSettings,
         factory=_patient,
-    )
+    ),
+    Pruner(
+        name="threshold",
+        description="Stop a trial whose value leaves [lower, upper] (or turns NaN).",
+        settings=ThresholdSettings,
+        factory=ThresholdPruner,
+        problems=_threshold_problems,
+    ),
 )
 
-register(
-    Algorithm(
-        name="threshold",
-        kind="pruner",
-        description="Stop a trial whose value leaves [lower, upper] (or turns NaN).",
-        settings=(
-            Setting("lower", float, None, "Stop below this."),
-            Setting("upper", float, None, "Stop above this."),
-            _WARMUP,
-            _INTERVAL,
-        ),
-        factory=lambda space, **kw: ThresholdPruner(**kw),
-        check=lambda settings, space, n: (
-            []
-            if settings.get("lower") is not None or settings.get("upper") is not None
-            else ["threshold needs lower or upper"]
-        ),
-    )
-)
+ALGORITHMS: dict[str, Pruner] = {p.name: p for p in _PRUNERS}

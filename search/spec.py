@@ -1,15 +1,37 @@
 """Frozen domain types of a study, free of any web framework or ORM.
 
-The service validates a request (``service.schemas.StudyCreate``) and converts it with
-``to_spec()``; everything under ``search/`` works on these types only.
+The API converts a request into a :class:`StudySpec` at its edge; the database stores it as a
+versioned document (:mod:`search.document`); everything under ``search/`` works on these types
+only. A study's task is one of the trial kinds' task types (:class:`TrainTask`,
+:class:`FunctionTask`); :mod:`search.trials` knows what each one runs.
 """
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 ParamKind = Literal["float", "int", "categorical"]
 Direction = Literal["maximize", "minimize"]
+
+
+class StudyStatus(enum.StrEnum):
+    """Where a study is in its life: pending → running → completed | failed | stopped."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def active(self) -> bool:
+        """Whether the scheduler (still) runs it."""
+        return self in (StudyStatus.PENDING, StudyStatus.RUNNING)
+
+
+ACTIVE = (StudyStatus.PENDING, StudyStatus.RUNNING)
+FINISHED = (StudyStatus.COMPLETED, StudyStatus.FAILED, StudyStatus.STOPPED)
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,9 @@ class Objective:
 
 @dataclass(frozen=True)
 class AlgorithmSpec:
+    """A registered algorithm (sampler, population method, one-shot search or pruner) by name,
+    with its settings as given."""
+
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -93,32 +118,40 @@ class Resources:
     gpu: float = 0.0
 
 
-TaskKind = Literal["train", "function"]
+@dataclass(frozen=True)
+class WarmStart:
+    """Points to evaluate first, and another study whose finished trials seed the sampler."""
+
+    points: tuple[Mapping[str, Any], ...] = ()
+    from_study: int | None = None
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """What one trial does: train a network (``kind`` train: the dataset, the model spec and
-    the training settings) or evaluate a synthetic function (``kind`` function: its name and
-    fixed ``options``; the searched parameters are its arguments)."""
+class DatasetRef:
+    """A bundled or synthetic dataset by ``name`` (with generator ``options``), or an uploaded
+    one by ``upload_id``; split with a fixed seed."""
 
-    dataset: Mapping[str, Any] = field(default_factory=dict)
-    model: Mapping[str, Any] = field(default_factory=dict)
-    training: Mapping[str, Any] = field(default_factory=dict)
-    kind: TaskKind = "train"
-    function: str | None = None
+    name: str | None = None
+    upload_id: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.2
+    split_seed: int = 0
 
-    def with_params(self, params: Mapping[str, Any]) -> "TaskSpec":
-        """The task with each dotted parameter set to its sampled value.
 
-        ``"training.lr"`` sets a field; ``"model.widths.1"`` sets one element of a list field.
-        A function task's parameters are its arguments: they join its ``options``.
-        """
-        if self.kind == "function":
-            return replace(self, options={**self.options, **params})
+@dataclass(frozen=True)
+class TrainTask:
+    """Train a network: the dataset, the model (``{"family": ..., **fields}``) and the
+    training fields. A search-space parameter ``model.width`` or ``training.lr`` sets one of
+    them; ``model.widths.1`` sets one element of a list field."""
+
+    dataset: DatasetRef
+    model: Mapping[str, Any] = field(default_factory=lambda: {"family": "mlp"})
+    training: Mapping[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "train"
+
+    def with_params(self, params: Mapping[str, Any]) -> "TrainTask":
+        """The task with each dotted parameter set to its sampled value."""
         sections: dict[str, dict[str, Any]] = {
-            "dataset": dict(self.dataset),
             "model": dict(self.model),
             "training": dict(self.training),
         }
@@ -130,16 +163,34 @@ class TaskSpec:
                 sections[section][key] = items
             else:
                 sections[section][key] = value
-        return replace(
-            self,
-            dataset=sections["dataset"],
-            model=sections["model"],
-            training=sections["training"],
-        )
+        return replace(self, model=sections["model"], training=sections["training"])
+
+
+@dataclass(frozen=True)
+class FunctionTask:
+    """Evaluate a synthetic function (:mod:`search.functions`): the searched parameters are its
+    arguments, ``options`` fixes the others; its one metric is ``value``."""
+
+    name: str
+    options: Mapping[str, float] = field(default_factory=dict)
+    kind: ClassVar[str] = "function"
+
+    def with_params(self, params: Mapping[str, Any]) -> "FunctionTask":
+        """The task with the sampled arguments joining its fixed ones."""
+        return replace(self, options={**self.options, **params})
+
+
+Task = TrainTask | FunctionTask
 
 
 @dataclass(frozen=True)
 class StudySpec:
+    """A study: what to search, how, for how long, and what each trial does.
+
+    ``architecture`` keeps a NAS section as the user wrote it (it has been expanded into the
+    task's model and the search space already).
+    """
+
     name: str
     objectives: tuple[Objective, ...]
     algorithm: AlgorithmSpec
@@ -147,11 +198,21 @@ class StudySpec:
     budget: Budget
     parallelism: int
     resources: Resources
-    task: TaskSpec
+    task: Task
     seed: int = 0
     pruner: AlgorithmSpec | None = None
+    warm_start: WarmStart = WarmStart()
+    architecture: Mapping[str, Any] | None = None
 
     @property
     def objective(self) -> Objective:
         """The first (for a single-objective study: the) objective."""
         return self.objectives[0]
+
+    @property
+    def directions(self) -> list[Direction]:
+        return [o.direction for o in self.objectives]
+
+    def param(self, name: str) -> ParamSpec | None:
+        """The searched parameter ``name`` (None: not searched)."""
+        return next((p for p in self.search_space if p.name == name), None)

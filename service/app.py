@@ -10,14 +10,15 @@ from sqlalchemy.orm import sessionmaker
 
 from service.api.admission import Admission
 from service.api.deps import require_caller
+from service.api.errors import API_ERRORS, install_handlers
 from service.api.limits import BodyLimit
 from service.api.routes import algorithms, catalog, datasets, events, keys, reports, studies, trials
-from service.auth import ensure_admin_key
 from service.config import Settings
-from service.db import make_engine, make_storage, migrate
-from service.errors import API_ERRORS, install_handlers
-from service.metrics import CONTENT_TYPE, render
-from service.scheduler import Scheduler
+from service.reports.metrics import CONTENT_TYPE, render
+from service.scheduling.scheduler import Scheduler
+from service.store.engine import make_engine, migrate
+from service.store.keys import ensure_admin_key
+from service.store.storage import make_storage
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         if settings.auth:
             with app.state.sessionmaker() as session:
-                ensure_admin_key(session, settings.data_dir)
+                ensure_admin_key(session, settings.paths)
         app.state.storage = make_storage(settings.db_url)
         app.state.scheduler = None
         if settings.run_scheduler:
@@ -77,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
         scheduler: Scheduler | None = request.app.state.scheduler
-        body = render(request.app.state.sessionmaker, scheduler.metrics if scheduler else None)
+        registry = scheduler.metrics.registry if scheduler else None
+        body = render(request.app.state.sessionmaker, registry)
         return Response(body, media_type=CONTENT_TYPE)
 
     # Every API route needs a key (healthz does not); each route then scopes to its tenant.

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from search.datadir import DataDir
+
 
 class Settings(BaseSettings):
     """Service settings. Every field reads ``TUNEFORGE_<NAME>`` from the environment."""
@@ -54,8 +56,13 @@ class Settings(BaseSettings):
     )
 
     @property
+    def paths(self) -> DataDir:
+        """Every path under the data directory."""
+        return DataDir(self.data_dir)
+
+    @property
     def db_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data directory."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'tuneforge.db').resolve()}"
+        return f"sqlite:///{self.paths.database.resolve()}"

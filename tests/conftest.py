@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from service.auth import read_admin_key
+from service.client.cli import read_admin_key
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 

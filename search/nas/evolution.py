@@ -54,6 +54,8 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search import optuna_compat
+
 PARENT_ATTR = "evolution:parent"
 MUTATED_ATTR = "evolution:mutated"
 
@@ -127,9 +129,7 @@ def scored_trials(study: Study) -> list[tuple[FrozenTrial, float]]:
     """Every finished trial with a value, by trial number, and its score: the value, negated
     when the study minimizes, so a higher score is always better."""
     sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-    trials = study._get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=True
-    )
+    trials = optuna_compat.cached_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
     out = []
     for trial in sorted(trials, key=lambda t: t.number):
         value = trial_value(trial)
@@ -161,7 +161,7 @@ class StudySpace:
 
     def calculate(self, study: Study) -> dict[str, BaseDistribution]:
         """The parameters every finished trial of ``study`` has, with the same distribution."""
-        key = (id(study._storage), study._study_id)
+        key = optuna_compat.storage_key(study)
         if key != self._key:
             self._key, self._space = key, IntersectionSearchSpace(include_pruned=True)
         return self._space.calculate(study, use_cache=True)
@@ -282,9 +282,10 @@ class RegularizedEvolutionSampler(BaseSampler):
                     continue
                 value = parent.params[name]
                 child[name] = self._mutate(dist, value) if name == mutated else value
-            self._children[trial._trial_id] = _Child(parent, mutated)
-        study._storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, parent.number)
-        study._storage.set_trial_system_attr(trial._trial_id, MUTATED_ATTR, mutated)
+            self._children[optuna_compat.trial_id_of(trial)] = _Child(parent, mutated)
+        trial_id = optuna_compat.trial_id_of(trial)
+        optuna_compat.set_system_attr(study, trial_id, PARENT_ATTR, parent.number)
+        optuna_compat.set_system_attr(study, trial_id, MUTATED_ATTR, mutated)
         return child
 
     def _mutate(self, distribution: BaseDistribution, value: Any) -> Any:
@@ -305,7 +306,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         """A conditional parameter: the parent's value (mutated if it is the one picked), or a
         random value (floats, random trials, a parameter the parent did not have)."""
         with self._lock:
-            child = self._children.get(trial._trial_id)
+            child = self._children.get(optuna_compat.trial_id_of(trial))
             if (
                 child is not None
                 and n_values(param_distribution) is not None
@@ -326,4 +327,4 @@ class RegularizedEvolutionSampler(BaseSampler):
     ) -> None:
         """Forget the finished trial's parent."""
         with self._lock:
-            self._children.pop(trial._trial_id, None)
+            self._children.pop(optuna_compat.trial_id_of(trial), None)

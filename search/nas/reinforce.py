@@ -52,6 +52,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search import optuna_compat
 from search.nas.evolution import (
     StudySpace,
     index_of,
@@ -199,8 +200,8 @@ class ReinforceSampler(BaseSampler):
     def _sync(self, study: Study) -> _Policy:
         """Replay the study's finished trials into the policy; return it (caller holds the
         lock)."""
-        key = (id(study._storage), study._study_id)
-        trials = sorted(study._get_trials(deepcopy=False, use_cache=True), key=lambda t: t.number)
+        key = optuna_compat.storage_key(study)
+        trials = sorted(optuna_compat.cached_trials(study), key=lambda t: t.number)
         done = self._committed.numbers
         if key != self._committed_key or [t.number for t in trials[: len(done)]] != done:
             # Another study, or a view of it (Hyperband's brackets) that the cache is no prefix
@@ -242,9 +243,9 @@ class ReinforceSampler(BaseSampler):
         with self._lock:
             policy = self._sync(study)
             if len(policy.scores) < self._n_startup_trials:
-                self._trial_policy[trial._trial_id] = None
+                self._trial_policy[optuna_compat.trial_id_of(trial)] = None
                 return {}
-            self._trial_policy[trial._trial_id] = policy
+            self._trial_policy[optuna_compat.trial_id_of(trial)] = policy
             return {name: self._draw(policy, name, dist) for name, dist in search_space.items()}
 
     def _draw(self, policy: _Policy, name: str, distribution: BaseDistribution) -> Any:
@@ -265,7 +266,7 @@ class ReinforceSampler(BaseSampler):
         """A conditional decision from its own policy; floats, big integer ranges and start-up
         trials at random."""
         with self._lock:
-            policy = self._trial_policy.get(trial._trial_id)
+            policy = self._trial_policy.get(optuna_compat.trial_id_of(trial))
             if policy is not None and self._learnable(param_name, param_distribution):
                 return self._draw(policy, param_name, param_distribution)
             return self._random.sample_independent(study, trial, param_name, param_distribution)
@@ -279,7 +280,7 @@ class ReinforceSampler(BaseSampler):
     ) -> None:
         """Forget the policy the trial was sampled from."""
         with self._lock:
-            self._trial_policy.pop(trial._trial_id, None)
+            self._trial_policy.pop(optuna_compat.trial_id_of(trial), None)
 
     # -- inspection -------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session
 
-from service.auth import ANONYMOUS_ADMIN, Caller, caller_for
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
-from service.scheduler import Scheduler
+from service.scheduling.scheduler import Scheduler
+from service.store.keys import ANONYMOUS_ADMIN, Caller, caller_for
 
 
 def _settings(request: Request) -> Settings:

@@ -13,25 +13,15 @@ import pytest
 import torch
 from torch import nn
 
-from models.builder import BLOCKS, build_model, check_model, get_family, list_families
 from models.data import Dataset, dataset_info, list_datasets, load_dataset
+from models.families import build_model, check_model, get_family, list_families
+from models.families.conv import BLOCKS
 from models.layers import DropConnectLinear, list_activations, list_inits, list_norms
 from models.metrics import METRICS, list_metrics
-from models.train import (
-    LOSSES,
-    OPTIMIZERS,
-    PREPROCESS,
-    SCHEDULES,
-    EpochMetrics,
-    Exported,
-    NonFiniteLossError,
-    Standardize,
-    TrainConfig,
-    TrainResult,
-    _Schedule,
-    n_outputs,
-    train,
-)
+from models.training.config import LOSSES, OPTIMIZERS, PREPROCESS, SCHEDULES, TrainConfig, n_outputs
+from models.training.export import Exported, Standardize
+from models.training.steps import Schedule
+from models.training.trainer import EpochMetrics, NonFiniteLossError, TrainResult, train
 
 # A small real dataset of each kind a family may take.
 DATA_FOR_KIND = {"image": "digits", "tabular": "iris", "sequence": "waveforms"}
@@ -188,7 +178,7 @@ def test_every_schedule(schedule: str) -> None:
         plateau_patience=1,
         plateau_factor=0.5,
     )
-    sched = _Schedule(cfg)
+    sched = Schedule(cfg)
     lrs = []
     for epoch in range(10):
         lrs.append(sched.lr(epoch))
@@ -349,13 +339,13 @@ def test_every_dataset_trains_an_epoch(name: str) -> None:
 
 
 def test_non_finite_reason_names_the_gradient_when_it_was_the_gradient() -> None:
-    from models.train import _non_finite
+    from models.training.steps import non_finite_reason
 
     w = torch.zeros(3, requires_grad=True)
     w.grad = torch.tensor([0.0, float("nan"), 1.0])
-    assert _non_finite([w], epoch=4, last_step_epoch=3) == "non-finite gradient at epoch 3"
+    assert non_finite_reason([w], epoch=4, last_step_epoch=3) == "non-finite gradient at epoch 3"
     w.grad = torch.ones(3)
-    assert _non_finite([w], epoch=4, last_step_epoch=3) == "non-finite loss at epoch 4"
+    assert non_finite_reason([w], epoch=4, last_step_epoch=3) == "non-finite loss at epoch 4"
 
 
 def test_clipping_checks_the_gradient_norm_every_step() -> None:

@@ -12,17 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from models.builder import build_model, check_model, family_fields
 from models.cells import (
     EDGES,
     OPS,
     Cell,
-    DartsConfig,
-    DartsEpoch,
-    DartsResult,
     Genotype,
     Supernet,
-    darts_search,
     derive_genotype,
     edge_name,
     format_genotype,
@@ -30,8 +25,11 @@ from models.cells import (
     parse_genotype,
     space_has_path,
 )
+from models.darts import DartsConfig, DartsEpoch, DartsResult, darts_search
 from models.data import Dataset, DatasetInfo, load_dataset
-from models.train import EpochMetrics, NonFiniteLossError, TrainConfig, TrainResult, train
+from models.families import build_model, check_model, family_fields
+from models.training.config import TrainConfig
+from models.training.trainer import EpochMetrics, NonFiniteLossError, TrainResult, train
 
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 CONV_HEAVY = "|conv3x3~0|+|conv3x3~0|conv3x3~1|+|conv3x3~0|conv3x3~1|conv3x3~2|"
@@ -331,8 +329,8 @@ def test_darts_search_is_reproducible(
 
 
 def test_darts_with_restricted_ops(digits: Dataset) -> None:
-    config = DartsConfig(epochs=1, channels=4, stages=2, ops=["none", "avgpool3x3", "conv1x1"])
-    *_, result = darts_search(digits, config, seed=1)
+    config = DartsConfig(epochs=1, channels=4, stages=2)
+    *_, result = darts_search(digits, config, seed=1, ops=["none", "avgpool3x3", "conv1x1"])
     assert isinstance(result, DartsResult)
     assert np.array(result.alpha).shape == (6, 3)
     assert set(parse_genotype(result.genotype).ops) <= {"avgpool3x3", "conv1x1"}

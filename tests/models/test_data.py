@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from torch import nn
 
-from models.builder import build_model, list_families
 from models.data import (
     check_options,
     dataset_info,
@@ -14,6 +13,7 @@ from models.data import (
     list_datasets,
     load_dataset,
 )
+from models.families import build_model, list_families
 from models.layers import create_act_layer, list_activations
 
 
@@ -79,9 +79,9 @@ def test_unknown_names_list_the_valid_ones() -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"n_samples": 5}, "option 'n_samples' must be in [30, 50000], got 5"),
-        ({"n_samples": 1.5}, "option 'n_samples' must be int, got 1.5"),
-        ({"noise": True}, "option 'noise' must be float, got True"),
+        ({"n_samples": 5}, "option 'n_samples' must be >= 30, got 5"),
+        ({"n_samples": 1.5}, "option 'n_samples' must be an integer, got 1.5"),
+        ({"noise": True}, "option 'noise' must be a number, got True"),
         ({"bogus": 1}, "unknown option 'bogus' for dataset 'waveforms'"),
     ],
 )

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from models.data import load_dataset
-from models.train import TrainConfig, TrainResult, train
+from models.training.config import TrainConfig
+from models.training.trainer import TrainResult, train
 
 pytestmark = pytest.mark.gpu
 

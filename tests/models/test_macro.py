@@ -4,12 +4,12 @@ and its compact genotype."""
 import pytest
 import torch
 
-from models.knobs import validate
-from models.macro import MACRO_BLOCKS, MacroConfig, MacroNet, genotype, macro_errors
+from models.families.macro import MACRO_BLOCKS, MacroConfig, MacroNet, genotype, macro_errors
+from models.fields import check
 
 
 def config(**fields: object) -> MacroConfig:
-    cfg, errors = validate(MacroConfig, fields)
+    cfg, errors = check(MacroConfig, fields)
     assert cfg is not None, errors
     return cfg
 
@@ -70,7 +70,7 @@ def test_inconsistent_stages_are_named(fields: dict[str, object], field: str, wo
 
 
 def test_choices_are_checked_per_element() -> None:
-    cfg, errors = validate(MacroConfig, {"blocks": ["plain", "lstm"]})
+    cfg, errors = check(MacroConfig, {"blocks": ["plain", "lstm"]})
     assert cfg is None
     assert errors == [("blocks", f"unknown value 'lstm'; valid: {', '.join(MACRO_BLOCKS)}")]
 

@@ -17,7 +17,7 @@ from search.spec import (
     Resources,
     StudySpec,
 )
-from search.trial import warm_workers
+from search.trials.worker import warm_workers
 from tests.search.conftest import digits_spec
 
 
@@ -103,7 +103,7 @@ def test_dataset_is_put_once_and_parallelism_is_held(
 
 
 def test_exception_fails_the_trial_alone(local_ray: None) -> None:
-    from search.trial import run_trial
+    from search.trials.worker import run_trial
 
     def flaky(
         data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any

@@ -27,7 +27,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from models.checkpointing import ResumableTrainer, load_state, save_state
 from models.data import Dataset, load_dataset
-from models.train import EpochMetrics, TrainConfig, train
+from models.training.config import TrainConfig
+from models.training.trainer import EpochMetrics, train
 from search.pbt import PBTOutcome, _pb2_unavailable, check_pbt, run_pbt
 from search.spec import (
     AlgorithmSpec,

@@ -10,8 +10,8 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 
-from models.builder import build_model
-from models.train import TrainConfig
+from models.families import build_model
+from models.training.config import TrainConfig
 from search.loop import to_distribution
 from search.pbt import pbt_settings
 from search.registry import (
@@ -26,7 +26,7 @@ from search.registry import (
     register,
 )
 from search.spec import AlgorithmSpec, ParamSpec, StudySpec, TaskSpec
-from service.schemas import StudyCreate
+from service.api.schemas.study import StudyCreate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
 

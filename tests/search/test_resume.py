@@ -13,13 +13,14 @@ import pytest
 from optuna.trial import TrialState
 
 from models.data import load_dataset
-from models.train import EpochMetrics, TrainCheckpoint, TrainConfig, TrainResult, train
+from models.training.config import TrainConfig
+from models.training.trainer import EpochMetrics, TrainCheckpoint, TrainResult, train
 from search.loop import StudyLoop, lost_worker, wait_any
 from search.spec import (
     Budget,
     StudySpec,
 )
-from search.trial import run_trial
+from search.trials.worker import run_trial
 from tests.search.conftest import digits_spec
 
 MODEL = {"family": "mlp", "hidden_layers": 2, "width": 24, "dropout": 0.2}

@@ -9,7 +9,8 @@ from optuna.storages import RDBStorage
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, make_storage, migrate
+from service.store.engine import make_engine, migrate
+from service.store.storage import make_storage
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

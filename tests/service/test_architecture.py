@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from service.schemas import StudyCreate
+from service.api.convert import to_spec
+from service.api.schemas.study import StudyCreate
 
 
 def study(architecture: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def test_cell_expands_into_one_parameter_per_free_edge() -> None:
         "model.edge_3_1": ["skip", "conv1x1", "conv3x3"],
         "model.edge_3_2": ["skip", "conv1x1", "conv3x3"],
     }
-    assert created.to_spec().task.model["family"] == "nb201"
+    assert to_spec(created).task.model["family"] == "nb201"
 
 
 def test_a_cell_with_some_path_left_is_accepted() -> None:

@@ -15,7 +15,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.auth import read_admin_key
+from service.client.cli import read_admin_key
 from service.config import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"

@@ -153,7 +153,7 @@ def test_dashboard_command_serves_the_database(tmp_path: Path) -> None:
 def test_spec_files_read_exponents_as_numbers_and_no_python_objects() -> None:
     import yaml
 
-    from service.cli import load_spec
+    from service.client.specfile import load_spec
 
     spec = load_spec("lr: 1e-3\nwd: 5E-4\nepochs: 10\nname: 1e3x\n")
     assert spec == {"lr": 0.001, "wd": 0.0005, "epochs": 10, "name": "1e3x"}

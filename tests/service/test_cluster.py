@@ -296,7 +296,7 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
             "-c",
             "import json, os, sys, ray.util.state as s;"
             "from service.client import Client;"
-            "from service.auth import read_admin_key;"
+            "from service.client.cli import read_admin_key;"
             "from pathlib import Path;"
             "key = read_admin_key(Path(os.environ['TUNEFORGE_DATA_DIR']));"
             "c = Client('http://127.0.0.1:8000', key);"

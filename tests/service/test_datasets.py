@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 from models.data import from_arrays
 from service.api.limits import BodyLimit
 from service.app import create_app
-from service.auth import read_admin_key
+from service.client.cli import read_admin_key
 from service.config import Settings
-from service.datasets import load_upload, parse_upload, save_upload, upload_path
-from service.orm import DatasetRow, StudyRow
+from service.store.orm import DatasetRow, StudyRow
+from search.datadir import DataDir
+from service.store.uploads import load_upload, parse_upload, save_upload
 
 DATASETS = "/api/v1/datasets"
 
@@ -153,7 +154,7 @@ def test_diabetes_csv_takes_the_last_column_as_a_regression_target(
     body = upload(client, "diabetes.csv", content).json()
 
     assert (body["task"], body["input_shape"], body["n_outputs"]) == ("regression", [10], 1)
-    x_back, y_back = load_upload(tmp_path, body["id"])
+    x_back, y_back = load_upload(DataDir(tmp_path), body["id"])
     assert (x_back.dtype, y_back.dtype) == (np.float32, np.float32)
     np.testing.assert_allclose(y_back, y, rtol=1e-6)
     np.testing.assert_allclose(x_back, x, rtol=1e-5, atol=1e-7)
@@ -167,7 +168,7 @@ def test_csv_target_form_field_picks_the_label_column(client: TestClient, tmp_pa
     body = upload(client, "flowers.csv", csv_bytes(header, rows), target="species").json()
 
     assert (body["task"], body["input_shape"], body["n_outputs"]) == ("multiclass", [4], 3)
-    x_back, y_back = load_upload(tmp_path, body["id"])
+    x_back, y_back = load_upload(DataDir(tmp_path), body["id"])
     np.testing.assert_allclose(x_back, x.astype(np.float32))
     np.testing.assert_array_equal(y_back, y)
 
@@ -236,7 +237,7 @@ def test_list_get_and_delete(client: TestClient, tmp_path: Path) -> None:
     assert client.get(f"{DATASETS}/{ids[0]}").status_code == 404
     assert client.delete(f"{DATASETS}/{ids[0]}").status_code == 404
     assert client.get(DATASETS).json()["total"] == 2
-    assert not upload_path(tmp_path, ids[0]).exists()
+    assert not DataDir(tmp_path).upload(ids[0]).exists()
     assert len(stored_files(tmp_path)) == 2
 
 
@@ -290,7 +291,7 @@ def test_delete_while_an_active_study_uses_it_is_409(client: TestClient, tmp_pat
     assert used in response.json()["detail"]
     assert str(pending) in response.json()["detail"]
     assert client.get(f"{DATASETS}/{used}").status_code == 200
-    assert upload_path(tmp_path, used).exists()
+    assert DataDir(tmp_path).upload(used).exists()
     _set_status(client, pending, "running")
     assert client.delete(f"{DATASETS}/{used}").status_code == 409
     # A finished study does not hold its dataset.
@@ -659,10 +660,10 @@ def test_json_body_is_422_at_file(shared: tuple[TestClient, Path]) -> None:
 def test_load_upload_round_trips_into_from_arrays(tmp_path: Path) -> None:
     x, y = iris()
     parsed = parse_upload("iris.npz", npz(x=x, y=y))
-    path = save_upload(tmp_path, "abcdef012345", parsed)
+    path = save_upload(DataDir(tmp_path), "abcdef012345", parsed)
     assert path == tmp_path / "datasets" / "abcdef012345.npz"
 
-    x_back, y_back = load_upload(tmp_path, "abcdef012345")
+    x_back, y_back = load_upload(DataDir(tmp_path), "abcdef012345")
 
     assert (x_back.dtype, y_back.dtype) == (np.float32, np.int64)
     np.testing.assert_array_equal(x_back, parsed.x)
@@ -675,9 +676,9 @@ def test_load_upload_round_trips_into_from_arrays(tmp_path: Path) -> None:
 
 def test_load_upload_refuses_bad_ids_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="invalid dataset id"):
-        load_upload(tmp_path, "../../etc/passwd")
+        load_upload(DataDir(tmp_path), "../../etc/passwd")
     with pytest.raises(FileNotFoundError):
-        load_upload(tmp_path, "0123456789ab")
+        load_upload(DataDir(tmp_path), "0123456789ab")
 
 
 def test_rows_and_files_match_after_uploads(client: TestClient, tmp_path: Path) -> None:
@@ -709,7 +710,7 @@ def test_a_study_posted_on_an_upload_holds_it(client: TestClient) -> None:
 
 
 def test_upload_info_describes_the_upload_for_a_study(client: TestClient) -> None:
-    from service import crud
+    from service.store import crud
 
     x = np.random.default_rng(2).normal(size=(20, 1, 4, 4))
     dataset_id = upload(client, "tiles.npz", npz(x=x, y=np.arange(20) % 2)).json()["id"]

@@ -11,14 +11,16 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
+from service.validation import with_defaults
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import crud
-from service.client import Client, Event, parse_events
-from service.db import make_engine, make_storage, migrate
-from service.events import StudyWatcher
-from service.schemas import StudyCreate
-from service.validation import with_defaults
+from service.api.schemas.study import StudyCreate
+from service.client.api import Client
+from service.client.events import Event, parse_events
+from service.reports.events import StudyWatcher
+from service.store import crud
+from service.store.engine import make_engine, migrate
+from service.store.storage import make_storage
 from tests.conftest import Server, wait_for
 
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from search.functions import get_function
 from service.app import create_app
-from service.auth import read_admin_key
+from service.client.cli import read_admin_key
 from service.config import Settings
 from tests.conftest import Server, finished, start_server, wait_for
 

@@ -22,23 +22,24 @@ from fastapi.testclient import TestClient
 from optuna.storages._rdb.models import StudyModel, TrialModel
 from optuna.trial import FrozenTrial, TrialState
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, insert, select
-from sqlalchemy.orm import sessionmaker
-
-from search.loop import StudyLoop
-from service import metrics
-from service.app import create_app
-from service.auth import read_admin_key
-from service.config import Settings
-from service.db import make_engine, make_storage
 from service.metrics import (
     DURATION_BUCKETS,
     SchedulerMetrics,
     render,
     serve_scheduler_metrics,
 )
-from service.orm import StudyRow
-from service.scheduler import Scheduler
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy.orm import sessionmaker
+
+from search.loop import StudyLoop
+from service import metrics
+from service.app import create_app
+from service.client.cli import read_admin_key
+from service.config import Settings
+from service.scheduling.scheduler import Scheduler
+from service.store.engine import make_engine
+from service.store.orm import StudyRow
+from service.store.storage import make_storage
 from tests.conftest import Server, digits_study, finished, free_port
 from tests.service.conftest import Db
 

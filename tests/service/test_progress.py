@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.console import Console
 
-from service.client import Event
-from service.progress import ProgressView
+from service.client.events import Event
+from service.client.progress import ProgressView
 
 
 def study(status: str, complete: int, running: int, best: float | None, **extra: Any) -> Event:

@@ -12,10 +12,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from service import report
 from service.app import create_app
 from service.config import Settings
-from service.report import render_report
+from service.reports import plots as report
+from service.reports.report import render_report
 from tests.conftest import Server, finished, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -20,7 +20,8 @@ import optuna
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from service.db import make_storage, retrying, transient
+from service.store.engine import retrying, transient
+from service.store.storage import make_storage
 from tests.conftest import Server, digits_study, finished
 
 pytestmark = pytest.mark.slow

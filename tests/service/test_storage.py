@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from sqlalchemy import event, text
 
 from search.loop import set_user_attrs
-from service.db import make_storage
+from service.store.storage import make_storage
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,11 +17,12 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from service import trial_queries as q
+from search.results import best_trial, pareto_front, trial_counts
+from service.api.views import trial_detail, trial_public
 from service.app import create_app
-from service.auth import read_admin_key
+from service.client.cli import read_admin_key
 from service.config import Settings
-from service.views import best_trial, pareto_front, trial_counts, trial_detail, trial_public
+from service.store import optuna_sql as q
 from tests.service.conftest import Db
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"

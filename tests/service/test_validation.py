@@ -17,10 +17,10 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from service.api.views import trial_public
 from service.app import create_app
-from service.auth import read_admin_key
+from service.client.cli import read_admin_key
 from service.config import Settings
-from service.views import trial_public
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
 STUDIES = "/api/v1/studies"

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
+from models.fields import declared
 from search.registry import list_algorithms
-from service.schemas import AlgorithmPublic, SettingPublic
+from service.api.schemas.responses import AlgorithmPublic, SettingPublic
 
 router = APIRouter(tags=["algorithms"])
 
@@ -15,17 +16,18 @@ def algorithms() -> list[AlgorithmPublic]:
             name=a.name,
             kind=a.kind,
             description=a.description,
-            multi_objective=a.multi_objective and a.kind == "sampler",
+            multi_objective=a.multi_objective,
             settings=[
                 SettingPublic(
-                    name=s.name,
-                    type=s.type.__name__,
-                    default=s.default,
-                    description=s.description,
-                    minimum=s.minimum,
-                    choices=None if s.choices is None else list(s.choices),
+                    name=d.name,
+                    type=d.base_type,
+                    default=d.default,
+                    description=d.rules.doc,
+                    minimum=d.rules.low,
+                    maximum=d.rules.high,
+                    choices=d.rules.allowed(),
                 )
-                for s in a.settings
+                for d in declared(a.settings).values()
             ],
         )
         for a in list_algorithms()

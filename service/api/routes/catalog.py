@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
-from models.builder import family_fields, get_family, list_families
 from models.data import dataset_info, dataset_options, list_datasets
+from models.families import family_fields, get_family, list_families
+from models.fields import describe
 from models.layers import list_activations, list_inits, list_norms
 from models.metrics import METRICS
-from models.train import training_fields
+from models.training.config import TrainConfig
 from search.functions import FUNCTIONS
-from service.schemas import (
+from service.api.schemas.responses import (
     CatalogPublic,
     DatasetEntry,
     FamilyPublic,
@@ -22,8 +23,14 @@ router = APIRouter(tags=["catalog"])
 def _dataset(name: str) -> DatasetEntry:
     info = dataset_info(name)
     options = {
-        key: {"type": o.type.__name__, "default": o.default, "low": o.low, "high": o.high}
-        for key, o in dataset_options(name).items()
+        key: {
+            "type": d.type_name,
+            "default": d.default,
+            "low": d.rules.low,
+            "high": d.rules.high,
+            "doc": d.rules.doc,
+        }
+        for key, d in dataset_options(name).items()
     }
     return DatasetEntry(
         task=info.task,
@@ -54,7 +61,7 @@ def catalog() -> CatalogPublic:
             )
             for f in FUNCTIONS.values()
         },
-        training=training_fields(),
+        training=describe(TrainConfig),
         datasets={name: _dataset(name) for name in list_datasets()},
         metrics={
             m.name: MetricPublic(

@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from models.data import Task
-from service import crud
 from service.api.deps import CallerDep, Offset, SessionDep, SettingsDep
-from service.datasets import NAME_PATTERN, dataset_name, parse_upload
-from service.errors import CONFLICT, SpecInvalid
-from service.schemas import DatasetPage, DatasetPublic
+from service.api.errors import CONFLICT
+from service.api.schemas.responses import DatasetPage, DatasetPublic
+from service.errors import SpecInvalid
+from service.store import crud
+from service.store.uploads import NAME_PATTERN, dataset_name, parse_upload
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -34,7 +35,7 @@ def upload_dataset(
     name = dataset_name(file.filename, name)
     # A sync route runs in a worker thread: reading and parsing here keep the event loop free.
     upload = parse_upload(file.filename, file.file.read(), task=task, target=target)
-    row = crud.create_dataset(session, settings.data_dir, name, upload, caller.tenant)
+    row = crud.create_dataset(session, settings.paths, name, upload, caller.tenant)
     return DatasetPublic.model_validate(row)
 
 
@@ -61,4 +62,4 @@ def delete_dataset(
 ) -> None:
     """Delete a dataset and its file (409 while a pending or running study uses it)."""
     row = crud.get_dataset(session, dataset_id, caller.tenant)
-    crud.delete_dataset(session, settings.data_dir, row)
+    crud.delete_dataset(session, settings.paths, row)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.api.deps import Id
+from service.api.errors import non_json_responses
 from service.api.routes.trials import own_study
+from service.api.schemas.responses import StudyProgress
+from service.api.views import trial_public
 from service.config import Settings
-from service.errors import non_json_responses
-from service.events import StudyWatcher
+from service.reports.events import StudyEvent, StudyWatcher
 
 router = APIRouter(
     prefix="/studies/{study_id}", tags=["studies"], dependencies=[Depends(own_study)]
@@ -52,12 +54,22 @@ async def study_events(
     and no request slot. It closes after TUNEFORGE_EVENT_STREAM_MAX_S (proxies and load
     balancers dislike endless responses): a client connects again, and its first events are
     the study so far again."""
-    watcher = StudyWatcher(request.app.state.sessionmaker, request.app.state.storage, study_id)
+    watcher = StudyWatcher(request.app.state.sessionmaker, study_id)
     settings: Settings = request.app.state.settings
     deadline = time.monotonic() + settings.event_stream_max_s
     while not watcher.ended and time.monotonic() < deadline:
         for event in await anyio.to_thread.run_sync(watcher.poll):
-            yield ServerSentEvent(event=event.kind, data=event.data)
+            yield ServerSentEvent(event=event.kind, data=_json(event))
         if watcher.ended or await request.is_disconnected():
             return
         await anyio.sleep(poll_s)
+
+
+def _json(event: StudyEvent) -> dict[str, Any]:
+    """An event's data as the API shows it: a trial as ``GET .../trials`` does, a study's
+    progress as :class:`StudyProgress`."""
+    if event.kind == "trial":
+        return trial_public(event.data).model_dump(mode="json")
+    if event.kind in ("study", "end") and "name" in event.data:
+        return StudyProgress(**event.data).model_dump(mode="json")
+    return dict(event.data)

@@ -3,11 +3,11 @@
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import auth
 from service.api.deps import AdminDep, Id, SessionDep
-from service.errors import ADMIN_ERRORS
-from service.orm import ApiKeyRow
-from service.schemas import UtcDatetime
+from service.api.errors import ADMIN_ERRORS
+from service.api.schemas.responses import UtcDatetime
+from service.store import keys
+from service.store.orm import ApiKeyRow
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=ADMIN_ERRORS)
 
@@ -41,16 +41,16 @@ class KeyCreated(KeyPublic):
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_key(body: KeyCreate, _: AdminDep, session: SessionDep) -> KeyCreated:
-    row, key = auth.create_key(session, body.tenant, body.name, body.admin)
+    row, key = keys.create_key(session, body.tenant, body.name, body.admin)
     return KeyCreated(**KeyPublic.of(row).model_dump(), key=key)
 
 
 @router.get("")
 def list_keys(_: AdminDep, session: SessionDep) -> list[KeyPublic]:
-    return [KeyPublic.of(r) for r in auth.list_keys(session)]
+    return [KeyPublic.of(r) for r in keys.list_keys(session)]
 
 
 @router.delete("/{key_id}")
 def revoke_key(key_id: Id, _: AdminDep, session: SessionDep) -> KeyPublic:
     """Revoke a key: it answers 401 from now on."""
-    return KeyPublic.of(auth.revoke_key(session, key_id))
+    return KeyPublic.of(keys.revoke_key(session, key_id))

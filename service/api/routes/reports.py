@@ -4,11 +4,13 @@ import optuna
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
-from service import crud
+from service.api.convert import spec_json
 from service.api.deps import Id, SessionDep, StorageDep, release
+from service.api.errors import non_json_responses
 from service.api.routes.trials import own_study
-from service.errors import NotFound, non_json_responses
-from service.report import render_report
+from service.errors import NotFound
+from service.reports.report import render_report
+from service.store import crud
 
 router = APIRouter(
     prefix="/studies/{study_id}", tags=["reports"], dependencies=[Depends(own_study)]
@@ -30,7 +32,7 @@ def get_report(study_id: Id, session: SessionDep, storage: StorageDep) -> HTMLRe
     # A sync route: rendering is CPU work, and FastAPI runs it in the threadpool.
     row = crud.get_study(session, study_id)
     name, status, reason = row.name, row.status, row.status_reason
-    spec, optuna_name = row.spec, row.optuna_study_name
+    spec, optuna_name = spec_json(crud.study_spec(row)), row.optuna_study_name
     release(session)  # no connection held while the plots render
     try:
         study = optuna.load_study(study_name=optuna_name, storage=storage)

@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter, Query, status
 
-from service import crud
+from search.checks import complete
+from service.api.convert import to_spec
 from service.api.deps import (
     CallerDep,
     Id,
@@ -12,11 +13,13 @@ from service.api.deps import (
     SettingsDep,
     StorageDep,
 )
-from service.artifacts import remove_study_artifacts
-from service.errors import CONFLICT, SpecInvalid
-from service.schemas import StudyCreate, StudyPage, StudyPatch, StudyPublic
-from service.validation import check_study, with_defaults
-from service.views import study_public
+from service.api.errors import CONFLICT
+from service.api.schemas.responses import StudyPage, StudyPublic
+from service.api.schemas.study import StudyCreate, StudyPatch
+from service.api.validation import check_submission
+from service.api.views import study_public
+from service.errors import SpecInvalid
+from service.store import crud
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -30,14 +33,17 @@ def create_study(
     scheduler: SchedulerDep,
 ) -> StudyPublic:
     """Submit a study; the scheduler starts its trials at once."""
-    errors = check_study(
+    spec = to_spec(body)
+    errors = check_submission(
         body,
+        spec,
         lambda upload_id: crud.upload_info(session, upload_id, caller.tenant),
         lambda other: crud.study_directions(session, other, caller.tenant),
     )
     if errors:
         raise SpecInvalid(errors)
-    row = crud.create_study(session, storage, with_defaults(body), caller.tenant)
+    # Every default spelled out: the stored study keeps its meaning if a default changes.
+    row = crud.create_study(session, storage, complete(spec), caller.tenant)
     if scheduler:
         scheduler.wake()
     return study_public(row, session)
@@ -69,7 +75,9 @@ def patch_study(
     scheduler: SchedulerDep,
 ) -> StudyPublic:
     """Extend (or cut) the budget or change parallelism; a finished study resumes."""
-    row = crud.patch_study(session, crud.get_study(session, study_id, caller.tenant), body)
+    budget = None if body.budget is None else body.budget.model_dump(exclude_unset=True)
+    row = crud.get_study(session, study_id, caller.tenant)
+    row = crud.patch_study(session, row, budget, body.parallelism)
     if scheduler:
         scheduler.wake()
     return study_public(row, session)
@@ -101,5 +109,4 @@ def delete_study(
 ) -> None:
     """Delete a finished study, all its trials and their artifacts (409 while it runs)."""
     row = crud.get_study(session, study_id, caller.tenant)
-    crud.delete_study(session, storage, row)
-    remove_study_artifacts(settings.data_dir, row.optuna_study_name)
+    crud.delete_study(session, storage, settings.paths, row)

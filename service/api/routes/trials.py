@@ -8,7 +8,8 @@ from fastapi.responses import FileResponse
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
-from service import crud, trial_queries
+from search.results import pareto_front
+from service.api.artifacts import ArtifactKind, artifact_file
 from service.api.deps import (
     CallerDep,
     Id,
@@ -18,17 +19,12 @@ from service.api.deps import (
     StorageDep,
     release,
 )
-from service.artifacts import ArtifactKind, artifact_file
-from service.errors import CONFLICT, Conflict, NotFound
-from service.schemas import ParetoFront, TrialDetail, TrialPage
-from service.views import (
-    directions,
-    load_trials,
-    pareto_front,
-    retrain_spec,
-    trial_detail,
-    trial_public,
-)
+from service.api.errors import CONFLICT
+from service.api.schemas.responses import ParetoFront, TrialDetail, TrialPage
+from service.api.views import retrain_json, trial_detail, trial_public
+from service.errors import Conflict, NotFound
+from service.store import crud
+from service.store import optuna_sql as q
 
 
 def own_study(study_id: Id, caller: CallerDep, session: SessionDep) -> None:
@@ -50,16 +46,16 @@ def list_trials(
 ) -> TrialPage:
     """Trials in number order, a page at a time, optionally of one state."""
     row = crud.get_study(session, study_id)
-    sid = trial_queries.optuna_study_id(session, row.optuna_study_name)
-    trials, total = trial_queries.trial_page(session, sid, offset, limit, state)
+    sid = q.optuna_study_id(session, row.optuna_study_name)
+    trials, total = q.trial_page(session, sid, offset, limit, state)
     page = [trial_public(t) for t in trials]
     return TrialPage(items=page, total=total, offset=offset, limit=limit)
 
 
 def _trial(session: Session, study_id: int, number: int) -> FrozenTrial:
     row = crud.get_study(session, study_id)
-    sid = trial_queries.optuna_study_id(session, row.optuna_study_name)
-    trial = trial_queries.trial_by_number(session, sid, number)
+    sid = q.optuna_study_id(session, row.optuna_study_name)
+    trial = q.trial_by_number(session, sid, number)
     if trial is None:
         raise NotFound(f"study {study_id} has no trial {number}")
     return trial
@@ -67,12 +63,12 @@ def _trial(session: Session, study_id: int, number: int) -> FrozenTrial:
 
 def _best(session: Session, study_id: int) -> FrozenTrial:
     row = crud.get_study(session, study_id)
-    dirs = directions(row.spec)
+    dirs = crud.study_spec(row).directions
     if len(dirs) > 1:
         raise Conflict(f"study {study_id} has {len(dirs)} objectives: GET .../best lists its front")
-    sid = trial_queries.optuna_study_id(session, row.optuna_study_name)
-    best = trial_queries.best_trial(session, sid, dirs[0])
-    trial = None if best is None else trial_queries.trial_by_id(session, best.trial_id)
+    sid = q.optuna_study_id(session, row.optuna_study_name)
+    best = q.best_trial(session, sid, dirs[0])
+    trial = None if best is None else q.trial_by_id(session, best.trial_id)
     if trial is None:
         raise NotFound(f"study {study_id} has no completed trial yet")
     return trial
@@ -81,7 +77,7 @@ def _best(session: Session, study_id: int) -> FrozenTrial:
 @router.get("/trials/{number}")
 def get_trial(study_id: Id, number: Id, session: SessionDep, settings: SettingsDep) -> TrialDetail:
     """One trial with its learning curve (every metric, every epoch) and its artifacts."""
-    return trial_detail(_trial(session, study_id, number), settings.data_dir)
+    return trial_detail(_trial(session, study_id, number), settings.paths)
 
 
 @router.get("/best")
@@ -90,14 +86,14 @@ def get_best(
 ) -> TrialDetail | ParetoFront:
     """The best completed trial, or for several objectives the Pareto front."""
     row = crud.get_study(session, study_id)
-    if len(directions(row.spec)) > 1:
+    spec = crud.study_spec(row)
+    if len(spec.objectives) > 1:
         # Only completed trials can be on the front.
-        trials = load_trials(storage, row.optuna_study_name, states=(TrialState.COMPLETE,))
-        front = pareto_front(trials, directions(row.spec))
-        return ParetoFront(
-            objectives=row.spec["objectives"], trials=[trial_public(t) for t in front]
-        )
-    return trial_detail(_best(session, study_id), settings.data_dir)
+        trials = crud.load_trials(storage, row.optuna_study_name, states=(TrialState.COMPLETE,))
+        front = pareto_front(trials, spec.directions)
+        objectives = [{"metric": o.metric, "direction": o.direction} for o in spec.objectives]
+        return ParetoFront(objectives=objectives, trials=[trial_public(t) for t in front])
+    return trial_detail(_best(session, study_id), settings.paths)
 
 
 @router.get("/trials/{number}/retrain-spec")
@@ -111,11 +107,11 @@ def get_trial_retrain_spec(
     hyperparameters again, with the same seed: the best architecture of a NAS study, for full
     training."""
     row = crud.get_study(session, study_id)
-    return retrain_spec(row.spec, _trial(session, study_id, number), epochs)
+    return retrain_json(row, _trial(session, study_id, number), epochs)
 
 
 def _download(trial: FrozenTrial, study_id: int, kind: str, settings: SettingsDep) -> FileResponse:
-    path, media_type = artifact_file(trial, settings.data_dir, kind)
+    path, media_type = artifact_file(trial, settings.paths, kind)
     filename = f"study-{study_id}-trial-{trial.number}-{path.name}"
     return FileResponse(path, media_type=media_type, filename=filename)
 

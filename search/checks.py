@@ -1,0 +1,78 @@
+"""A submitted study checked before anything is written: each problem a field error.
+
+:func:`check_study` asks the study's algorithm, its pruner and its trial kind what they need,
+and checks what belongs to no one of them (conditions, a target with several objectives, warm
+start points). Only a submission is checked this way; a stored study is read leniently
+(:mod:`search.document`).
+"""
+
+from dataclasses import replace
+
+from models.data import DatasetInfo
+from search import registry
+from search.algorithm import FieldError
+from search.spec import StudySpec
+from search.trials import kind_of
+
+
+def check_study(spec: StudySpec, data: DatasetInfo | None) -> list[FieldError]:
+    """Every reason ``spec`` cannot run, each at its path in the study.
+
+    Args:
+        spec: the study as submitted.
+        data: its dataset's metadata; None for a task without a dataset, or one that could not
+            be found (that error is the caller's, where the dataset is named).
+    """
+    try:
+        algorithm = registry.study_algorithm(spec.algorithm.name)
+    except ValueError as exc:
+        return [FieldError(("algorithm", "name"), str(exc))]
+    errors = algorithm.check(spec, data)
+    if spec.pruner is not None:
+        try:
+            errors += registry.pruner(spec.pruner.name).check(spec, data)
+        except ValueError as exc:
+            errors.append(FieldError(("pruner", "name"), str(exc)))
+    if len(spec.objectives) > 1 and spec.budget.target_value is not None:
+        errors.append(
+            FieldError(("budget", "target_value"), "a target value needs a single objective")
+        )
+    errors += _condition_errors(spec)
+    errors += kind_of(spec.task).check(spec, data)
+    errors += _warm_start_errors(spec)
+    return errors
+
+
+def _condition_errors(spec: StudySpec) -> list[FieldError]:
+    errors = []
+    names = [p.name for p in spec.search_space]
+    for position, param in enumerate(spec.search_space):
+        for i, cond in enumerate(param.when):
+            if cond.param not in names[:position]:
+                errors.append(
+                    FieldError(
+                        ("search_space", param.name, "when", i, "param"),
+                        "a condition must name an earlier parameter of the search space; "
+                        f"{cond.param!r} is not one",
+                    )
+                )
+    return errors
+
+
+def _warm_start_errors(spec: StudySpec) -> list[FieldError]:
+    errors = []
+    space = {p.name: p for p in spec.search_space}
+    for i, point in enumerate(spec.warm_start.points):
+        for key, value in point.items():
+            loc = ("warm_start", "points", i, key)
+            if key not in space:
+                errors.append(FieldError(loc, f"{key!r} is not a parameter of the search space"))
+            elif not space[key].contains(value):
+                errors.append(FieldError(loc, f"{value!r} is outside {key}'s range or choices"))
+    return errors
+
+
+def complete(spec: StudySpec) -> StudySpec:
+    """The study with every default of its task spelled out (call after :func:`check_study`),
+    so the stored study keeps its meaning when a later release changes a default."""
+    return replace(spec, task=kind_of(spec.task).complete(spec.task))

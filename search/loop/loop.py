@@ -1,0 +1,394 @@
+"""The sampler loop: ask/tell over Ray for one study, as a :class:`~search.algorithm.Run`.
+
+``StudyLoop`` keeps ``parallelism`` trials of one Optuna study in flight as Ray streaming
+tasks. It owns no thread: the scheduler calls :meth:`StudyLoop.advance` and
+:func:`search.loop.wait_any` in its own loop, so one thread drives every running study.
+Workers never touch the database: all Optuna writes happen here, in the scheduler's process.
+What a trial runs is its trial kind's business (:mod:`search.trials`); the loop handles the
+events every kind shares.
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import optuna
+import ray
+from optuna.trial import FrozenTrial, TrialState
+
+from search import optuna_compat
+from search.algorithm import Env, Outcome, Run
+from search.artifacts import data_facts, write_artifacts
+from search.loop.checkpoints import Checkpoints
+from search.loop.inflight import InFlight
+from search.loop.outcomes import INTERRUPTED, MAX_REASON, failure_reason, lost_worker
+from search.space import suggest_all
+from search.spec import StudySpec, StudyStatus, TrainTask
+from search.trials import TrialKind
+from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Started
+from search.trials.worker import run_trial
+
+log = logging.getLogger(__name__)
+_WHERE = ("node_id", "pid", "device")
+
+
+class StudyLoop(Run):
+    """Keeps one study's trials in flight until its budget is spent.
+
+    Args:
+        spec: the study.
+        study: the Optuna study, loaded with the spec's sampler and pruner.
+        env: the data directory, the data loader, the study's start, checkpoints, retries.
+        kind: the trial kind every trial runs.
+        trial_cap: the most trials the sampler can propose (a grid's size).
+        trial_fn: the generator each Ray task runs (tests substitute failing ones).
+    """
+
+    label: ClassVar[str] = "loop"
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        study: optuna.Study,
+        env: Env,
+        kind: TrialKind,
+        trial_cap: int | None = None,
+        trial_fn: Callable[..., Any] = run_trial,
+    ) -> None:
+        self.spec = spec
+        self.study = study
+        self.kind = kind
+        self.trial_cap = trial_cap
+        self.outcome: Outcome | None = None
+        self._started_at = env.started_at
+        self._in_flight: dict[Any, InFlight] = {}
+        self._remote = ray.remote(trial_fn).options(
+            num_returns="streaming",
+            num_cpus=spec.resources.cpu,
+            num_gpus=spec.resources.gpu,
+            max_retries=0,  # the loop retries lost trials itself, from their checkpoints
+        )
+        name = study.study_name
+        self._artifact_dir = env.data_dir.artifacts(name)
+        self._checkpoints = Checkpoints(env.data_dir.checkpoints(name) if kind.resumable else None)
+        self._checkpoint_every = env.checkpoint_every if kind.resumable else 0
+        self._max_retries = env.trial_retries
+        self._draining = False
+        self._resumed = False
+        self._data_facts: dict[str, Any] = {}
+        self.data_ref: Any = None  # a trial kind without data has none
+        if kind.needs_data:
+            assert isinstance(spec.task, TrainTask), "only a training reads a dataset"
+            dataset = env.load_data(spec.task.dataset)
+            self._data_facts = data_facts(dataset.info)
+            # Put once, read by every trial: workers get the arrays from the object store.
+            self.data_ref = ray.put(dataset)
+        self._n_trials = self._n_waiting = self._n_failed = 0
+
+    # -- the Run interface ----------------------------------------------------------------
+
+    @property
+    def n_in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def waiting_on(self) -> list[Any]:
+        return list(self._in_flight)
+
+    def resume(self) -> None:
+        """Trials left RUNNING belong to a scheduler that stopped or died: their Ray tasks went
+        with its driver. Each is resumed from its checkpoint (or its start) and counts once;
+        one that used up its retries fails. A trial of a kind that cannot resume (a one-shot
+        search) is failed as interrupted, not counted, and the loop runs a replacement."""
+        reason = "interrupted: the scheduler restarted while the trial ran"
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if self.kind.resumable and self._resume(frozen, reason):
+                continue
+            trial = optuna_compat.trial_of(self.study, optuna_compat.trial_id_of(frozen))
+            if not self.kind.resumable:
+                trial.set_user_attr("fail_reason", reason)
+                trial.set_user_attr(INTERRUPTED, True)
+            else:  # it used up its retries: a failure of the study's budget
+                tries = len(frozen.user_attrs.get("resumes", []))
+                trial.set_user_attr("fail_reason", f"{reason} (after {tries} retries)")
+            self.study.tell(frozen.number, state=TrialState.FAIL)
+            self._checkpoints.drop(frozen.number)
+        self._count()
+        self._resumed = True
+
+    def _count(self) -> None:
+        # Trials cut short by a stop were not the study's fault: they neither use up the
+        # budget nor count as failures. Trials copied from another study (warm start) were not
+        # run here and do not count either. Queued warm-start points (WAITING) count when they
+        # run, not before. Resumed trials count once, as themselves.
+        every = self.study.get_trials(deepcopy=False)
+        trials = [
+            t
+            for t in every
+            if t.state != TrialState.WAITING
+            and not t.user_attrs.get(INTERRUPTED)
+            and not str(t.user_attrs.get("warm_start", "")).startswith("study")
+        ]
+        self._n_trials = len(trials)
+        self._n_waiting = sum(t.state == TrialState.WAITING for t in every)
+        self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
+
+    def update(self, spec: StudySpec) -> None:
+        """Apply a budget extended (or cut), or a new parallelism, while the study runs."""
+        self.spec = replace(self.spec, budget=spec.budget, parallelism=spec.parallelism)
+
+    def advance(self) -> None:
+        """Start trials until ``parallelism`` are in flight or the budget says stop; write the
+        attributes of running trials that have waited ``CURVE_EVERY_S``."""
+        if not self._resumed:
+            self.resume()
+        for running in self._in_flight.values():
+            running.save(force=False)
+        while (
+            self.outcome is None
+            and len(self._in_flight) < self.spec.parallelism
+            and self._may_start()
+        ):
+            self._start_trial()
+        self._check_end()
+
+    def on_ready(self, ref: Any) -> None:
+        """Consume the next event of a trial's stream (call only when it is ready)."""
+        running = self._in_flight.get(ref)
+        if running is None:  # cancelled since it became ready (the study ended meanwhile)
+            return
+        try:
+            event: Event = ray.get(next(ref))
+        except StopIteration:
+            self._fail(ref, running, "the trial ended without a result")
+            return
+        except Exception as exc:  # the trial's own failure, or its worker's
+            if lost_worker(exc):
+                self._retry(ref, running, failure_reason(exc))
+            else:
+                self._fail(ref, running, failure_reason(exc))
+            return
+        if isinstance(event, Started):
+            running.set(**{key: getattr(event, key) for key in _WHERE})
+        elif isinstance(event, EpochEnd):
+            self._on_epoch(ref, running, event)
+            self._check_end()
+        elif isinstance(event, CheckpointSaved):
+            self._on_checkpoint(running, event)
+        elif isinstance(event, Finished):
+            self._on_result(ref, running, event)
+        else:
+            self.kind.on_event(event, running, self.study)
+
+    def stop(self, reason: str) -> None:
+        """Cancel every trial in flight (each FAIL with ``reason``) and end the study."""
+        self.interrupt(reason)
+        self.outcome = Outcome(StudyStatus.STOPPED, reason)
+
+    def drain(self) -> None:
+        """Stop starting trials; the study ends (stopped) when those in flight finish."""
+        self._draining = True
+
+    def interrupt(self, reason: str) -> None:
+        """Cancel every trial in flight, each FAIL with ``reason``.
+
+        The trials are marked interrupted: they were cut short by a stop or a shutdown, not
+        by their own fault, so a resumed study neither counts them nor their failure.
+        """
+        for ref, running in list(self._in_flight.items()):
+            ray.cancel(ref)
+            running.set(fail_reason=reason, **{INTERRUPTED: True})
+            running.save()
+            optuna_compat.tell(self.study, running.trial, state=TrialState.FAIL)
+            self._checkpoints.drop(running.trial.number)
+        self._in_flight.clear()
+
+    def suspend(self) -> None:
+        """Cancel every trial in flight but leave it RUNNING, its curve and checkpoint saved:
+        the next scheduler to open the study resumes it (the service is shutting down)."""
+        for ref, running in list(self._in_flight.items()):
+            ray.cancel(ref)
+            running.save()
+        self._in_flight.clear()
+
+    # -- starting trials --------------------------------------------------------------------
+
+    def _may_start(self) -> bool:
+        if self._draining:
+            return False
+        cap = self.spec.budget.max_trials
+        if self.trial_cap is not None:
+            cap = min(cap, self.trial_cap)
+        if self._n_trials >= cap:
+            return False
+        return not self._timed_out()
+
+    def _timed_out(self) -> bool:
+        timeout = self.spec.budget.timeout_s
+        return timeout is not None and time.time() - self._started_at >= timeout
+
+    def _check_end(self) -> None:
+        if self.outcome is not None:
+            return
+        limit = self.spec.budget.max_failed_trials
+        if limit is not None and self._n_failed >= limit:
+            reason = f"max_failed_trials reached: {self._n_failed} trials failed"
+            self.interrupt(f"study failed: {reason}")
+            self.outcome = Outcome(StudyStatus.FAILED, reason)
+        elif not self._in_flight and not self._may_start():
+            if self._draining:
+                reason = "stopped by user after its trials finished"
+                self.outcome = Outcome(StudyStatus.STOPPED, reason)
+            elif self._timed_out():
+                self.outcome = Outcome(StudyStatus.COMPLETED, "timeout reached")
+            elif self.trial_cap is not None and self._n_trials >= self.trial_cap:
+                self.outcome = Outcome(StudyStatus.COMPLETED, "search space exhausted")
+            else:
+                self.outcome = Outcome(StudyStatus.COMPLETED, "max_trials reached")
+
+    def _ask(self) -> optuna.Trial:
+        # Points are queued only when a study is created (warm start): once none is left,
+        # asking skips Optuna's look for them.
+        if self._n_waiting > 0:
+            self._n_waiting -= 1
+            return self.study.ask()
+        return optuna_compat.ask_new(self.study)
+
+    def _start_trial(self) -> None:
+        trial = self._ask()
+        if self.kind.suggests:
+            suggest_all(trial, self.spec.search_space)
+        running = InFlight(trial, params=dict(trial.params))
+        running.set(seed=self.spec.seed + trial.number, **self.kind.attrs(self.spec, trial.params))
+        self._launch(running)
+        self._n_trials += 1
+
+    def _launch(self, running: InFlight, resume: bytes | None = None) -> None:
+        """Start a trial's Ray task: from its start, or after the checkpoint ``resume``."""
+        trial = running.trial
+        payload = self.kind.payload(self.spec, trial.params, self._checkpoint_every, resume)
+        seed = self.spec.seed + trial.number
+        resources = self.spec.resources
+        ref = self._remote.remote(payload, self.data_ref, seed, resources.cpu, resources.gpu)
+        self._in_flight[ref] = running
+
+    # -- checkpoints and resumption -----------------------------------------------------
+
+    def _on_checkpoint(self, running: InFlight, event: CheckpointSaved) -> None:
+        if self._checkpoints.folder is None:
+            return
+        # The curve up to the checkpoint is what a resume keeps: it reaches the database
+        # before the file does, so a crash between the two never leaves a checkpoint whose
+        # epochs are missing from the curve.
+        running.save()
+        self._checkpoints.write(running.trial.number, event.state)
+        running.set(checkpoint_epoch=event.epoch)
+
+    def _resume(self, frozen: FrozenTrial, reason: str) -> bool:
+        """Start a trial again that was cut short (``reason``), after its newest checkpoint.
+
+        Returns False, and leaves the trial alone, when it may not be retried any more.
+        """
+        resumes = list(frozen.user_attrs.get("resumes", []))
+        if len(resumes) >= self._max_retries:
+            return False
+        state, checkpoint_epoch = self._checkpoints.read(frozen.number)
+        trial = optuna_compat.trial_of(self.study, optuna_compat.trial_id_of(frozen))
+        curve = [c for c in frozen.user_attrs.get("curve", []) if c["epoch"] <= checkpoint_epoch]
+        resumes.append({"from_epoch": checkpoint_epoch, "reason": reason[:MAX_REASON]})
+        optuna_compat.set_user_attrs(trial, {"resumes": resumes, "curve": curve})
+        running = InFlight(trial, curve=curve, curve_saved=len(curve), params=dict(frozen.params))
+        running.reported = max(frozen.intermediate_values, default=0)
+        log.info(
+            "study %s trial %d resumed after epoch %d: %s",
+            self.spec.name,
+            frozen.number,
+            checkpoint_epoch,
+            reason,
+        )
+        self._launch(running, state)
+        return True
+
+    def _retry(self, ref: Any, running: InFlight, reason: str) -> None:
+        """A trial's worker or node died: resume the trial elsewhere, or fail it."""
+        del self._in_flight[ref]
+        running.save()
+        frozen = optuna_compat.frozen(self.study, optuna_compat.trial_id_of(running.trial))
+        if not self.kind.resumable or not self._resume(frozen, f"worker lost: {reason}"):
+            tries = len(frozen.user_attrs.get("resumes", []))
+            self._record_failure(running, f"worker lost after {tries} retries: {reason}")
+        self._check_end()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _on_epoch(self, ref: Any, running: InFlight, event: EpochEnd) -> None:
+        running.curve.append({"epoch": event.epoch, **event.metrics})
+        running.save(force=False)
+        metric = self.spec.objective.metric
+        if len(self.spec.objectives) > 1 or metric not in event.metrics:
+            return  # Optuna reports one objective; final-only metrics have no curve
+        if event.epoch > running.reported:  # a resumed trial's epochs before the cut
+            running.trial.report(event.metrics[metric], step=event.epoch)
+        if running.trial.should_prune():
+            ray.cancel(ref)
+            running.set(pruned_at_epoch=event.epoch)
+            running.save()
+            optuna_compat.tell(self.study, running.trial, state=TrialState.PRUNED)
+            del self._in_flight[ref]
+            self._checkpoints.drop(running.trial.number)
+
+    def _on_result(self, ref: Any, running: InFlight, event: Finished) -> None:
+        del self._in_flight[ref]  # the stream ends after its result; nothing more to read
+        trial = running.trial
+        values = [float(event.metrics[o.metric]) for o in self.spec.objectives]
+        running.set(final_metrics=event.metrics)
+        if event.started is not None:
+            running.set(**{key: getattr(event.started, key) for key in _WHERE})
+        if "param_count" in event.metrics:
+            running.set(param_count=int(event.metrics["param_count"]))
+        for key in ("best_epoch", "stopped_early", "grad_norms"):  # a training's result
+            if getattr(event, key) is not None:
+                running.set(**{key: getattr(event, key)})
+        if event.state_dict is not None and event.torchscript is not None:
+            folder = self._artifact_dir / f"trial-{trial.number}"
+            record = {
+                "trial": trial.number,
+                "params": running.params,
+                "seed": self.spec.seed + trial.number,
+                "metrics": event.metrics,
+            }
+            write_artifacts(
+                folder, event.state_dict, event.torchscript, self.spec, record, self._data_facts
+            )
+            running.set(artifact_uri=str(folder))
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            self._record_failure(running, f"non-finite objective value {bad[0]}")
+            return
+        running.save()
+        optuna_compat.tell(self.study, trial, values[0] if len(values) == 1 else values)
+        self._checkpoints.drop(trial.number)
+        target = self.spec.budget.target_value
+        if target is not None and self._reaches(values[0], target):
+            reason = f"target value {target:g} reached by trial {trial.number} ({values[0]:g})"
+            self.interrupt(f"study ended: {reason}")
+            self.outcome = Outcome(StudyStatus.COMPLETED, reason)
+        self._check_end()
+
+    def _reaches(self, value: float, target: float) -> bool:
+        return value >= target if self.spec.objective.direction == "maximize" else value <= target
+
+    def _fail(self, ref: Any, running: InFlight, reason: str) -> None:
+        del self._in_flight[ref]
+        self._record_failure(running, reason)
+        self._check_end()
+
+    def _record_failure(self, running: InFlight, reason: str) -> None:
+        log.info("study %s trial %d failed: %s", self.spec.name, running.trial.number, reason)
+        running.set(fail_reason=reason)
+        running.save()
+        optuna_compat.tell(self.study, running.trial, state=TrialState.FAIL)
+        self._n_failed += 1
+        self._checkpoints.drop(running.trial.number)

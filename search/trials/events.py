@@ -1,0 +1,68 @@
+"""What a trial's Ray task yields back to the loop, one typed event at a time.
+
+A trial runs as a Ray streaming task: each event reaches the scheduler as soon as it exists
+(per-epoch metrics reach Optuna while the trial still trains). Events are frozen dataclasses,
+pickled by Ray between the worker and the scheduler's process (never from a client).
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Started:
+    """Where the trial runs: first event of every trial (a function's result carries it)."""
+
+    node_id: str
+    pid: int
+    device: str
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """One point of the learning curves: every metric after ``epoch``."""
+
+    epoch: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """The trainer's state after ``epoch``: a trial cut short resumes from the newest."""
+
+    epoch: int
+    state: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SearchEpoch:
+    """One epoch of a one-shot search: the supernet's metrics and the cell it would derive."""
+
+    epoch: int
+    metrics: dict[str, float]
+    genotype: str
+
+
+@dataclass(frozen=True)
+class ArchitectureChosen:
+    """A one-shot search chose the architecture: its parameters become the trial's."""
+
+    params: dict[str, str]
+    genotype: str
+    alpha: list[list[float]]
+    search_seconds: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The trial's result, last: its final metrics and, for a training, what it exports."""
+
+    metrics: dict[str, float]
+    started: Started | None = None  # where it ran, when no Started event came first
+    best_epoch: int | None = None
+    stopped_early: bool | None = None
+    grad_norms: dict[str, float] | None = None
+    state_dict: bytes | None = field(default=None, repr=False)
+    torchscript: bytes | None = field(default=None, repr=False)
+
+
+Event = Started | EpochEnd | CheckpointSaved | SearchEpoch | ArchitectureChosen | Finished

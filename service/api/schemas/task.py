@@ -1,0 +1,92 @@
+"""A study's task: what every trial does (train a network on a dataset, or evaluate a
+function)."""
+
+from typing import Any
+
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from models.data import list_datasets
+from search.functions import FUNCTIONS
+from search.trials import DEFAULT_TASK_KIND, TASK_SHAPES
+from service.api.schemas.base import Strict, one_of
+
+
+class DatasetIn(Strict):
+    """A bundled or synthetic dataset by ``name``, or an uploaded one by ``upload_id``."""
+
+    name: str | None = Field(None, description="A bundled or synthetic dataset (see /catalog).")
+    upload_id: str | None = Field(None, description="The id of an uploaded dataset.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Generator options.")
+    val_fraction: float = Field(0.2, gt=0, lt=0.9, description="Held-out validation share.")
+    split_seed: int = Field(0, ge=0, description="Seed of the fixed validation split.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        return v if v is None else one_of(v, list_datasets(), "dataset")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetIn":
+        if (self.name is None) == (self.upload_id is None):
+            raise ValueError("give exactly one of name (bundled or synthetic) and upload_id")
+        if self.upload_id is not None and self.options:
+            raise ValueError("options apply to synthetic datasets, not to uploads")
+        return self
+
+
+class TaskIn(Strict):
+    """What every trial does. ``kind: train`` (the default) trains a network: ``model`` and
+    ``training`` are checked against the catalog (``GET /api/v1/catalog``) and the dataset when
+    the study is submitted. ``kind: function`` evaluates a synthetic function (``name``, see
+    the catalog's ``functions``) at the searched parameters, with ``options`` fixing the
+    arguments not searched; its one metric is ``value``."""
+
+    kind: str = Field(
+        DEFAULT_TASK_KIND,
+        description="The kind of task.",
+        json_schema_extra={"enum": list(TASK_SHAPES)},
+    )
+    dataset: DatasetIn | None = Field(None, description="The data (train tasks).")
+    model: dict[str, Any] = Field(
+        default_factory=lambda: {"family": "mlp"}, description="{family, **fields} (train)."
+    )
+    training: dict[str, Any] = Field(default_factory=dict, description="Training fields (train).")
+    name: str | None = Field(None, description="The function (function tasks).")
+    options: dict[str, float] = Field(
+        default_factory=dict, description="Fixed arguments of the function (function tasks)."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        return one_of(v, list(TASK_SHAPES), "task kind")
+
+    @field_validator("name")
+    @classmethod
+    def _known_function(cls, v: str | None) -> str | None:
+        return v if v is None else one_of(v, list(FUNCTIONS), "function")
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> "TaskIn":
+        shape = TASK_SHAPES[self.kind]
+        if getattr(self, shape.required) is None:
+            raise ValueError(f"a {self.kind} task needs task.{shape.required}{shape.hint}")
+        for other in TASK_SHAPES.values():
+            foreign = [f for f in other.fields if f in self.model_fields_set]
+            if other is not shape and foreign:
+                names = other.fields
+                listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+                raise ValueError(f"{listed} belong to {other.label}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_its_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        own = TASK_SHAPES[self.kind].fields
+        return {k: v for k, v in data.items() if k == "kind" or k in own}

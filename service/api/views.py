@@ -1,0 +1,83 @@
+"""Responses of the API, from the store's rows and Optuna's trials."""
+
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.orm import Session
+
+from search.datadir import DataDir
+from search.retrain import retrain_spec
+from service.api.artifacts import available
+from service.api.convert import spec_json
+from service.api.schemas.responses import CurvePoint, StudyPublic, TrialDetail, TrialPublic
+from service.store import optuna_sql
+from service.store.crud import study_spec
+from service.store.orm import StudyRow
+
+
+def study_public(row: StudyRow, session: Session) -> StudyPublic:
+    """A study as the API shows it: its trials counted by state (one ``GROUP BY``) and, with
+    one objective, its best value (one ordered query), whatever the study's size."""
+    spec = study_spec(row)
+    sid = optuna_sql.optuna_study_id(session, row.optuna_study_name)
+    dirs = spec.directions
+    best = optuna_sql.best_trial(session, sid, dirs[0]) if len(dirs) == 1 else None
+    return StudyPublic(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        status_reason=row.status_reason,
+        optuna_study_name=row.optuna_study_name,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        trial_counts=optuna_sql.count_by_state(session, sid),
+        best_value=best.value if best else None,
+        spec=spec_json(spec),
+    )
+
+
+# Served by their own fields (learning_curve, final_metrics), not repeated in user_attrs.
+_BULKY = ("curve", "final_metrics")
+
+
+def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
+    duration = t.duration.total_seconds() if t.duration else None
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "params": t.params,
+        "value": t.values[0] if t.state == TrialState.COMPLETE and t.values else None,
+        "values": t.values if t.state == TrialState.COMPLETE else None,
+        "intermediate_values": dict(sorted(t.intermediate_values.items())),
+        "fail_reason": t.user_attrs.get("fail_reason"),
+        "node_id": t.user_attrs.get("node_id"),
+        "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in _BULKY},
+        "datetime_start": t.datetime_start,
+        "datetime_complete": t.datetime_complete,
+        "duration_s": duration,
+    }
+
+
+def trial_public(t: FrozenTrial) -> TrialPublic:
+    return TrialPublic(**_trial_fields(t))
+
+
+def trial_detail(t: FrozenTrial, data_dir: DataDir) -> TrialDetail:
+    curve = [
+        CurvePoint(
+            epoch=int(p["epoch"]), metrics={k: float(v) for k, v in p.items() if k != "epoch"}
+        )
+        for p in t.user_attrs.get("curve", [])
+    ]
+    return TrialDetail(
+        **_trial_fields(t),
+        learning_curve=curve,
+        final_metrics=t.user_attrs.get("final_metrics", {}),
+        artifacts=available(t, data_dir),
+    )
+
+
+def retrain_json(row: StudyRow, trial: FrozenTrial, epochs: int | None) -> dict[str, Any]:
+    """A complete study spec (to submit) that trains ``trial`` again, with its seed."""
+    return spec_json(retrain_spec(study_spec(row), trial.number, trial.params, epochs))

@@ -1,0 +1,275 @@
+"""A small typed client of the tuneforge REST API; the ``tuneforge`` CLI is built on it.
+
+    from service.client.api import Client
+
+    with Client("http://127.0.0.1:8000", api_key="tf_...") as tf:
+        study = tf.submit(yaml.safe_load(open("examples/digits-mlp.yaml")))
+        for event in tf.events(study["id"]):  # live, until the study ends
+            print(event.kind, event.data)
+        print(tf.best(study["id"]))
+
+It imports neither the server nor PyTorch, so scripts and the CLI start fast. Responses are
+the API's JSON, typed with :class:`typing.TypedDict` views of the fields a client reads
+(every field the API sends is there; the OpenAPI page at ``/docs`` lists them all).
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, NotRequired, Self, TypedDict
+
+import httpx
+
+from service.client.events import Event, parse_events
+
+TrialState = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
+ArtifactKind = Literal["torchscript", "weights", "spec"]
+FINISHED = frozenset({"completed", "failed", "stopped"})
+
+
+class Study(TypedDict):
+    id: int
+    name: str
+    status: str
+    status_reason: str | None
+    optuna_study_name: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    trial_counts: dict[str, int]
+    best_value: float | None
+    spec: dict[str, Any]
+
+
+class StudyPage(TypedDict):
+    items: list[Study]
+    total: int
+    offset: int
+    limit: int
+
+
+class Trial(TypedDict):
+    number: int
+    state: TrialState
+    params: dict[str, Any]
+    value: float | None
+    values: list[float] | None
+    intermediate_values: dict[str, float]
+    fail_reason: str | None
+    node_id: str | None
+    user_attrs: dict[str, Any]
+    datetime_start: str | None
+    datetime_complete: str | None
+    duration_s: float | None
+    learning_curve: NotRequired[list[dict[str, Any]]]
+    final_metrics: NotRequired[dict[str, float]]
+    artifacts: NotRequired[list[str]]
+
+
+class TrialPage(TypedDict):
+    items: list[Trial]
+    total: int
+    offset: int
+    limit: int
+
+
+class ParetoFront(TypedDict):
+    objectives: list[dict[str, str]]
+    trials: list[Trial]
+
+
+class Key(TypedDict):
+    id: int
+    tenant: str
+    name: str
+    prefix: str
+    admin: bool
+    created_at: str
+    revoked_at: str | None
+    key: NotRequired[str]
+
+
+class ApiError(Exception):
+    """The API answered 4xx or 5xx. ``errors`` lists ``(path, message)`` for a 422."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        self.errors: list[tuple[str, str]] = []
+        if isinstance(detail, list):
+            self.errors = [(str(e.get("path") or "(body)"), str(e.get("msg"))) for e in detail]
+            message = "; ".join(f"{p}: {m}" for p, m in self.errors)
+        else:
+            message = str(detail)
+        super().__init__(f"{status}: {message}")
+
+
+class Unreachable(Exception):
+    """No tuneforge answers at the client's URL."""
+
+
+class Client:
+    """The API at ``url`` (``http://host:port``), acting with ``api_key``.
+
+    Args:
+        url: the server's base URL, without ``/api/v1``.
+        api_key: sent as ``Authorization: Bearer``; None sends no key (auth switched off).
+        timeout: seconds for each request (a stream of events has no read timeout).
+    """
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=timeout, headers=headers)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- studies --------------------------------------------------------------------------
+
+    def submit(self, spec: dict[str, Any]) -> Study:
+        """Submit a study (the spec as a YAML file holds it); it starts at once."""
+        result: Study = self._json("POST", "/studies", json=spec)
+        return result
+
+    def studies(self, offset: int = 0, limit: int = 50) -> StudyPage:
+        result: StudyPage = self._json("GET", "/studies", params={"offset": offset, "limit": limit})
+        return result
+
+    def study(self, study_id: int) -> Study:
+        result: Study = self._json("GET", f"/studies/{study_id}")
+        return result
+
+    def patch(self, study_id: int, changes: dict[str, Any]) -> Study:
+        """Change a study's budget or parallelism; a finished study resumes."""
+        result: Study = self._json("PATCH", f"/studies/{study_id}", json=changes)
+        return result
+
+    def stop(self, study_id: int, drain: bool = False) -> Study:
+        """Stop a study: cancel its trials in flight, or with ``drain`` let them finish."""
+        result: Study = self._json(
+            "POST", f"/studies/{study_id}/stop", params={"drain": str(drain).lower()}
+        )
+        return result
+
+    def delete(self, study_id: int) -> None:
+        self._json("DELETE", f"/studies/{study_id}")
+
+    # -- trials ---------------------------------------------------------------------------
+
+    def trials(
+        self,
+        study_id: int,
+        state: TrialState | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> TrialPage:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if state:
+            params["state"] = state
+        result: TrialPage = self._json("GET", f"/studies/{study_id}/trials", params=params)
+        return result
+
+    def trial(self, study_id: int, number: int) -> Trial:
+        """A trial with its learning curve, final metrics and artifacts."""
+        result: Trial = self._json("GET", f"/studies/{study_id}/trials/{number}")
+        return result
+
+    def best(self, study_id: int) -> Trial | ParetoFront:
+        """The best trial, or for several objectives the Pareto front."""
+        result: Trial | ParetoFront = self._json("GET", f"/studies/{study_id}/best")
+        return result
+
+    def best_trials(self, study_id: int) -> list[Trial]:
+        """The best trial as a list of one, or for several objectives the Pareto front."""
+        best = self._json("GET", f"/studies/{study_id}/best")
+        trials: list[Trial] = best.get("trials", [best])
+        return trials
+
+    def artifact(
+        self,
+        study_id: int,
+        kind: ArtifactKind,
+        number: int | None = None,
+    ) -> bytes:
+        """A trained model's file: of trial ``number``, or of the best trial."""
+        where = "best" if number is None else f"trials/{number}"
+        return self._request("GET", f"/studies/{study_id}/{where}/artifacts/{kind}").content
+
+    def report(self, study_id: int) -> str:
+        """The study's self-contained HTML report."""
+        return self._request("GET", f"/studies/{study_id}/report").text
+
+    def events(self, study_id: int) -> Iterator[Event]:
+        """The study's events as they happen: first its state so far (the study, then every
+        trial), then each change, until ``end`` (the study finished)."""
+        try:
+            with self._http.stream(
+                "GET",
+                f"/studies/{study_id}/events",
+                timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error(resp)
+                yield from parse_events(resp.iter_lines())
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach tuneforge at {self.url}: {exc}") from exc
+
+    # -- datasets and keys ----------------------------------------------------------------
+
+    def upload(self, path: Path, **form: str) -> dict[str, Any]:
+        """Upload a ``.npz`` or ``.csv`` dataset (form fields: name, task, target)."""
+        with path.open("rb") as f:
+            result: dict[str, Any] = self._json(
+                "POST", "/datasets", files={"file": (path.name, f)}, data=form
+            )
+        return result
+
+    def create_key(self, tenant: str, name: str = "", admin: bool = False) -> Key:
+        """A new API key (admin only); ``key`` holds it, shown this once."""
+        body = {"tenant": tenant, "name": name, "admin": admin}
+        result: Key = self._json("POST", "/keys", json=body)
+        return result
+
+    def keys(self) -> list[Key]:
+        result: list[Key] = self._json("GET", "/keys")
+        return result
+
+    def revoke_key(self, key_id: int) -> Key:
+        result: Key = self._json("DELETE", f"/keys/{key_id}")
+        return result
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach tuneforge at {self.url}: {exc}") from exc
+        if resp.status_code >= 400:
+            raise _error(resp)
+        return resp
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self._request(method, path, **kwargs)
+        return resp.json() if resp.content else None
+
+
+def _error(resp: httpx.Response) -> ApiError:
+    try:
+        detail = resp.json().get("detail", resp.text)
+    except ValueError:
+        detail = resp.text
+    return ApiError(resp.status_code, detail)
