@@ -1,19 +1,31 @@
-"""Shared by the search tests: a local Ray per module, and a small digits study."""
+"""Shared by the search tests: a local Ray per module, a small digits study, and a loop built
+the way an algorithm opens one."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 
+from models.data import Dataset
+from search.algorithm import Env
+from search.datadir import DataDir
+from search.loop import StudyLoop
 from search.ray_runtime import connect, disconnect
 from search.spec import (
     AlgorithmSpec,
     Budget,
+    DatasetRef,
     Objective,
     ParamSpec,
     Resources,
     StudySpec,
-    TaskSpec,
+    TrainTask,
 )
+from search.trials import TrialKind, kind_of
+from search.trials.train import load_named
+from search.trials.worker import run_trial
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +33,9 @@ def local_ray() -> Iterator[None]:
     connect(num_cpus=2)
     yield
     disconnect()
+
+
+DIGITS = DatasetRef(name="digits")
 
 
 def digits_spec(name: str, seed: int, max_trials: int, parallelism: int, epochs: int) -> StudySpec:
@@ -33,9 +48,26 @@ def digits_spec(name: str, seed: int, max_trials: int, parallelism: int, epochs:
         budget=Budget(max_trials=max_trials, max_failed_trials=None),
         parallelism=parallelism,
         resources=Resources(cpu=1),
-        task=TaskSpec(
-            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0, "options": {}},
+        task=TrainTask(
+            dataset=DIGITS,
             model={"family": "mlp", "hidden_layers": 1, "width": 16},
             training={"epochs": epochs, "lr": 0.01},
         ),
     )
+
+
+def make_loop(
+    spec: StudySpec,
+    study: optuna.Study,
+    data_dir: Path,
+    started_at: float = 1e18,
+    trial_fn: Callable[..., Any] = run_trial,
+    kind: TrialKind | None = None,
+    load: Callable[[DatasetRef], Dataset] = load_named,
+    checkpoint_every: int = 0,
+    retries: int = 3,
+    trial_cap: int | None = None,
+) -> StudyLoop:
+    """The sampler loop of ``spec`` on ``study``, with its files under ``data_dir``."""
+    env = Env(DataDir(data_dir), load, started_at, checkpoint_every, retries)
+    return StudyLoop(spec, study, env, kind or kind_of(spec.task), trial_cap, trial_fn)

@@ -1,6 +1,8 @@
 """``StudyLoop`` on a real local Ray with an in-memory Optuna study."""
 
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -8,17 +10,15 @@ import pytest
 import ray
 import torch
 
-import search.loop
 from models.data import load_dataset
+from search.algorithm import Outcome
 from search.loop import StudyLoop, failure_reason, wait_any
 from search.ray_runtime import node_ip
-from search.spec import (
-    Budget,
-    Resources,
-    StudySpec,
-)
-from search.trials.worker import warm_workers
-from tests.search.conftest import digits_spec
+from search.spec import Budget, DatasetRef, Resources, StudySpec, StudyStatus
+from search.trials.events import Started
+from search.trials.train import TrainPayload
+from search.trials.worker import run_trial, warm_workers
+from tests.search.conftest import digits_spec, make_loop
 
 
 def make_spec(max_trials: int = 4, parallelism: int = 2, epochs: int = 2) -> StudySpec:
@@ -28,7 +28,7 @@ def make_spec(max_trials: int = 4, parallelism: int = 2, epochs: int = 2) -> Stu
 def drive(loop: StudyLoop, max_seen: list[int] | None = None) -> None:
     """Run the loop to its end the way the scheduler does."""
     for _ in range(10_000):
-        loop.fill()
+        loop.advance()
         if max_seen is not None:
             max_seen.append(loop.n_in_flight)
         if loop.outcome is not None:
@@ -45,13 +45,13 @@ def test_ray_is_bound_to_loopback(local_ray: None) -> None:
     assert node_ip() == "127.0.0.1"
 
 
-def test_trials_run_on_the_workers_warmed_beforehand(local_ray: None) -> None:
+def test_trials_run_on_the_workers_warmed_beforehand(local_ray: None, tmp_path: Path) -> None:
     # One warm worker per CPU; the study's trials (1 CPU each) then land on them, so none
     # pays torch's import. (Runs before any other test of this module starts a worker.)
     warmed = warm_workers()
     assert len(warmed) == 2
     study = new_study()
-    loop = StudyLoop(make_spec(max_trials=4), study, started_at=time.time())
+    loop = make_loop(make_spec(max_trials=4), study, tmp_path, started_at=time.time())
     drive(loop)
     pids = {t.user_attrs["pid"] for t in study.trials}
     assert pids and pids <= warmed, (pids, warmed)
@@ -65,29 +65,28 @@ def _disable_grad() -> int:
     return os.getpid()
 
 
-def test_a_worker_left_without_gradients_still_trains_the_next_trials(local_ray: None) -> None:
+def test_a_worker_left_without_gradients_still_trains_the_next_trials(
+    local_ray: None, tmp_path: Path
+) -> None:
     poison = ray.remote(_disable_grad).options(num_cpus=1)
     poisoned = set(ray.get([poison.remote(), poison.remote()]))
     assert len(poisoned) == 2
     study = new_study()
-    loop = StudyLoop(make_spec(max_trials=4), study, started_at=time.time())
+    loop = make_loop(make_spec(max_trials=4), study, tmp_path, started_at=time.time())
     drive(loop)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     assert {t.user_attrs["pid"] for t in study.trials} <= poisoned
 
 
-def test_dataset_is_put_once_and_parallelism_is_held(
-    local_ray: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dataset_is_put_once_and_parallelism_is_held(local_ray: None, tmp_path: Path) -> None:
     loads: list[str] = []
 
-    def counting_load(name: str, *args: Any) -> Any:
-        loads.append(name)
-        return load_dataset(name, *args)
+    def counting_load(ref: DatasetRef) -> Any:
+        loads.append(str(ref.name))
+        return load_dataset(str(ref.name), ref.val_fraction, ref.split_seed)
 
-    monkeypatch.setattr(search.loop, "load_dataset", counting_load)
     study = new_study()
-    loop = StudyLoop(make_spec(max_trials=5, parallelism=2), study, started_at=1e18)
+    loop = make_loop(make_spec(max_trials=5, parallelism=2), study, tmp_path, load=counting_load)
     seen: list[int] = []
     drive(loop, seen)
     assert loads == ["digits"]  # once for the study, never in a trial
@@ -95,28 +94,27 @@ def test_dataset_is_put_once_and_parallelism_is_held(
     assert loop.outcome is not None and loop.outcome.status == "completed"
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE] * 5
+    artifacts = (tmp_path / "artifacts" / study.study_name).resolve()
     for t in study.trials:
         assert sorted(t.intermediate_values) == [1, 2]
         assert t.user_attrs["curve"][-1]["val_accuracy"] == t.value
         assert t.user_attrs["final_metrics"]["val_accuracy"] == t.value
-        assert "artifact_uri" not in t.user_attrs  # no artifact_dir given
+        # The model goes under the data directory, where the API serves it from.
+        assert Path(t.user_attrs["artifact_uri"]).resolve().parent == artifacts
 
 
-def test_exception_fails_the_trial_alone(local_ray: None) -> None:
-    from search.trials.worker import run_trial
-
-    def flaky(
-        data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
-    ) -> Any:
-        if task["model"]["width"] % 2:  # odd widths blow up mid-trial
-            yield {"event": "start", "node_id": "n", "pid": 0, "device": "cpu"}
-            raise RuntimeError(f"width {task['model']['width']} is odd")
-        yield from run_trial(data, task, seed, cpus, gpus, monitor)
+def test_exception_fails_the_trial_alone(local_ray: None, tmp_path: Path) -> None:
+    def flaky(payload: TrainPayload, data: Any, seed: int, cpus: float, gpus: float) -> Any:
+        width = payload.model["width"]
+        if width % 2:  # odd widths blow up mid-trial
+            yield Started("n", 0, "cpu")
+            raise RuntimeError(f"width {width} is odd")
+        yield from run_trial(payload, data, seed, cpus, gpus)
 
     study = new_study()
-    loop = StudyLoop(make_spec(max_trials=8), study, started_at=1e18, trial_fn=flaky)
+    loop = make_loop(make_spec(max_trials=8), study, tmp_path, trial_fn=flaky)
     drive(loop)
-    assert loop.outcome == search.loop.Outcome("completed", "max_trials reached")
+    assert loop.outcome == Outcome(StudyStatus.COMPLETED, "max_trials reached")
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert failed and complete and len(failed) + len(complete) == 8
@@ -127,14 +125,15 @@ def test_exception_fails_the_trial_alone(local_ray: None) -> None:
         )
 
 
-def test_timeout_stops_new_trials(local_ray: None) -> None:
+def test_timeout_stops_new_trials(local_ray: None, tmp_path: Path) -> None:
     from dataclasses import replace
 
     spec = replace(make_spec(max_trials=100), budget=Budget(max_trials=100, timeout_s=1.0))
     study = new_study()
-    loop = StudyLoop(spec, study, started_at=0.0)  # started long ago: the timeout has passed
+    # Started long ago: the timeout has passed.
+    loop = make_loop(spec, study, tmp_path, started_at=0.0)
     drive(loop)
-    assert loop.outcome == search.loop.Outcome("completed", "timeout reached")
+    assert loop.outcome == Outcome(StudyStatus.COMPLETED, "timeout reached")
     assert study.trials == []
 
 
@@ -148,18 +147,28 @@ def test_failure_reason_unwraps_ray_errors(local_ray: None) -> None:
     assert failure_reason(info.value) == "ValueError: first line / last line"
 
 
-def test_resumed_seeded_sampler_does_not_replay() -> None:
-    from optuna.distributions import IntDistribution
+def test_resumed_seeded_sampler_does_not_replay(tmp_path: Path) -> None:
+    from search.algorithm import Env, StudyRef
+    from search.datadir import DataDir
+    from search.registry import study_algorithm
+    from search.spec import FunctionTask
 
-    from search.registry import create_sampler
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    spec = replace(make_spec(), task=FunctionTask("noop"), search_space=())
+    env = Env(DataDir(tmp_path), lambda ref: None, 1e18)  # type: ignore[arg-type, return-value]
 
-    def proposals(n_existing: int) -> list[int]:
-        sampler = create_sampler("random", {"seed": 7}, (), 0, n_existing)
-        study = optuna.create_study(sampler=sampler)
-        return [study.ask({"x": IntDistribution(0, 10**9)}).params["x"] for _ in range(3)]
+    def proposals(name: str, n_existing: int) -> list[int]:
+        study = optuna.create_study(storage=storage, study_name=name)
+        for _ in range(n_existing):  # trials a previous owner ran
+            study.tell(study.ask(), 0.0)
+        loop = study_algorithm("random").open(spec, StudyRef(storage, name), env)
+        assert isinstance(loop, StudyLoop)
+        from optuna.distributions import IntDistribution
 
-    assert proposals(0) == proposals(0)  # a fixed seed repeats from scratch
-    assert proposals(3) != proposals(0)  # a resumed study (3 trials so far) does not
+        return [loop.study.ask({"x": IntDistribution(0, 10**9)}).params["x"] for _ in range(3)]
+
+    assert proposals("a", 0) == proposals("b", 0)  # a fixed seed repeats from scratch
+    assert proposals("c", 3) != proposals("d", 0)  # a resumed study (3 trials) does not
 
 
 def test_unplaceable_resources_are_named(local_ray: None) -> None:
@@ -174,12 +183,12 @@ def test_unplaceable_resources_are_named(local_ray: None) -> None:
     assert reason is not None and "gpu=0.5" in reason and "0 GPU" in reason
 
 
-def test_event_of_a_trial_cancelled_meanwhile_is_ignored(local_ray: None) -> None:
+def test_event_of_a_trial_cancelled_meanwhile_is_ignored(local_ray: None, tmp_path: Path) -> None:
     spec = make_spec(max_trials=4, parallelism=2, epochs=50)
     study = new_study()
-    loop = StudyLoop(spec, study, started_at=1e18)
-    loop.fill()
-    gens = loop.generators()
+    loop = make_loop(spec, study, tmp_path)
+    loop.advance()
+    gens = loop.waiting_on()
     assert len(gens) == 2
     ray.wait(gens, num_returns=2, timeout=60)  # both streams have an event ready
     loop.stop("stopped by test")
@@ -189,39 +198,35 @@ def test_event_of_a_trial_cancelled_meanwhile_is_ignored(local_ray: None) -> Non
     assert all(t.user_attrs["interrupted"] for t in study.trials)
 
 
-def test_max_failed_trials_with_simultaneous_failures(local_ray: None) -> None:
+def test_max_failed_trials_with_simultaneous_failures(local_ray: None, tmp_path: Path) -> None:
     from dataclasses import replace
 
-    def crash(
-        data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
-    ) -> Any:
+    def crash(payload: Any, data: Any, seed: int, cpus: float, gpus: float) -> Any:
         raise MemoryError("simulated")
         yield  # a generator, like every trial
 
     spec = replace(make_spec(parallelism=2), budget=Budget(max_trials=10, max_failed_trials=1))
     study = new_study()
-    loop = StudyLoop(spec, study, started_at=1e18, trial_fn=crash)
+    loop = make_loop(spec, study, tmp_path, trial_fn=crash)
     drive(loop)
-    assert loop.outcome == search.loop.Outcome(
-        "failed", "max_failed_trials reached: 1 trials failed"
-    )
+    assert loop.outcome == Outcome(StudyStatus.FAILED, "max_failed_trials reached: 1 trials failed")
     reasons = {t.user_attrs["fail_reason"] for t in study.trials}
     assert "MemoryError: simulated" in reasons
     assert len(study.trials) == 2  # no trial started after the limit was hit
 
 
 def test_wait_any_reports_a_loop_error_and_keeps_going(
-    local_ray: None, monkeypatch: pytest.MonkeyPatch
+    local_ray: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     study = new_study()
-    loop = StudyLoop(make_spec(max_trials=1, parallelism=1), study, started_at=1e18)
-    loop.fill()
+    loop = make_loop(make_spec(max_trials=1, parallelism=1), study, tmp_path)
+    loop.advance()
 
     def broken(gen: Any) -> None:
         raise ConnectionError("database unreachable")
 
     monkeypatch.setattr(loop, "on_ready", broken)
-    errors: list[tuple[StudyLoop, Exception]] = []
+    errors: list[tuple[Any, Exception]] = []
     while not errors:
         wait_any([loop], 5.0, on_error=lambda lp, exc: errors.append((lp, exc)))
     assert errors[0][0] is loop and str(errors[0][1]) == "database unreachable"
@@ -230,14 +235,14 @@ def test_wait_any_reports_a_loop_error_and_keeps_going(
     loop.stop("test over")
 
 
-def test_trials_reserve_the_requested_resources(local_ray: None) -> None:
+def test_trials_reserve_the_requested_resources(local_ray: None, tmp_path: Path) -> None:
     import time
     from dataclasses import replace
 
     spec = replace(make_spec(max_trials=2, parallelism=2, epochs=400), resources=Resources(cpu=0.5))
     study = new_study()
-    loop = StudyLoop(spec, study, started_at=1e18)
-    loop.fill()
+    loop = make_loop(spec, study, tmp_path)
+    loop.advance()
     deadline = time.monotonic() + 60
     while not all(t.user_attrs.get("pid") for t in study.trials):  # both workers started
         assert time.monotonic() < deadline

@@ -9,6 +9,7 @@ import math
 import statistics
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -24,11 +25,14 @@ from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.trial import TrialState, create_trial
 
+from models.fields import as_dict
 from search.nas import RegularizedEvolutionSampler, ReinforceSampler
 from search.nas.evolution import MUTATED_ATTR, PARENT_ATTR, trial_value
 from search.nas.synthetic import SyntheticNAS
-from search.registry import SettingError, create_sampler, get_algorithm
-from search.spec import ParamSpec
+from search.registry import study_algorithm
+from search.samplers.base import SamplerAlgorithm
+from search.spec import AlgorithmSpec, Objective, ParamSpec
+from tests.search.conftest import digits_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -512,18 +516,44 @@ ARCH_SPACE = (
 )
 
 
+def algorithm(name: str) -> SamplerAlgorithm:
+    found = study_algorithm(name)
+    assert isinstance(found, SamplerAlgorithm)
+    return found
+
+
+def create_sampler(name: str, given: dict[str, Any], space: Any, study_seed: int) -> Any:
+    return algorithm(name).sampler(given, space, study_seed)
+
+
+def check_settings(name: str, given: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
+    checked, errors = algorithm(name).read_settings(given)
+    return (None if checked is None else as_dict(checked)), errors
+
+
+def problems(name: str, given: dict[str, Any], space: Any, n_objectives: int = 1) -> list[str]:
+    """What the algorithm says of a study of ``space`` with ``n_objectives`` (its checks)."""
+    objectives = tuple(Objective(f"m{i}", "maximize") for i in range(n_objectives))
+    spec = replace(
+        digits_spec("nas", 0, 4, 1, 1),
+        algorithm=AlgorithmSpec(name, given),
+        search_space=space,
+        objectives=objectives,
+    )
+    return [e.msg for e in algorithm(name).check(spec, None)]
+
+
 @pytest.mark.parametrize(
     ("name", "cls"), [("evolution", RegularizedEvolutionSampler), ("reinforce", ReinforceSampler)]
 )
 def test_registered_with_the_study_seed(name: str, cls: type[BaseSampler]) -> None:
     sampler = create_sampler(name, {}, ARCH_SPACE, study_seed=3)
-    algorithm = get_algorithm(name)
 
     assert isinstance(sampler, cls)
-    assert algorithm.multi_objective is False
-    assert algorithm.check_settings({})["seed"] is None
-    assert algorithm.problems({}, ARCH_SPACE, 1) == []
-    assert "single objective" in algorithm.problems({}, ARCH_SPACE, 2)[0]
+    assert algorithm(name).multi_objective is False
+    assert check_settings(name, {})[0]["seed"] is None  # type: ignore[index]
+    assert problems(name, {}, ARCH_SPACE) == []
+    assert "single objective" in problems(name, {}, ARCH_SPACE, 2)[0]
     same_seed = {"evolution": SAMPLERS["evolution"], "reinforce": SAMPLERS["reinforce"]}[name]
     assert _proposals(lambda _: create_sampler(name, {}, ARCH_SPACE, 3), 0) == _proposals(
         same_seed, 3
@@ -531,39 +561,33 @@ def test_registered_with_the_study_seed(name: str, cls: type[BaseSampler]) -> No
 
 
 def test_evolution_settings_are_checked() -> None:
-    evolution = get_algorithm("evolution")
-
-    assert evolution.check_settings({"population_size": 10, "seed": 1}) == {
+    assert check_settings("evolution", {"population_size": 10, "seed": 1})[0] == {
         "seed": 1,
         "population_size": 10,
         "sample_size": 5,
     }
-    with pytest.raises(SettingError) as info:
-        evolution.check_settings({"population_size": 1})
-    assert info.value.setting == "population_size"
-    with pytest.raises(SettingError, match="unknown setting 'mutation_rate'"):
-        evolution.check_settings({"mutation_rate": 0.5})
-    problems = evolution.problems({"population_size": 4, "sample_size": 6}, ARCH_SPACE, 1)
-    assert problems == ["sample_size (6) must be <= population_size (4)"]
+    _, errors = check_settings("evolution", {"population_size": 1})
+    assert errors[0].loc[-1] == "population_size"
+    _, errors = check_settings("evolution", {"mutation_rate": 0.5})
+    assert errors[0].msg.startswith("unknown setting 'mutation_rate'")
+    found = problems("evolution", {"population_size": 4, "sample_size": 6}, ARCH_SPACE)
+    assert found == ["sample_size (6) must be <= population_size (4)"]
     sampler = create_sampler("evolution", {"population_size": 8, "sample_size": 2}, (), 0)
     assert isinstance(sampler, RegularizedEvolutionSampler)
     assert (sampler.population_size, sampler.sample_size) == (8, 2)
 
 
 def test_reinforce_settings_are_checked() -> None:
-    reinforce = get_algorithm("reinforce")
-
-    assert reinforce.check_settings({"learning_rate": 1}) == {
+    assert check_settings("reinforce", {"learning_rate": 1})[0] == {
         "seed": None,
         "learning_rate": 1,
         "baseline_decay": 0.9,
         "n_startup_trials": 0,
         "entropy_weight": 0.0,
     }
-    with pytest.raises(SettingError) as info:
-        reinforce.check_settings({"baseline_decay": "high"})
-    assert info.value.setting == "baseline_decay"
-    assert reinforce.problems({"baseline_decay": 1.0, "learning_rate": 0}, ARCH_SPACE, 1) == [
+    _, errors = check_settings("reinforce", {"baseline_decay": "high"})
+    assert errors[0].loc[-1] == "baseline_decay"
+    assert problems("reinforce", {"baseline_decay": 1.0, "learning_rate": 0}, ARCH_SPACE) == [
         "baseline_decay must be < 1, got 1.0",
         "learning_rate must be > 0, got 0",
     ]
@@ -573,12 +597,12 @@ def test_reinforce_settings_are_checked() -> None:
 def test_check_names_a_float_parameter(name: str) -> None:
     space = (*ARCH_SPACE, ParamSpec("training.lr", "float", low=1e-4, high=0.1, log=True))
 
-    problems = get_algorithm(name).problems({}, space, 1)
+    found = problems(name, {}, space)
 
-    assert len(problems) == 1
-    assert "training.lr is a float" in problems[0]
-    assert problems[0].startswith(name)
-    assert "use tpe, or make it categorical" in problems[0]
+    assert len(found) == 1
+    assert "training.lr is a float" in found[0]
+    assert found[0].startswith(name)
+    assert "use tpe, or make it categorical" in found[0]
 
 
 def test_reinforce_check_names_an_integer_with_too_many_values() -> None:
@@ -587,11 +611,11 @@ def test_reinforce_check_names_an_integer_with_too_many_values() -> None:
         ParamSpec("model.heads", "int", low=16, high=1024, step=16),
     )
 
-    assert get_algorithm("reinforce").problems({}, space, 1) == [
+    assert problems("reinforce", {}, space) == [
         "reinforce learns a policy over at most 256 values; model.width has 1,009: give it "
         "a step, or make it categorical"
     ]
-    assert get_algorithm("evolution").problems({}, space, 1) == []
+    assert problems("evolution", {}, space) == []
 
 
 def test_samplers_accept_a_float_space_all_the_same() -> None:

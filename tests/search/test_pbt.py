@@ -26,30 +26,30 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from models.checkpointing import ResumableTrainer, load_state, save_state
-from models.data import Dataset, load_dataset
+from models.data import Dataset, DatasetInfo, dataset_info, load_dataset
 from models.training.config import TrainConfig
 from models.training.trainer import EpochMetrics, train
-from search.pbt import PBTOutcome, _pb2_unavailable, check_pbt, run_pbt
+from search.pbt.driver import run_pbt
+from search.pbt.mirror import PBTOutcome
+from search.pbt.settings import pb2_unavailable
+from search.registry import study_algorithm
 from search.spec import (
     AlgorithmSpec,
     Budget,
     Condition,
+    DatasetRef,
     Objective,
     ParamSpec,
     Resources,
     StudySpec,
-    TaskSpec,
+    TrainTask,
 )
 
 EPOCHS = 8
 POPULATION = 4
 LR = ParamSpec("training.lr", "float", low=0.01, high=2.0, log=True)
-CLASSIFICATION = {
-    "name": "classification",
-    "val_fraction": 0.2,
-    "split_seed": 0,
-    "options": {"n_samples": 3000},
-}
+CLASSIFICATION = DatasetRef("classification", options={"n_samples": 3000})
+INFO: DatasetInfo = dataset_info("classification", {"n_samples": 3000})
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -72,7 +72,7 @@ def make_spec(
         parallelism=2,
         # Half a CPU each: the whole population trains at once on the test's 2-CPU Ray.
         resources=Resources(cpu=0.5),
-        task=TaskSpec(
+        task=TrainTask(
             dataset=CLASSIFICATION,
             model={"family": "mlp", "hidden_layers": 2, "width": 64},
             training={"epochs": epochs, "optimizer": "sgd", "batch_size": 64, **(training or {})},
@@ -93,16 +93,26 @@ def data() -> Dataset:
 Run = tuple[PBTOutcome, optuna.Study, Path]
 
 
-def run(
-    spec: StudySpec, data: Dataset, folder: Path, settings: dict[str, Any], **kwargs: Any
-) -> Run:
+def checked(spec: StudySpec) -> Any:
+    """The spec's algorithm settings, checked as opening the study checks them."""
+    settings, errors = study_algorithm(spec.algorithm.name).read_settings(spec.algorithm.settings)
+    assert settings is not None, errors
+    return settings
+
+
+def check_pbt(spec: StudySpec) -> list[str]:
+    """Every reason the population algorithm gives for refusing ``spec`` (on its data)."""
+    return [e.msg for e in study_algorithm(spec.algorithm.name).check(spec, INFO)]
+
+
+def run(spec: StudySpec, data: Dataset, folder: Path, **kwargs: Any) -> Run:
     study = new_study()
     outcome = run_pbt(
         spec,
         study,
         data,
         folder / "storage",
-        settings,
+        checked(spec),
         threading.Event(),
         artifact_dir=folder / "artifacts",
         **kwargs,
@@ -113,7 +123,7 @@ def run(
 @pytest.fixture(scope="module")
 def pbt(local_ray: None, data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Run:
     spec = make_spec(settings={"population_size": POPULATION, "synch": True})
-    return run(spec, data, tmp_path_factory.mktemp("pbt"), dict(spec.algorithm.settings))
+    return run(spec, data, tmp_path_factory.mktemp("pbt"))
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +135,7 @@ def frozen_population(
     exploits no member ever waits for another, so asynchronous mode gives the same values."""
     settings = {"population_size": POPULATION, "quantile_fraction": 0.0, "synch": False}
     spec = make_spec(settings=settings)
-    return run(spec, data, tmp_path_factory.mktemp("frozen"), settings)
+    return run(spec, data, tmp_path_factory.mktemp("frozen"))
 
 
 def final_values(study: optuna.Study) -> list[float]:
@@ -312,13 +322,13 @@ def test_check_pbt_accepts_a_valid_spec() -> None:
         ),
         (
             make_spec(settings={"quantile_fraction": 0.75}),
-            "setting 'quantile_fraction' must be <= 0.5",
+            "setting 'quantile_fraction' must be <= 0.5, got 0.75",
         ),
         (
             make_spec(settings={"population": 8}),
-            "unknown setting 'population' for PBT; valid: method, population_size, "
-            "perturbation_interval, quantile_fraction, resample_probability, synch, "
-            "checkpoints_to_keep",
+            "unknown setting 'population' for 'pbt'; valid: population_size, "
+            "perturbation_interval, quantile_fraction, synch, checkpoints_to_keep, "
+            "resample_probability",
         ),
     ],
     ids=[
@@ -342,7 +352,7 @@ def test_check_pbt_names_why_a_spec_cannot_run(spec: StudySpec, reason: str) -> 
 def test_run_pbt_refuses_a_bad_spec_before_starting(data: Dataset, tmp_path: Path) -> None:
     spec = make_spec(epochs=3)
     with pytest.raises(ValueError, match=r"needs a checkpointable task.*training\.epochs is 3"):
-        run_pbt(spec, new_study(), data, tmp_path, {}, threading.Event())
+        run_pbt(spec, new_study(), data, tmp_path, checked(spec), threading.Event())
     assert not (tmp_path / "tune").exists()
 
 
@@ -351,13 +361,13 @@ def test_run_pbt_refuses_a_bad_spec_before_starting(data: Dataset, tmp_path: Pat
 
 def test_pb2_runs_or_names_what_it_needs(local_ray: None, data: Dataset, tmp_path: Path) -> None:
     momentum = ParamSpec("training.momentum", "float", low=0.0, high=0.9)
-    settings = {"method": "pb2", "population_size": 3, "synch": True}
-    spec = make_spec(space=(LR, momentum), epochs=6, settings=settings)
-    if _pb2_unavailable():
+    settings = {"population_size": 3, "synch": True}
+    spec = make_spec(space=(LR, momentum), epochs=6, settings=settings, algorithm="pb2")
+    if pb2_unavailable():
         with pytest.raises(ValueError, match="pb2 needs scikit-learn"):
-            run(spec, data, tmp_path, settings)
+            run(spec, data, tmp_path)
         return
-    outcome, study, _ = run(spec, data, tmp_path, settings)
+    outcome, study, _ = run(spec, data, tmp_path)
     assert outcome.status == "completed", outcome.reason
     # The worst of three clones the best at epochs 2 and 4.
     assert outcome.n_exploits == 2
@@ -391,7 +401,7 @@ def test_stop_ends_the_population_and_tells_every_segment(
     result: list[PBTOutcome] = []
     thread = threading.Thread(
         target=lambda: result.append(
-            run_pbt(spec, study, data, tmp_path / "storage", settings, stop)
+            run_pbt(spec, study, data, tmp_path / "storage", checked(spec), stop)
         )
     )
     thread.start()
@@ -420,7 +430,7 @@ def test_target_value_ends_the_study(local_ray: None, data: Dataset, tmp_path: P
     settings = {"population_size": 2, "synch": False}
     spec = make_spec(epochs=400, settings=settings)
     spec = replace(spec, budget=Budget(max_trials=100, target_value=0.45))
-    outcome, study, _ = run(spec, data, tmp_path, settings)
+    outcome, study, _ = run(spec, data, tmp_path)
     assert outcome.status == "completed"
     assert outcome.reason.startswith("target value 0.45 reached by trial ")
     assert min(t.value for t in study.trials if t.value is not None) <= 0.45
@@ -435,13 +445,13 @@ def test_a_failing_member_fails_its_segment_with_the_reason(
     settings = {"population_size": 2, "synch": False}
     spec = replace(
         make_spec(space=(lr,), epochs=4, settings=settings),
-        task=TaskSpec(
-            dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0, "options": {}},
+        task=TrainTask(
+            dataset=DatasetRef("digits"),
             model={"family": "mlp", "hidden_layers": 1, "width": 16},
             training={"epochs": 4, "optimizer": "sgd", "momentum": 0.9},
         ),
     )
-    outcome, study, _ = run(spec, load_dataset("digits"), tmp_path, settings)
+    outcome, study, _ = run(spec, load_dataset("digits"), tmp_path)
     reason = "NonFiniteLossError: non-finite loss at epoch 1"
     assert outcome.status == "failed"
     assert outcome.reason.startswith("every member failed; member ")

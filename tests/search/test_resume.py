@@ -16,12 +16,10 @@ from models.data import load_dataset
 from models.training.config import TrainConfig
 from models.training.trainer import EpochMetrics, TrainCheckpoint, TrainResult, train
 from search.loop import StudyLoop, lost_worker, wait_any
-from search.spec import (
-    Budget,
-    StudySpec,
-)
+from search.spec import Budget, StudySpec
+from search.trials.events import EpochEnd, Event, Started
 from search.trials.worker import run_trial
-from tests.search.conftest import digits_spec
+from tests.search.conftest import digits_spec, make_loop
 
 MODEL = {"family": "mlp", "hidden_layers": 2, "width": 24, "dropout": 0.2}
 
@@ -43,7 +41,7 @@ def drive(loop: StudyLoop, until: Callable[[], bool] | None = None) -> None:
     """Run the loop the way the scheduler does, to its end or until ``until()`` holds."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        loop.fill()
+        loop.advance()
         if loop.outcome is not None or (until is not None and until()):
             return
         wait_any([loop], 0.2)
@@ -101,13 +99,11 @@ def test_no_checkpoint_after_the_last_epoch(digits: Any) -> None:
 def crash_worker_once(marker_dir: Path, at_epoch: int) -> Callable[..., Any]:
     """A trial body whose worker process dies once per trial, after ``at_epoch``."""
 
-    def body(
-        data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
-    ) -> Iterator[dict[str, Any]]:
+    def body(payload: Any, data: Any, seed: int, cpus: float, gpus: float) -> Iterator[Event]:
         marker = marker_dir / f"crashed-{seed}"
-        for event in run_trial(data, task, seed, cpus, gpus, monitor):
+        for event in run_trial(payload, data, seed, cpus, gpus):
             yield event
-            if event["event"] == "epoch" and event["epoch"] == at_epoch and not marker.exists():
+            if isinstance(event, EpochEnd) and event.epoch == at_epoch and not marker.exists():
                 marker.touch()
                 time.sleep(1.0)  # let the events before reach the scheduler
                 os._exit(1)  # the worker dies like a node would take it: no exception, no goodbye
@@ -116,23 +112,22 @@ def crash_worker_once(marker_dir: Path, at_epoch: int) -> Callable[..., Any]:
 
 
 def crash_worker_always(
-    data: Any, task: dict[str, Any], seed: int, cpus: float, gpus: float, monitor: Any
-) -> Iterator[dict[str, Any]]:
-    yield {"event": "start", "node_id": "n", "pid": os.getpid(), "device": "cpu"}
+    payload: Any, data: Any, seed: int, cpus: float, gpus: float
+) -> Iterator[Event]:
+    yield Started("n", os.getpid(), "cpu")
     os._exit(1)
 
 
 def test_lost_worker_resumes_the_trial_from_its_checkpoint(local_ray: None, tmp_path: Path) -> None:
     reference = new_study()
-    drive(StudyLoop(spec(), reference, started_at=1e18))
+    drive(make_loop(spec(), reference, tmp_path / "reference"))
 
     study = new_study()
-    loop = StudyLoop(
+    loop = make_loop(
         spec(),
         study,
-        started_at=1e18,
+        tmp_path,
         trial_fn=crash_worker_once(tmp_path, at_epoch=5),
-        checkpoint_dir=tmp_path / "checkpoints",
         checkpoint_every=2,
     )
     drive(loop)
@@ -149,21 +144,21 @@ def test_lost_worker_resumes_the_trial_from_its_checkpoint(local_ray: None, tmp_
         assert t.value == ref.value
         assert t.user_attrs["curve"] == ref.user_attrs["curve"]
         assert t.intermediate_values == ref.intermediate_values
-    assert list((tmp_path / "checkpoints").iterdir()) == []  # dropped as trials end
+    # Dropped as trials end.
+    assert list((tmp_path / "checkpoints" / study.study_name).iterdir()) == []
 
 
 def test_a_trial_whose_worker_keeps_dying_fails_after_its_retries(
     local_ray: None, tmp_path: Path
 ) -> None:
     study = new_study()
-    loop = StudyLoop(
+    loop = make_loop(
         spec(max_trials=2, parallelism=2),
         study,
-        started_at=1e18,
+        tmp_path,
         trial_fn=crash_worker_always,
-        checkpoint_dir=tmp_path,
         checkpoint_every=1,
-        max_retries=2,
+        retries=2,
     )
     drive(loop)
     assert loop.outcome is not None and loop.outcome.reason == "max_trials reached"
@@ -179,18 +174,14 @@ def test_restart_resumes_trials_in_flight_and_counts_each_once(
     local_ray: None, tmp_path: Path
 ) -> None:
     reference = new_study()
-    drive(StudyLoop(spec(max_trials=3, epochs=12, parallelism=2), reference, started_at=1e18))
+    drive(make_loop(spec(max_trials=3, epochs=12, parallelism=2), reference, tmp_path / "ref"))
 
     study = new_study()
-    checkpoints = tmp_path / "checkpoints"
+    checkpoints = tmp_path / "checkpoints" / study.study_name
 
     def loop() -> StudyLoop:
-        return StudyLoop(
-            spec(max_trials=3, epochs=12, parallelism=2),
-            study,
-            started_at=1e18,
-            checkpoint_dir=checkpoints,
-            checkpoint_every=3,
+        return make_loop(
+            spec(max_trials=3, epochs=12, parallelism=2), study, tmp_path, checkpoint_every=3
         )
 
     first = loop()
@@ -205,6 +196,7 @@ def test_restart_resumes_trials_in_flight_and_counts_each_once(
     assert sorted(p.name for p in checkpoints.iterdir()) == ["trial-0.pt", "trial-1.pt"]
 
     second = loop()
+    second.resume()
     assert second.n_in_flight == 2  # both resumed at once, before any new trial
     drive(second)
     trials = study.get_trials()
@@ -225,18 +217,12 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
     local_ray: None, tmp_path: Path
 ) -> None:
     reference = new_study()
-    drive(StudyLoop(spec(max_trials=1, epochs=12), reference, started_at=1e18))
+    drive(make_loop(spec(max_trials=1, epochs=12), reference, tmp_path / "ref"))
 
     study = new_study()
 
     def loop() -> StudyLoop:
-        return StudyLoop(
-            spec(max_trials=1, epochs=12),
-            study,
-            started_at=1e18,
-            checkpoint_dir=tmp_path,
-            checkpoint_every=3,
-        )
+        return make_loop(spec(max_trials=1, epochs=12), study, tmp_path, checkpoint_every=3)
 
     first = loop()
 
@@ -246,7 +232,8 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
     drive(first, until=second_checkpoint)
     first.suspend()
     (trial,) = study.get_trials()
-    on_disk = TrainCheckpoint.read((tmp_path / "trial-0.pt").read_bytes()).epoch
+    path = tmp_path / "checkpoints" / study.study_name / "trial-0.pt"
+    on_disk = TrainCheckpoint.read(path.read_bytes()).epoch
     assert on_disk == trial.user_attrs["checkpoint_epoch"]
     # The scheduler died after the new checkpoint reached the disk, before its record did.
     study._storage.set_trial_user_attr(trial._trial_id, "checkpoint_epoch", on_disk - 3)
@@ -259,11 +246,12 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
     assert done.value == reference.get_trials()[0].value
 
 
-def test_a_trial_that_used_up_its_retries_fails_at_restart(local_ray: None) -> None:
+def test_a_trial_that_used_up_its_retries_fails_at_restart(local_ray: None, tmp_path: Path) -> None:
     study = new_study()
     trial = study.ask({"model.width": optuna.distributions.IntDistribution(8, 32)})
     trial.set_user_attr("resumes", [{"from_epoch": 0, "reason": "x"}] * 3)
-    loop = StudyLoop(replace(spec(), budget=Budget(max_trials=1)), study, started_at=1e18)
+    loop = make_loop(replace(spec(), budget=Budget(max_trials=1)), study, tmp_path)
+    loop.resume()
     assert loop.n_in_flight == 0
     (t,) = study.get_trials()
     assert t.state == TrialState.FAIL

@@ -21,12 +21,12 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sqlalchemy.orm import Session
 
 from models.data import from_arrays
+from search.datadir import DataDir
 from service.api.limits import BodyLimit
 from service.app import create_app
 from service.client.cli import read_admin_key
 from service.config import Settings
 from service.store.orm import DatasetRow, StudyRow
-from search.datadir import DataDir
 from service.store.uploads import load_upload, parse_upload, save_upload
 
 DATASETS = "/api/v1/datasets"

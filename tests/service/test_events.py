@@ -11,9 +11,13 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
-from service.validation import with_defaults
 from sqlalchemy.orm import Session, sessionmaker
 
+from search.checks import complete
+from search.datadir import DataDir
+from search.spec import StudySpec, StudyStatus
+from service.api.convert import to_spec
+from service.api.routes.events import event_json
 from service.api.schemas.study import StudyCreate
 from service.client.api import Client
 from service.client.events import Event, parse_events
@@ -57,13 +61,23 @@ def kinds(events: list[Any]) -> list[str]:
     return [e.kind for e in events]
 
 
+def submitted(body: dict[str, Any]) -> StudySpec:
+    """A study as the API stores it."""
+    return complete(to_spec(StudyCreate.model_validate(body)))
+
+
+def shown(watcher: StudyWatcher) -> list[Event]:
+    """The watcher's next events as the stream sends them (their JSON)."""
+    return [Event(e.kind, event_json(e)) for e in watcher.poll()]
+
+
 def test_the_watcher_replays_the_study_so_far_then_reports_each_change(
     db: tuple[sessionmaker[Session], optuna.storages.RDBStorage],
 ) -> None:
     sessions, storage = db
     with sessions() as s:
-        row = crud.create_study(s, storage, with_defaults(StudyCreate.model_validate(spec())))
-        crud.mark_running(s, row.id)
+        row = crud.create_study(s, storage, submitted(spec()))
+        crud.mark_running(s, row.id, datetime.now(UTC))
     study = optuna.load_study(study_name=row.optuna_study_name, storage=storage)
     width = optuna.distributions.IntDistribution(8, 32)
     first = study.ask({"model.width": width})
@@ -71,8 +85,8 @@ def test_the_watcher_replays_the_study_so_far_then_reports_each_change(
     second = study.ask({"model.width": width})
     second.report(0.3, step=1)
 
-    watcher = StudyWatcher(sessions, storage, row.id)
-    replay = watcher.poll()  # connected mid-study: the study, then every trial so far
+    watcher = StudyWatcher(sessions, row.id)
+    replay = shown(watcher)  # connected mid-study: the study, then every trial so far
     assert kinds(replay) == ["study", "trial", "trial", "epoch"]
     assert replay[0].data["trial_counts"]["COMPLETE"] == 1
     assert replay[0].data["best_value"] == 0.5
@@ -81,16 +95,16 @@ def test_the_watcher_replays_the_study_so_far_then_reports_each_change(
         (1, "RUNNING"),
     ]
     assert replay[3].data == {"number": 1, "epoch": 1, "value": 0.3}
-    assert watcher.poll() == []  # nothing changed, nothing sent
+    assert shown(watcher) == []  # nothing changed, nothing sent
 
     second.report(0.6, step=2)
-    assert [(e.kind, e.data) for e in watcher.poll()] == [
+    assert [(e.kind, e.data) for e in shown(watcher)] == [
         ("epoch", {"number": 1, "epoch": 2, "value": 0.6})
     ]
     study.tell(second, 0.7)
     third = study.ask({"model.width": width})
     study.tell(third, state=TrialState.PRUNED)
-    changes = watcher.poll()
+    changes = shown(watcher)
     assert kinds(changes) == ["study", "trial", "trial"]
     assert changes[0].data["trial_counts"] == {
         "RUNNING": 0,
@@ -107,8 +121,8 @@ def test_the_watcher_replays_the_study_so_far_then_reports_each_change(
     assert not watcher.ended
 
     with sessions() as s:
-        crud.mark_finished(s, row.id, "completed", "max_trials reached")
-    final = watcher.poll()
+        crud.mark_finished(s, row.id, StudyStatus.COMPLETED, "max_trials reached")
+    final = shown(watcher)
     assert kinds(final) == ["study", "end"]
     assert final[1].data["status"] == "completed"
     assert final[1].data["status_reason"] == "max_trials reached"
@@ -116,17 +130,17 @@ def test_the_watcher_replays_the_study_so_far_then_reports_each_change(
 
 
 def test_a_deleted_study_ends_its_stream(
-    db: tuple[sessionmaker[Session], optuna.storages.RDBStorage],
+    db: tuple[sessionmaker[Session], optuna.storages.RDBStorage], tmp_path: Path
 ) -> None:
     sessions, storage = db
     with sessions() as s:
-        row = crud.create_study(s, storage, with_defaults(StudyCreate.model_validate(spec())))
-    watcher = StudyWatcher(sessions, storage, row.id)
-    assert kinds(watcher.poll()) == ["study"]
+        row = crud.create_study(s, storage, submitted(spec()))
+    watcher = StudyWatcher(sessions, row.id)
+    assert kinds(shown(watcher)) == ["study"]
     with sessions() as s:
-        crud.mark_finished(s, row.id, "stopped", "stopped by user")
-        crud.delete_study(s, storage, crud.get_study(s, row.id))
-    assert [(e.kind, e.data["status"]) for e in watcher.poll()] == [("end", "deleted")]
+        crud.mark_finished(s, row.id, StudyStatus.STOPPED, "stopped by user")
+        crud.delete_study(s, storage, DataDir(tmp_path), crud.get_study(s, row.id))
+    assert [(e.kind, e.data["status"]) for e in shown(watcher)] == [("end", "deleted")]
 
 
 def test_server_sent_events_are_parsed_as_the_wire_sends_them() -> None:

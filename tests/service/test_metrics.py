@@ -22,21 +22,18 @@ from fastapi.testclient import TestClient
 from optuna.storages._rdb.models import StudyModel, TrialModel
 from optuna.trial import FrozenTrial, TrialState
 from prometheus_client.parser import text_string_to_metric_families
-from service.metrics import (
-    DURATION_BUCKETS,
-    SchedulerMetrics,
-    render,
-    serve_scheduler_metrics,
-)
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import sessionmaker
 
-from search.loop import StudyLoop
-from service import metrics
+from search.algorithm import Run
 from service.app import create_app
 from service.client.cli import read_admin_key
 from service.config import Settings
+from service.reports.metrics import DURATION_BUCKETS
+from service.reports.metrics import render as render_registry
+from service.scheduling.metrics import SchedulerMetrics, serve_scheduler_metrics
 from service.scheduling.scheduler import Scheduler
+from service.store import optuna_sql
 from service.store.engine import make_engine
 from service.store.orm import StudyRow
 from service.store.storage import make_storage
@@ -47,6 +44,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 LE = [*(repr(b) for b in DURATION_BUCKETS), "+Inf"]
+
+
+def render(sessions: Any, scheduler: SchedulerMetrics | None) -> bytes:
+    """The API's /metrics body, with the scheduler's figures when one runs in the process."""
+    return render_registry(sessions, None if scheduler is None else scheduler.registry)
 
 
 # -- reading the exposition text -------------------------------------------------------------
@@ -204,7 +206,7 @@ def test_python_fallback_agrees_with_sql(populated: Db, monkeypatch: pytest.Monk
     """A database without the date arithmetic written here gets the same histogram, bucketed in
     Python from the two datetime columns."""
     in_sql = render(populated.sessions, None).decode()
-    monkeypatch.setattr(metrics, "_seconds_between", lambda *_: None)
+    monkeypatch.setattr(optuna_sql, "_seconds_between", lambda *_: None)
     in_python = render(populated.sessions, None).decode()
     name = "tuneforge_trial_duration_seconds"
     for state in ("COMPLETE", "PRUNED", "FAIL"):
@@ -254,7 +256,7 @@ def test_database_down_is_a_figure_not_an_error(tmp_path: Path) -> None:
     scrape: the scheduler's figures still come through."""
     engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables at all
     scheduler = SchedulerMetrics()
-    scheduler.pass_done(0.2, [], 0)
+    scheduler.pass_done(0.2, [])
     try:
         scrape = Scrape(render(sessionmaker(engine), scheduler).decode())
     finally:
@@ -267,14 +269,17 @@ def test_database_down_is_a_figure_not_an_error(tmp_path: Path) -> None:
 # -- the scheduler's figures -----------------------------------------------------------------
 
 
-def fake_loops(*in_flight: int) -> list[StudyLoop]:
-    return [cast(StudyLoop, SimpleNamespace(n_in_flight=n)) for n in in_flight]
+def fake_runs(*in_flight: int, populations: int = 0) -> list[Run]:
+    """Sampler loops with these trials in flight, and population runs."""
+    loops = [SimpleNamespace(n_in_flight=n, label="loop") for n in in_flight]
+    others = [SimpleNamespace(n_in_flight=0, label="population") for _ in range(populations)]
+    return [cast(Run, run) for run in [*loops, *others]]
 
 
 def test_scheduler_figures_join_the_database_ones(db: Db) -> None:
     scheduler = SchedulerMetrics()
-    scheduler.pass_done(0.03, fake_loops(2, 1), 1)
-    scheduler.pass_done(0.7, fake_loops(2, 0), 0)
+    scheduler.pass_done(0.03, fake_runs(2, 1, populations=1))
+    scheduler.pass_done(0.7, fake_runs(2, 0))
     with scheduler.sync_seconds.time():
         pass
     scheduler.loop_errors.inc()
@@ -313,7 +318,7 @@ def test_schedulers_keep_their_own_registries(sqlite_url: str, tmp_path: Path) -
     finally:
         storage.remove_session()
         engine.dispose()
-    first.metrics.pass_done(0.1, fake_loops(3), 0)
+    first.metrics.pass_done(0.1, fake_runs(3))
     assert first.metrics.registry is not second.metrics.registry
     assert first.metrics.registry.get_sample_value("tuneforge_scheduler_loop_seconds_count") == 1
     assert second.metrics.registry.get_sample_value("tuneforge_scheduler_loop_seconds_count") == 0
@@ -326,11 +331,11 @@ def test_serve_scheduler_metrics_on_a_socket(sqlite_url: str, tmp_path: Path) ->
     engine = make_engine(sqlite_url)
     storage = make_storage(sqlite_url)
     scheduler = Scheduler(settings, sessionmaker(engine), storage)
-    scheduler.metrics.pass_done(0.05, fake_loops(1, 1), 0)
-    assert serve_scheduler_metrics(scheduler, "127.0.0.1", 0) is None  # 0: off
+    scheduler.metrics.pass_done(0.05, fake_runs(1, 1))
+    assert serve_scheduler_metrics(scheduler.metrics, "127.0.0.1", 0) is None  # 0: off
 
     port = free_port()
-    server = serve_scheduler_metrics(scheduler, "127.0.0.1", port)
+    server = serve_scheduler_metrics(scheduler.metrics, "127.0.0.1", port)
     assert server is not None
     try:
         assert server.address == ("127.0.0.1", port)
@@ -342,7 +347,7 @@ def test_serve_scheduler_metrics_on_a_socket(sqlite_url: str, tmp_path: Path) ->
         assert scrape.value("tuneforge_scheduler_trials_in_flight") == 2
         # Its own figures only: the database's come from the API.
         assert not scrape.has("tuneforge_trials")
-        scheduler.metrics.pass_done(0.05, fake_loops(), 0)  # live: read at each scrape
+        scheduler.metrics.pass_done(0.05, fake_runs())  # live: read at each scrape
         again = Scrape(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
         assert again.value("tuneforge_scheduler_loop_seconds_count") == 2
         assert again.value("tuneforge_scheduler_trials_in_flight") == 0

@@ -8,7 +8,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy import event, text
 
-from search.loop import set_user_attrs
+from search.optuna_compat import set_user_attrs
 from service.store.storage import make_storage
 
 

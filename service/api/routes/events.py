@@ -59,13 +59,13 @@ async def study_events(
     deadline = time.monotonic() + settings.event_stream_max_s
     while not watcher.ended and time.monotonic() < deadline:
         for event in await anyio.to_thread.run_sync(watcher.poll):
-            yield ServerSentEvent(event=event.kind, data=_json(event))
+            yield ServerSentEvent(event=event.kind, data=event_json(event))
         if watcher.ended or await request.is_disconnected():
             return
         await anyio.sleep(poll_s)
 
 
-def _json(event: StudyEvent) -> dict[str, Any]:
+def event_json(event: StudyEvent) -> dict[str, Any]:
     """An event's data as the API shows it: a trial as ``GET .../trials`` does, a study's
     progress as :class:`StudyProgress`."""
     if event.kind == "trial":
