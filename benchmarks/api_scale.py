@@ -480,11 +480,11 @@ def measure(api: httpx.Client, eps: list[Endpoint], out: Outcome, args: argparse
 def profile(url: str, study_id: int, n: int, calls: int) -> str:
     """cProfile of the route functions called directly (the same database, no socket, the
     answers serialized as FastAPI would): where a request's time goes."""
+    from service.auth import ANONYMOUS_ADMIN
+    from service.db import make_engine, make_storage
     from sqlalchemy.orm import sessionmaker
 
     from service.api.routes import studies, trials
-    from service.auth import ANONYMOUS_ADMIN
-    from service.db import make_engine, make_storage
 
     engine = make_engine(url)
     sessions = sessionmaker(engine, expire_on_commit=False)

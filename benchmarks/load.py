@@ -556,8 +556,9 @@ def run(args: argparse.Namespace) -> Outcome:
     server: Server | None = None
     try:
         with database(args.database, workdir) as url:
-            from benchmarks.search_quality import ForeignLoad, wait_idle
             from service.auth import read_admin_key
+
+            from benchmarks.search_quality import ForeignLoad, wait_idle
 
             if args.wait_idle > 0:
                 wait_idle(args.wait_idle)

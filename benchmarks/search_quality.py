@@ -69,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 import torch  # noqa: E402
+from models.train import EpochMetrics, TrainConfig, TrainResult, train  # noqa: E402
 from optuna.distributions import (  # noqa: E402
     BaseDistribution,
     CategoricalDistribution,
@@ -78,7 +79,6 @@ from optuna.distributions import (  # noqa: E402
 
 from benchmarks.results import RESULTS, machine_line, write_section  # noqa: E402
 from models.data import Dataset, load_dataset  # noqa: E402
-from models.train import EpochMetrics, TrainConfig, TrainResult, train  # noqa: E402
 
 SECTION = "## Search quality under a wall-clock budget (digits MLP)"
 TARGET = 0.975  # validation accuracy: 351 of the 360 validation images

@@ -42,15 +42,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import models.train as tf_train  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from models.builder import build_model  # noqa: E402
+from models.train import EpochMetrics, TrainConfig, TrainResult, n_outputs, train  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-import models.train as tf_train  # noqa: E402
 from benchmarks.results import RESULTS, machine_line, write_section  # noqa: E402
-from models.builder import build_model  # noqa: E402
 from models.data import Dataset, load_dataset  # noqa: E402
-from models.train import EpochMetrics, TrainConfig, TrainResult, n_outputs, train  # noqa: E402
 
 SECTION = "## Trainer throughput vs a hand-written loop"
 SEED = 0

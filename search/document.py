@@ -80,7 +80,8 @@ def _param(p: ParamSpec) -> dict[str, Any]:
         out["choices"] = list(p.choices)
     elif p.kind == "int":
         assert p.low is not None and p.high is not None
-        out.update(low=int(p.low), high=int(p.high), log=p.log, step=int(p.step or 1))
+        step = None if p.step is None else int(p.step)
+        out.update(low=int(p.low), high=int(p.high), log=p.log, step=step)
     else:
         out.update(low=p.low, high=p.high, log=p.log, step=p.step)
     out["when"] = [_condition(c) for c in p.when]
@@ -189,8 +190,8 @@ def _param_of(name: str, raw: Mapping[str, Any]) -> ParamSpec:
     if kind == "categorical":
         return ParamSpec(name, "categorical", choices=tuple(raw["choices"]), when=when)
     step = raw.get("step")
-    if kind == "int":
-        step = float(step or 1)
+    if kind == "int" and step is not None:
+        step = float(step)
     return ParamSpec(
         name, kind, low=raw["low"], high=raw["high"], log=bool(raw.get("log")), step=step, when=when
     )

@@ -23,7 +23,7 @@ from models.data import DatasetInfo
 from models.fields import as_dict, setting
 from models.metrics import METRICS
 from search.algorithm import FieldError, PrunerAlgorithm, at
-from search.spec import StudySpec
+from search.spec import MAX_TRIALS, StudySpec
 
 _STARTUP = "Trials that finish before pruning starts."
 _WARMUP = "Epochs of every trial that are never pruned."
@@ -48,7 +48,7 @@ class HyperbandSettings:
 
 @dataclass(frozen=True)
 class MedianSettings:
-    n_startup_trials: int = setting(5, _STARTUP, low=0)
+    n_startup_trials: int = setting(5, _STARTUP, low=0, high=MAX_TRIALS)
     n_warmup_steps: int = setting(0, _WARMUP, low=0)
     interval_steps: int = setting(1, _INTERVAL, low=1)
 
@@ -56,7 +56,7 @@ class MedianSettings:
 @dataclass(frozen=True)
 class PercentileSettings:
     percentile: float = setting(25.0, "Keep trials in the best this-many percent.", low=0)
-    n_startup_trials: int = setting(5, _STARTUP, low=0)
+    n_startup_trials: int = setting(5, _STARTUP, low=0, high=MAX_TRIALS)
     n_warmup_steps: int = setting(0, _WARMUP, low=0)
     interval_steps: int = setting(1, _INTERVAL, low=1)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 ParamKind = Literal["float", "int", "categorical"]
+MAX_TRIALS = 100_000  # the largest budget a study may have
 Direction = Literal["maximize", "minimize"]
 
 

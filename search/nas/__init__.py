@@ -19,7 +19,7 @@ from models.fields import setting
 from search.nas.evolution import RegularizedEvolutionSampler
 from search.nas.reinforce import MAX_VALUES, ReinforceSampler
 from search.samplers.base import SamplerAlgorithm, Space, seed_setting
-from search.spec import ParamSpec
+from search.spec import MAX_TRIALS, ParamSpec
 
 __all__ = ["ALGORITHMS", "RegularizedEvolutionSampler", "ReinforceSampler"]
 
@@ -70,7 +70,10 @@ class ReinforceSettings:
         0.9, "Weight of the old baseline in its moving average (below 1).", low=0
     )
     n_startup_trials: int = setting(
-        0, "Random trials before the policy is used (learned from all the same).", low=0
+        0,
+        "Random trials before the policy is used (learned from all the same).",
+        low=0,
+        high=MAX_TRIALS,
     )
     entropy_weight: float = setting(
         0.0, "Entropy bonus that keeps the policy from collapsing early.", low=0

@@ -15,8 +15,11 @@ from optuna.samplers import (
 from models.fields import setting
 from search.samplers.base import SamplerAlgorithm, seed_setting
 from search.samplers.grid import GRID
+from search.spec import MAX_TRIALS
 
 _STARTUP = "Random trials before modelling."
+# More start-up trials than a study's largest budget would only mean random search.
+_MOST = MAX_TRIALS
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class QMCSettings:
 @dataclass(frozen=True)
 class TPESettings:
     seed: int | None = seed_setting()
-    n_startup_trials: int = setting(10, _STARTUP, low=0)
+    n_startup_trials: int = setting(10, _STARTUP, low=0, high=_MOST)
     multivariate: bool = setting(True, "Model parameters jointly.")
     group: bool = setting(True, "Model each conditional sub-space on its own.")
     constant_liar: bool = setting(True, "Avoid proposing the same point to parallel trials.")
@@ -43,14 +46,14 @@ class TPESettings:
 @dataclass(frozen=True)
 class GPSettings:
     seed: int | None = seed_setting()
-    n_startup_trials: int = setting(10, _STARTUP, low=0)
+    n_startup_trials: int = setting(10, _STARTUP, low=0, high=_MOST)
     deterministic_objective: bool = setting(False, "Assume noise-free values.")
 
 
 @dataclass(frozen=True)
 class CmaEsSettings:
     seed: int | None = seed_setting()
-    n_startup_trials: int = setting(1, "Random trials before CMA-ES.", low=0)
+    n_startup_trials: int = setting(1, "Random trials before CMA-ES.", low=0, high=_MOST)
     sigma0: float | None = setting(None, "Initial step size (default: 1/6 of the range).")
     popsize: int | None = setting(None, "Population size (default: CMA-ES's own).", low=2)
     restart_strategy: str | None = setting(

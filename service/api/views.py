@@ -79,5 +79,9 @@ def trial_detail(t: FrozenTrial, data_dir: DataDir) -> TrialDetail:
 
 
 def retrain_json(row: StudyRow, trial: FrozenTrial, epochs: int | None) -> dict[str, Any]:
-    """A complete study spec (to submit) that trains ``trial`` again, with its seed."""
-    return spec_json(retrain_spec(study_spec(row), trial.number, trial.params, epochs))
+    """A complete study spec (to submit) that trains ``trial`` again, with its seed: nothing
+    is searched, so it has no search space, architecture section, pruner or warm start."""
+    spec = spec_json(retrain_spec(study_spec(row), trial.number, trial.params, epochs))
+    for key in ("search_space", "architecture", "pruner", "warm_start"):
+        del spec[key]
+    return spec

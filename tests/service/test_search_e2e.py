@@ -42,6 +42,8 @@ def refuses_floats(sampler: str) -> bool:
         task=TrainTask(DatasetRef("iris")),
     )
     return bool(study_algorithm(sampler).check(spec, None))
+
+
 PRUNER_SETTINGS = {
     "threshold": {"lower": 0.3},
     "median": {"n_startup_trials": 1},

@@ -17,10 +17,10 @@ the stored spec keeps both the section and its expansion (expanding twice change
 
 from typing import Annotated, Any, Literal
 
-from models.families.macro import MACRO_BLOCKS, MACRO_NORMS
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.cells import EDGES, edge_name, space_has_path
+from models.families.macro import MACRO_BLOCKS, MACRO_NORMS
 
 CELL_OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 CELL_EDGES = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")

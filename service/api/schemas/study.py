@@ -10,6 +10,7 @@ from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from models.metrics import list_metrics
 from search.registry import check_name
+from search.spec import MAX_TRIALS
 from search.trials import TASK_SHAPES
 from service.api.schemas.architecture import Architecture
 from service.api.schemas.base import Scalar, Strict, json_limit_error, one_of
@@ -40,7 +41,7 @@ class AlgorithmIn(Strict):
 
 
 class BudgetIn(Strict):
-    max_trials: int = Field(20, gt=0, le=100_000, description="Trials started, any outcome.")
+    max_trials: int = Field(20, gt=0, le=MAX_TRIALS, description="Trials started, any outcome.")
     max_failed_trials: int | None = Field(None, gt=0, description="Failures that end a study.")
     timeout_s: float | None = Field(None, gt=0, description="No new trial after this long.")
     target_value: float | None = Field(
@@ -168,9 +169,9 @@ class BudgetPatch(Strict):
     max_trials: Annotated[
         int | None,
         WithJsonSchema(
-            {"type": "integer", "exclusiveMinimum": 0, "maximum": 100_000, "title": "Max Trials"}
+            {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_TRIALS, "title": "Max Trials"}
         ),
-    ] = Field(None, gt=0, le=100_000)
+    ] = Field(None, gt=0, le=MAX_TRIALS)
     max_failed_trials: int | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
     target_value: float | None = None
