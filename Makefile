@@ -26,16 +26,21 @@ browser:
 run: install
 	$(BIN)/tuneforge serve
 
+# The whole suite (what .ci/run calls): every tier, the slowest 25 tests named at the end.
 test: install browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
+# No Ray, no server, no PostgreSQL (tests/conftest.py makes any of them fail the test here):
+# small in-process tests, on both cores (one torch thread each).
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	OMP_NUM_THREADS=1 TUNEFORGE_TEST_TIER=fast $(BIN)/python -m pytest -n 2 \
+	  -m "not slow and not postgres and not gpu"
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+import importlib
+
 import numpy as np
-from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
 
 from models.fields import Declared, as_dict, check, declared, setting
 
@@ -72,21 +72,27 @@ class Dataset:
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
-def _bundled(loader: Callable[..., Any]) -> Callable[..., Arrays]:
+def _sklearn_datasets() -> Any:
+    # scikit-learn (and SciPy under it) takes over a second to import: only a process that
+    # loads or generates a dataset pays it, not every process that handles datasets' arrays.
+    return importlib.import_module("sklearn.datasets")
+
+
+def _bundled(loader: str) -> Callable[..., Arrays]:
     def load() -> Arrays:
-        bunch = loader()
+        bunch = getattr(_sklearn_datasets(), loader)()
         return np.asarray(bunch.data, np.float32), np.asarray(bunch.target)
 
     return load
 
 
 def _digits_images() -> Arrays:
-    x, y = _bundled(skd.load_digits)()
+    x, y = _bundled("load_digits")()
     return x.reshape(-1, 1, 8, 8), y  # 8x8 grey images: one channel
 
 
 def _classification(n_samples: int, n_features: int, n_classes: int, seed: int) -> Arrays:
-    x, y = skd.make_classification(
+    x, y = _sklearn_datasets().make_classification(
         n_samples=n_samples,
         n_features=n_features,
         n_informative=max(2, n_features // 2),
@@ -97,12 +103,12 @@ def _classification(n_samples: int, n_features: int, n_classes: int, seed: int) 
 
 
 def _moons(n_samples: int, noise: float, seed: int) -> Arrays:
-    x, y = skd.make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    x, y = _sklearn_datasets().make_moons(n_samples=n_samples, noise=noise, random_state=seed)
     return x.astype(np.float32), y
 
 
 def _regression(n_samples: int, n_features: int, noise: float, seed: int) -> Arrays:
-    x, y = skd.make_regression(
+    x, y = _sklearn_datasets().make_regression(
         n_samples=n_samples, n_features=n_features, noise=noise, random_state=seed
     )
     return x.astype(np.float32), y.astype(np.float32)
@@ -166,10 +172,10 @@ class NoOptions:
 # name → (loader, task, options); a loader's keyword arguments are its options.
 _SOURCES: dict[str, tuple[Callable[..., Arrays], Task, type]] = {
     "digits": (_digits_images, "multiclass", NoOptions),
-    "iris": (_bundled(skd.load_iris), "multiclass", NoOptions),
-    "wine": (_bundled(skd.load_wine), "multiclass", NoOptions),
-    "breast_cancer": (_bundled(skd.load_breast_cancer), "binary", NoOptions),
-    "diabetes": (_bundled(skd.load_diabetes), "regression", NoOptions),
+    "iris": (_bundled("load_iris"), "multiclass", NoOptions),
+    "wine": (_bundled("load_wine"), "multiclass", NoOptions),
+    "breast_cancer": (_bundled("load_breast_cancer"), "binary", NoOptions),
+    "diabetes": (_bundled("load_diabetes"), "regression", NoOptions),
     "classification": (_classification, "multiclass", ClassificationOptions),
     "moons": (_moons, "binary", MoonsOptions),
     "regression": (_regression, "regression", RegressionOptions),
@@ -225,6 +231,8 @@ def from_arrays(
         y = np.asarray(y).astype(np.int64)
         n_outputs = int(y.max()) + 1
     stratify = y if task != "regression" else None
+    from sklearn.model_selection import train_test_split
+
     x_tr, x_va, y_tr, y_va = train_test_split(
         x, y, test_size=val_fraction, random_state=split_seed, stratify=stratify
     )

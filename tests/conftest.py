@@ -1,9 +1,16 @@
-"""Shared fixtures: database URLs (SQLite file, PostgreSQL schema) and a live server.
+"""Shared fixtures: database URLs (SQLite file, PostgreSQL schema), live servers, the tiers.
 
-The live server is the real thing: ``tuneforge serve`` in its own process on a free loopback
+A live server is the real thing: ``tuneforge serve`` in its own process on a free loopback
 port, with its own local Ray, talking to a real database.
+
+Tiers. ``make test-fast`` runs what needs no Ray, no server and no PostgreSQL
+(``-m "not slow and not postgres and not gpu"``, with ``TUNEFORGE_TEST_TIER=fast``): there,
+starting Ray or a server fails the test, so a test that needs one and is not marked ``slow``
+is found at once. PostgreSQL tests skip with the reason where no server answers on
+127.0.0.1:5432, unless ``TUNEFORGE_REQUIRE_POSTGRES=1`` (``.ci/run`` sets it), where they fail.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -23,6 +30,7 @@ import pytest
 from service.client.cli import read_admin_key
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+FAST_TIER = os.environ.get("TUNEFORGE_TEST_TIER") == "fast"
 
 
 def free_port() -> int:
@@ -36,18 +44,36 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tuneforge.db'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in the local PostgreSQL's ``test`` database, dropped afterwards."""
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL's ``test`` database (its URL), dropped after.
+
+    Skips the test with the reason when no PostgreSQL answers, unless
+    ``TUNEFORGE_REQUIRE_POSTGRES=1``: then it fails.
+    """
+    if FAST_TIER:
+        pytest.fail("the fast tier uses no PostgreSQL: mark the test postgres")
     schema = f"tf_test_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 (database test) is required: {exc}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        reason = f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}"
+        if os.environ.get("TUNEFORGE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test (see :func:`postgres_schema`)."""
+    with postgres_schema() as url:
+        yield url
 
 
 @dataclass
@@ -97,8 +123,12 @@ def start_server(
     """Start ``tuneforge serve`` and wait until its scheduler has Ray running.
 
     ``env`` adds to (or overrides) the server's environment; with
-    ``TUNEFORGE_RUN_SCHEDULER=false`` there it waits only until the API answers.
+    ``TUNEFORGE_RUN_SCHEDULER=false`` there it waits only until the API answers. Workers are
+    not warmed in advance (``TUNEFORGE_WARM_WORKERS=false``): a test's first trials import
+    torch themselves, instead of every server start paying for it.
     """
+    if FAST_TIER:
+        pytest.fail("the fast tier starts no server: mark the test slow")
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{port}-{time.time_ns()}.log"
@@ -110,6 +140,7 @@ def start_server(
         "TUNEFORGE_DATABASE_URL": database_url,
         "TUNEFORGE_RAY_NUM_CPUS": "2",
         "TUNEFORGE_SCHEDULER_POLL_S": "0.2",
+        "TUNEFORGE_WARM_WORKERS": "false",
         **(env or {}),
     }
     # The health's scheduler field: "running" once Ray is up, "off" with no scheduler.
@@ -134,7 +165,7 @@ def start_server(
                 return server
         except httpx.HTTPError:
             pass
-        time.sleep(0.3)
+        time.sleep(0.2)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"server did not become healthy:\n{server.log()[-4000:]}")
 
@@ -144,14 +175,24 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers on demand; all are stopped at teardown."""
     started: list[Server] = []
 
-    def make(database_url: str, **kwargs: object) -> Server:
-        server = start_server(database_url, tmp_path / "data", **kwargs)  # type: ignore[arg-type]
+    def make(database_url: str, **kwargs: Any) -> Server:
+        server = start_server(database_url, tmp_path / "data", **kwargs)
         started.append(server)
         return server
 
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server (SQLite, scheduler on) for the tests that only need *a* server: each works
+    on studies of its own and waits for them to end, so they can share it and its Ray."""
+    data_dir = tmp_path_factory.mktemp("shared-server")
+    server = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
+    yield server
+    server.stop()
 
 
 def wait_for(
@@ -192,8 +233,34 @@ def digits_study(
     }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """In the fast tier, starting Ray fails the test that does it (see the module docstring)."""
+    if not FAST_TIER:
+        return
+    import ray
+    import ray._private.worker
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the fast tier starts no Ray: mark the test slow")
+
+    ray.init = refuse  # what search.ray_runtime calls
+    ray._private.worker.init = refuse  # what Ray's own auto-init calls
+
+
+# A test that uses one of these fixtures needs Ray or a live server: it is ``slow``.
+_SLOW_FIXTURES = frozenset({"local_ray", "server_factory", "shared_server", "server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``gpu`` run only where CUDA is available."""
+    """Mark tests by the fixtures they use (Ray or a server: ``slow``; PostgreSQL:
+    ``postgres``); tests marked ``gpu`` run only where CUDA is available."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if "postgres_url" in fixtures:
+            item.add_marker(pytest.mark.postgres)
     import torch
 
     if torch.cuda.is_available():

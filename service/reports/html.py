@@ -6,8 +6,6 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-import plotly.offline
-
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +37,8 @@ th { background: #f5f5f5; }
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
     """plotly.js's source (about 4.8 MB), read once per process."""
+    import plotly.offline
+
     return str(plotly.offline.get_plotlyjs())
 
 

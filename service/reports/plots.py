@@ -8,10 +8,7 @@ from functools import partial
 from typing import Any
 
 import optuna
-import plotly.graph_objects as go
-from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import FrozenTrial, TrialState
-from plotly.subplots import make_subplots
 
 from search.results import best_trial, pareto_front
 from service.reports.html import Page, e, fmt, note, table
@@ -156,6 +153,9 @@ def importances(page: Page, study: optuna.Study, objectives: Sequence[Objective]
         told = note(
             f"From the {IMPORTANCE_MAX_TRIALS} most recent of {len(done)} completed trials."
         )
+    # fANOVA (scikit-learn's random forest) is imported with the first report, not at start.
+    from optuna.importance import FanovaImportanceEvaluator
+
     # A fixed seed: the same study gives the same report.
     return told + page.plot(
         "param-importances",
@@ -210,6 +210,9 @@ def _number(value: object) -> float | None:
 def _curves_figure(points: Sequence[Mapping[str, Any]]) -> Any:
     """One panel and one line per metric: losses, accuracies and learning rates differ by
     orders of magnitude, so a shared axis would flatten most of them."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     metrics = list(dict.fromkeys(k for p in points for k in p if k != "epoch"))
     cols = 2 if len(metrics) > 1 else 1
     rows = math.ceil(len(metrics) / cols)

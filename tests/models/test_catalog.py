@@ -59,6 +59,7 @@ def family_cases() -> list[tuple[str, str]]:
     return [(f, DATA_FOR_KIND[kind]) for f in list_families() for kind in get_family(f).kinds]
 
 
+@pytest.mark.slow  # an epoch of every family on every kind of data: some 15 s
 @pytest.mark.parametrize(("family", "data_name"), family_cases())
 def test_every_family_on_every_kind_it_accepts(family: str, data_name: str) -> None:
     model = {"family": family}

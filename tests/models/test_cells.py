@@ -258,6 +258,7 @@ def run_training(spec: dict[str, Any], data: Dataset, epochs: int) -> list[float
     return [e.metrics["val_accuracy"] for e in epoch_metrics]  # type: ignore[union-attr]
 
 
+@pytest.mark.slow  # trains for seconds
 def test_nb201_trains_on_digits(digits: Dataset) -> None:
     accuracies = run_training(nb201(**SMALL), digits, epochs=3)
     assert len(accuracies) == 3 and accuracies[-1] > 0.8, accuracies
@@ -294,6 +295,7 @@ def test_derive_genotype_skips_none() -> None:
     assert derive_genotype(torch.zeros(6, 1), ("none",)).ops == ("none",) * 6
 
 
+@pytest.mark.slow  # a DARTS search: seconds
 def test_darts_search_on_digits(search: list[DartsEpoch | DartsResult]) -> None:
     *epochs, result = search
     assert [e.epoch for e in epochs if isinstance(e, DartsEpoch)] == [1, 2, 3, 4]
@@ -310,6 +312,7 @@ def test_darts_search_on_digits(search: list[DartsEpoch | DartsResult]) -> None:
     assert metrics[-1]["val_accuracy"] > 0.5, metrics  # the supernet itself learns
 
 
+@pytest.mark.slow
 def test_the_derived_genotype_trains_from_scratch(
     search: list[DartsEpoch | DartsResult], digits: Dataset
 ) -> None:
@@ -320,6 +323,7 @@ def test_the_derived_genotype_trains_from_scratch(
     assert accuracies[-1] > 0.8, (result.genotype, accuracies)
 
 
+@pytest.mark.slow
 def test_darts_search_is_reproducible(
     search: list[DartsEpoch | DartsResult], digits: Dataset
 ) -> None:

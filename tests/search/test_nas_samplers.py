@@ -99,6 +99,7 @@ def test_synthetic_optimum_is_the_best_of_every_architecture() -> None:
     ],
     ids=["evolution", "reinforce", "tpe", "nsga2"],
 )
+@pytest.mark.slow  # 10 seeds x 150 trials of each strategy
 def test_strategy_has_lower_mean_regret_than_random_search(
     make: Callable[[int], BaseSampler], random_regret: float
 ) -> None:

@@ -62,7 +62,8 @@ async def study_events(
             yield ServerSentEvent(event=event.kind, data=event_json(event))
         if watcher.ended or await request.is_disconnected():
             return
-        await anyio.sleep(poll_s)
+        # Never past the stream's end: the last look is at its deadline, not a poll after.
+        await anyio.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
 
 
 def event_json(event: StudyEvent) -> dict[str, Any]:

@@ -195,10 +195,10 @@ def test_fuzz_the_whole_api(
     seed_dataset(seeding, tmp_path)
     seeding.stop()
     # Event streams last as long as their study (pending forever here): each closes after a
-    # second, as every stream does after TUNEFORGE_EVENT_STREAM_MAX_S.
+    # tenth of a second, as every stream does after TUNEFORGE_EVENT_STREAM_MAX_S.
     server = server_factory(
         sqlite_url,
-        env={"TUNEFORGE_RUN_SCHEDULER": "false", "TUNEFORGE_EVENT_STREAM_MAX_S": "1"},
+        env={"TUNEFORGE_RUN_SCHEDULER": "false", "TUNEFORGE_EVENT_STREAM_MAX_S": "0.1"},
     )
     own_key_id, key = fuzzer_key(server)
 

@@ -5,8 +5,10 @@ real migrations, no scheduler), then checks the error's ``path`` and message and
 a ``tf_studies`` row nor an Optuna study exists afterwards.
 """
 
+import contextlib
 import copy
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +24,7 @@ from service.app import create_app
 from service.client.cli import read_admin_key
 from service.config import Settings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "digits-mlp.yaml"
 STUDIES = "/api/v1/studies"
 
 Spec = dict[str, Any]
@@ -50,13 +52,9 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _optuna_names(tmp_path: Path) -> list[str]:
-    # A fresh storage on the same file: sees what the app committed, not its session cache.
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'tuneforge.db'}")
-    try:
-        return optuna.get_all_study_names(storage=storage)
-    finally:
-        storage.remove_session()
-        storage.engine.dispose()
+    # A connection of its own to the file: sees what the app committed, not a session's cache.
+    with contextlib.closing(sqlite3.connect(tmp_path / "tuneforge.db")) as conn:
+        return [name for (name,) in conn.execute("SELECT study_name FROM studies")]
 
 
 def _assert_nothing_written(client: TestClient, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import Server, finished, free_port, wait_for
-from tests.service.test_report import SINGLE_PLOTS, tiny_spec
+from tests.service.reports.test_report import SINGLE_PLOTS, tiny_spec
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -141,8 +141,7 @@ def screenshot(driver: WebDriver, path: Path, full_page: bool = False) -> None:
 
 
 def test_dashboard_and_report_in_a_real_browser(
-    server_factory: Callable[..., Server],
-    sqlite_url: str,
+    shared_server: Server,
     dashboard: Callable[[Server], str],
     browser: WebDriver,
     tmp_path: Path,
@@ -152,7 +151,7 @@ def test_dashboard_and_report_in_a_real_browser(
     browser.execute_script("console.error('tuneforge-probe')")
     assert any("tuneforge-probe" in e["message"] for e in console_errors(browser))
 
-    server = server_factory(sqlite_url)
+    server = shared_server
     api = server.api
     spec = tiny_spec(name="browser-e2e")
     created = api.post("/studies", json=spec)

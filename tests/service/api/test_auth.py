@@ -18,7 +18,7 @@ from service.app import create_app
 from service.client.cli import read_admin_key
 from service.config import Settings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "digits-mlp.yaml"
 REPORT = ("GET", "/api/v1/studies/{study_id}/report")
 
 

@@ -5,9 +5,7 @@ specs that cannot build are refused at submission; uploaded data trains like bun
 
 import io
 import json
-import signal
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +16,15 @@ import yaml
 from sklearn.datasets import load_wine
 
 from models.data import load_dataset
-from tests.conftest import Server, finished, start_server, wait_for
+from tests.conftest import Server, finished, wait_for
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("catalog")
-    running = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
-    yield running
-    running.stop(signal.SIGTERM)
+def server(shared_server: Server) -> Server:
+    return shared_server
 
 
 def example(name: str) -> dict[str, Any]:

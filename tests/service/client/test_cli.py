@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from tests.conftest import Server
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def tuneforge(server: Server, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -29,10 +28,8 @@ def tuneforge(server: Server, *args: str, timeout: float = 600) -> subprocess.Co
     )
 
 
-def test_quickstart_submit_wait_reaches_095(
-    server_factory: Callable[..., Server], sqlite_url: str, tmp_path: Path
-) -> None:
-    server = server_factory(sqlite_url)
+def test_quickstart_submit_wait_reaches_095(shared_server: Server, tmp_path: Path) -> None:
+    server = shared_server
     run = tuneforge(server, "submit", "examples/digits-mlp.yaml", "--wait")
     assert run.returncode == 0, run.stderr + run.stdout
     study_id = re.search(r"^study (\d+) submitted", run.stdout, re.M).group(1)  # type: ignore[union-attr]
@@ -78,16 +75,14 @@ def test_quickstart_submit_wait_reaches_095(
     assert missing.returncode == 1 and "404" in missing.stderr
 
 
-def test_cli_uploads_a_dataset(
-    server_factory: Callable[..., Server], sqlite_url: str, tmp_path: Path
-) -> None:
+def test_cli_uploads_a_dataset(shared_server: Server, tmp_path: Path) -> None:
     import numpy as np
     from sklearn.datasets import load_iris
 
     iris = load_iris()
     path = tmp_path / "iris.npz"
     np.savez(path, x=iris.data.astype(np.float32), y=iris.target)
-    server = server_factory(sqlite_url)
+    server = shared_server
     run = tuneforge(server, "upload", str(path), "--name", "my-iris")
     assert run.returncode == 0, run.stderr
     assert re.match(
@@ -101,10 +96,8 @@ def test_cli_uploads_a_dataset(
     assert refused.returncode == 1 and "error: file:" in refused.stderr
 
 
-def test_cli_reports_bad_spec_with_its_path(
-    server_factory: Callable[..., Server], sqlite_url: str, tmp_path: Path
-) -> None:
-    server = server_factory(sqlite_url)
+def test_cli_reports_bad_spec_with_its_path(shared_server: Server, tmp_path: Path) -> None:
+    server = shared_server
     bad = tmp_path / "bad.yaml"
     text = (ROOT / "examples/digits-mlp.yaml").read_text()
     bad.write_text(text.replace("max_trials: 12", "max_trials: 0"))

@@ -2,23 +2,18 @@
 trial's genotype and parameter count, the best architecture as a spec to train again, and the
 422s of spaces that cannot run."""
 
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Server, finished, start_server, wait_for
+from tests.conftest import Server, finished, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("nas")
-    running = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
-    yield running
-    running.stop(signal.SIGTERM)
+def server(shared_server: Server) -> Server:
+    return shared_server
 
 
 def macro_study(name: str, algorithm: str, **overrides: Any) -> dict[str, Any]:

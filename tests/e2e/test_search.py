@@ -3,8 +3,6 @@ objectives, conditional parameters, target value, draining stop, warm starts, re
 early stopping that saves epochs.
 """
 
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from search.spec import (
     StudySpec,
     TrainTask,
 )
-from tests.conftest import Server, finished, start_server, wait_for
+from tests.conftest import Server, finished, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +51,8 @@ PRUNER_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("search")
-    running = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
-    yield running
-    running.stop(signal.SIGTERM)
+def server(shared_server: Server) -> Server:
+    return shared_server
 
 
 def small_study(name: str, **overrides: Any) -> dict[str, Any]:

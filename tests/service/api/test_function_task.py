@@ -4,7 +4,6 @@ each trial's value the function's value at its parameters.
 """
 
 import copy
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from search.functions import get_function
 from service.app import create_app
 from service.client.cli import read_admin_key
 from service.config import Settings
-from tests.conftest import Server, finished, start_server, wait_for
+from tests.conftest import Server, finished, wait_for
 
 STUDIES = "/api/v1/studies"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 Spec = dict[str, Any]
 
 BRANIN: Spec = {
@@ -155,11 +154,8 @@ def test_a_function_study_is_stored_as_its_kind_and_the_catalog_lists_functions(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("functions")
-    running = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
-    yield running
-    running.stop(signal.SIGTERM)
+def server(shared_server: Server) -> Server:
+    return shared_server
 
 
 def test_a_function_study_runs_end_to_end_with_the_functions_values(server: Server) -> None:

@@ -162,10 +162,8 @@ def test_study_runs_on_ray_and_lands_in_optuna(
     assert optuna_name not in optuna.get_all_study_names(storage=database_url)
 
 
-def test_max_failed_trials_ends_a_failing_study(
-    server_factory: Callable[..., Server], sqlite_url: str
-) -> None:
-    api = server_factory(sqlite_url).api
+def test_max_failed_trials_ends_a_failing_study(shared_server: Server) -> None:
+    api = shared_server.api
     spec = mixed_spec(
         search_space={"model.width": {"type": "int", "low": 8, "high": 16}},
         budget={"max_trials": 10, "max_failed_trials": 2},
@@ -181,10 +179,8 @@ def test_max_failed_trials_ends_a_failing_study(
     assert api.get(f"/studies/{study_id}/best").status_code == 404
 
 
-def test_study_needing_a_missing_gpu_fails_with_reason(
-    server_factory: Callable[..., Server], sqlite_url: str
-) -> None:
-    api = server_factory(sqlite_url).api
+def test_study_needing_a_missing_gpu_fails_with_reason(shared_server: Server) -> None:
+    api = shared_server.api
     spec = mixed_spec(resources={"cpu": 1, "gpu": 0.25})
     study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]
     study = wait_for(api, study_id, finished, timeout=30)
@@ -194,10 +190,8 @@ def test_study_needing_a_missing_gpu_fails_with_reason(
     assert sum(study["trial_counts"].values()) == 0
 
 
-def test_stop_cancels_trials_in_flight(
-    server_factory: Callable[..., Server], sqlite_url: str
-) -> None:
-    api = server_factory(sqlite_url).api
+def test_stop_cancels_trials_in_flight(shared_server: Server) -> None:
+    api = shared_server.api
     spec = mixed_spec(search_space={}, budget={"max_trials": 50})
     spec["task"]["training"].update(lr=0.01, epochs=500)
     study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]

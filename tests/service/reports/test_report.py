@@ -2,7 +2,6 @@
 end through a real server (real Ray, real training, SQLite)."""
 
 import math
-from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -368,11 +367,8 @@ def test_the_report_is_self_contained() -> None:
 
 
 @pytest.mark.slow
-def test_the_report_route_serves_a_finished_studys_report(
-    server_factory: Callable[..., Server], sqlite_url: str
-) -> None:
-    server = server_factory(sqlite_url)
-    api = server.api
+def test_the_report_route_serves_a_finished_studys_report(shared_server: Server) -> None:
+    api = shared_server.api
     created = api.post("/studies", json=tiny_spec())
     assert created.status_code == 201, created.text
     study_id = created.json()["id"]

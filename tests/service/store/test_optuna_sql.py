@@ -25,7 +25,7 @@ from service.config import Settings
 from service.store import optuna_sql as q
 from tests.service.conftest import Db
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-mlp.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "digits-mlp.yaml"
 C, P, F, R, W = (
     TrialState.COMPLETE,
     TrialState.PRUNED,

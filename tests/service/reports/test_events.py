@@ -168,9 +168,9 @@ def test_server_sent_events_are_parsed_as_the_wire_sends_them() -> None:
 
 @pytest.mark.slow
 def test_a_client_connecting_mid_study_gets_every_trials_completion(
-    server_factory: Callable[..., Server], sqlite_url: str
+    shared_server: Server,
 ) -> None:
-    server = server_factory(sqlite_url)
+    server = shared_server
     budget = 6
     # Trials long enough (about a second each) that every poll finds one running mid-training.
     study_id = server.api.post("/studies", json=spec(budget, epochs=40)).json()["id"]
