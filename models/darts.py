@@ -19,7 +19,7 @@ from models.cells import OPS, Supernet, derive_genotype, format_genotype, reduct
 from models.data import Dataset
 from models.fields import setting
 from models.training.export import fit_scaler
-from models.training.trainer import NonFiniteLossError
+from models.training.results import NonFiniteLossError
 
 
 @dataclass(frozen=True)

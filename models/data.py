@@ -5,12 +5,11 @@ Ray's object store; every trial reads the same raw arrays. Preprocessing (standa
 is fitted per trial on the training split only, in :mod:`models.training`, so it can be searched.
 """
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
-
-import importlib
 
 import numpy as np
 

@@ -9,7 +9,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -31,6 +31,12 @@ from models.training.export import (
     torchscript_bytes,
     weights_bytes,
 )
+from models.training.results import (
+    EpochMetrics,
+    NonFiniteLossError,
+    TrainCheckpoint,
+    TrainResult,
+)
 from models.training.steps import (
     Schedule,
     loss_fn,
@@ -39,37 +45,6 @@ from models.training.steps import (
     penalty,
     shift_images,
 )
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss or a gradient turned NaN or infinite; going on would only waste the budget."""
-
-
-# -- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    """One point of the learning curves."""
-
-    epoch: int
-    metrics: dict[str, float]
-
-    def as_dict(self) -> dict[str, float]:
-        return {"epoch": self.epoch, **self.metrics}
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """A finished training: the metrics of the kept weights, and the exports."""
-
-    metrics: dict[str, float]
-    best_epoch: int
-    stopped_early: bool
-    grad_norms: dict[str, float]
-    state_dict: bytes = field(repr=False)
-    torchscript: bytes = field(repr=False)
-    export: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -323,19 +298,6 @@ class Trainer:
             state_dict=weights_bytes(exported),
             torchscript=torchscript_bytes(exported, example),
         )
-
-
-@dataclass(frozen=True)
-class TrainCheckpoint:
-    """Everything :func:`train` needs to continue after ``epoch`` (``resume=state``)."""
-
-    epoch: int
-    state: bytes = field(repr=False)
-
-    @classmethod
-    def read(cls, state: bytes) -> "TrainCheckpoint":
-        """A checkpoint from its ``state`` alone: the epoch is read from inside it."""
-        return cls(int(load_state(state)["trainer"]["epoch"]), state)
 
 
 def train(

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.training.trainer import TrainCheckpoint
+from models.training.results import TrainCheckpoint
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from models.data import Dataset, DatasetInfo, dataset_info, load_dataset
 from models.families import model_genotype
 from models.metrics import METRICS
 from models.training.config import TrainConfig
-from models.training.trainer import EpochMetrics, TrainCheckpoint, train
+from models.training.results import EpochMetrics, TrainCheckpoint
+from models.training.trainer import train
 from search.algorithm import FieldError
 from search.spec import DatasetRef, StudySpec, Task, TrainTask
 from search.trials.base import Payload, TrialKind

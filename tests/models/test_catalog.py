@@ -20,8 +20,9 @@ from models.layers import DropConnectLinear, list_activations, list_inits, list_
 from models.metrics import METRICS, list_metrics
 from models.training.config import LOSSES, OPTIMIZERS, PREPROCESS, SCHEDULES, TrainConfig, n_outputs
 from models.training.export import Exported, Standardize
+from models.training.results import EpochMetrics, NonFiniteLossError, TrainResult
 from models.training.steps import Schedule
-from models.training.trainer import EpochMetrics, NonFiniteLossError, TrainResult, train
+from models.training.trainer import train
 
 # A small real dataset of each kind a family may take.
 DATA_FOR_KIND = {"image": "digits", "tabular": "iris", "sequence": "waveforms"}

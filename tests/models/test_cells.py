@@ -29,7 +29,8 @@ from models.darts import DartsConfig, DartsEpoch, DartsResult, darts_search
 from models.data import Dataset, DatasetInfo, load_dataset
 from models.families import build_model, check_model, family_fields
 from models.training.config import TrainConfig
-from models.training.trainer import EpochMetrics, NonFiniteLossError, TrainResult, train
+from models.training.results import EpochMetrics, NonFiniteLossError, TrainResult
+from models.training.trainer import train
 
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 CONV_HEAVY = "|conv3x3~0|+|conv3x3~0|conv3x3~1|+|conv3x3~0|conv3x3~1|conv3x3~2|"

@@ -8,7 +8,8 @@ import torch
 
 from models.data import load_dataset
 from models.training.config import TrainConfig
-from models.training.trainer import TrainResult, train
+from models.training.results import TrainResult
+from models.training.trainer import train
 
 pytestmark = pytest.mark.gpu
 

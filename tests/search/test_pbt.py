@@ -28,7 +28,8 @@ from optuna.trial import FrozenTrial, TrialState
 from models.checkpointing import ResumableTrainer, load_state, save_state
 from models.data import Dataset, DatasetInfo, dataset_info, load_dataset
 from models.training.config import TrainConfig
-from models.training.trainer import EpochMetrics, train
+from models.training.results import EpochMetrics
+from models.training.trainer import train
 from search.pbt.driver import run_pbt
 from search.pbt.mirror import PBTOutcome
 from search.pbt.settings import pb2_unavailable

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from models.data import load_dataset
 from models.training.config import TrainConfig
-from models.training.trainer import EpochMetrics, TrainCheckpoint, TrainResult, train
+from models.training.results import EpochMetrics, TrainCheckpoint, TrainResult
+from models.training.trainer import train
 from search.loop import StudyLoop, lost_worker, wait_any
 from search.spec import Budget, StudySpec
 from search.trials.events import EpochEnd, Event, Started

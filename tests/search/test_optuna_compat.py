@@ -1,0 +1,95 @@
+"""The contract of ``search/optuna_compat.py`` with the pinned Optuna release.
+
+Every function there reaches into Optuna's private names. Each is exercised here against the
+installed Optuna, on an in-memory storage and on an RDB storage (the one the service runs on),
+so an Optuna upgrade that moves one of them fails here, by name, and not in a running study.
+"""
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from search import optuna_compat as compat
+
+
+def test_the_installed_optuna_is_the_pinned_release() -> None:
+    installed = ".".join(optuna.__version__.split(".")[:2])
+    assert installed == compat.PINNED, (
+        f"Optuna {optuna.__version__} is installed; search/optuna_compat.py is written "
+        f"against {compat.PINNED}: check each function, then update PINNED"
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def study(request: pytest.FixtureRequest, tmp_path: Path) -> optuna.Study:
+    storage = None if request.param == "memory" else f"sqlite:///{tmp_path / 'o.db'}"
+    return optuna.create_study(storage=storage, study_name="compat")
+
+
+def test_ids_and_handles_name_the_same_trial(study: optuna.Study) -> None:
+    trial = study.ask()
+    assert compat.study_id_of(study) == study._study_id
+    tid = compat.trial_id_of(trial)
+    assert compat.trial_id_of(study.trials[0]) == tid
+    handle = compat.trial_of(study, tid)
+    handle.set_user_attr("via", "handle")
+    assert compat.frozen(study, tid).user_attrs == {"via": "handle"}
+    assert compat.storage_of(study) is study._storage
+    assert compat.storage_key(study) == (id(study._storage), study._study_id)
+
+
+def test_tell_finishes_the_trial_and_returns_nothing(study: optuna.Study) -> None:
+    done, failed = study.ask(), study.ask()
+    assert compat.tell(study, done, 0.25) is None
+    compat.tell(study, failed, state=TrialState.FAIL)
+    states = {t.number: (t.state, t.value) for t in study.trials}
+    assert states == {0: (TrialState.COMPLETE, 0.25), 1: (TrialState.FAIL, None)}
+
+
+def test_ask_new_makes_a_new_trial_and_the_sampler_sees_new_trials(study: optuna.Study) -> None:
+    first = study.ask()
+    first.suggest_float("x", 0.0, 1.0)
+    compat.tell(study, first, 1.0)
+    assert len(compat.cached_trials(study)) == 1  # fills Optuna's per-ask cache
+    second = compat.ask_new(study)
+    assert second.number == 1
+    assert [t.number for t in compat.cached_trials(study)] == [0, 1]  # the cache was dropped
+    running = compat.cached_trials(study, states=(TrialState.RUNNING,))
+    assert [t.number for t in running] == [1]
+
+
+def test_create_trial_copies_the_template_in_one_write(study: optuna.Study) -> None:
+    dist = FloatDistribution(0.0, 1.0)
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params={"x": 0.5},
+        distributions={"x": dist},
+        user_attrs={"origin": "template"},
+    )
+    trial = compat.create_trial(study, template)
+    stored = compat.frozen(study, compat.trial_id_of(trial))
+    assert (stored.state, stored.params, stored.user_attrs) == (
+        TrialState.RUNNING,
+        {"x": 0.5},
+        {"origin": "template"},
+    )
+
+
+def test_set_param_and_system_attr_land_on_the_trial(study: optuna.Study) -> None:
+    trial = study.ask()
+    dist = CategoricalDistribution(["conv", "pool"])
+    compat.set_param(study, trial, "op", "pool", dist)
+    compat.set_system_attr(study, compat.trial_id_of(trial), "parent", 7)
+    stored = compat.frozen(study, compat.trial_id_of(trial))
+    assert stored.params == {"op": "pool"}
+    assert stored.distributions == {"op": dist}
+    assert stored.system_attrs["parent"] == 7
+
+
+def test_set_user_attrs_one_by_one_where_the_storage_has_no_batch(study: optuna.Study) -> None:
+    trial = study.ask()
+    compat.set_user_attrs(trial, {"a": 1, "b": [2, 3]})
+    assert compat.frozen(study, compat.trial_id_of(trial)).user_attrs == {"a": 1, "b": [2, 3]}
