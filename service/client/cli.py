@@ -27,8 +27,12 @@ ArtifactKind = Literal["torchscript", "weights", "spec"]
 DEFAULT_URL = "http://127.0.0.1:8000"
 ADMIN_KEY_FILE = "admin.key"  # in the data directory (the server's DataDir.admin_key)
 
-app = typer.Typer(help="tuneforge: hyperparameter and architecture search on Ray.")
-keys_app = typer.Typer(help="API keys (admin): create, list, revoke.")
+app = typer.Typer(
+    help="tuneforge: hyperparameter and architecture search on Ray.",
+    rich_markup_mode=None,  # plain help: rich is imported only where a command draws with it
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="API keys (admin): create, list, revoke.", rich_markup_mode=None)
 app.add_typer(keys_app, name="keys")
 
 
