@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from search.spec import (
+    DEFAULT_ALGORITHM,
     AlgorithmSpec,
     Budget,
     Condition,
@@ -135,7 +136,7 @@ def from_document(doc: Mapping[str, Any]) -> StudySpec:
         return StudySpec(
             name=str(doc["name"]),
             objectives=_objectives(doc),
-            algorithm=_algorithm_of(doc.get("algorithm") or {"name": "tpe"}),
+            algorithm=_algorithm_of(doc.get("algorithm") or {"name": DEFAULT_ALGORITHM}),
             pruner=_algorithm_of(doc["pruner"]) if doc.get("pruner") else None,
             warm_start=_warm_start(doc.get("warm_start") or {}),
             search_space=tuple(

@@ -93,6 +93,9 @@ class Objective:
     direction: Direction
 
 
+DEFAULT_ALGORITHM = "tpe"  # what a study that names no algorithm runs
+
+
 @dataclass(frozen=True)
 class AlgorithmSpec:
     """A registered algorithm (sampler, population method, one-shot search or pruner) by name,
@@ -175,6 +178,11 @@ class FunctionTask:
     name: str
     options: Mapping[str, float] = field(default_factory=dict)
     kind: ClassVar[str] = "function"
+
+    @property
+    def dataset(self) -> None:
+        """A function reads no data (so every task answers ``task.dataset``)."""
+        return None
 
     def with_params(self, params: Mapping[str, Any]) -> "FunctionTask":
         """The task with the sampled arguments joining its fixed ones."""

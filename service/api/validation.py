@@ -11,7 +11,7 @@ from collections.abc import Callable
 from models.data import DatasetInfo
 from search.algorithm import FieldError, Loc
 from search.checks import check_study
-from search.spec import DatasetRef, StudySpec, TrainTask
+from search.spec import DatasetRef, StudySpec
 from search.trials.train import named_info
 from service.api.convert import request_loc
 from service.api.schemas.study import StudyCreate
@@ -36,9 +36,8 @@ def check_submission(
             unknown), for warm starts.
     """
     errors: list[FieldError] = []
-    info = None
-    if isinstance(spec.task, TrainTask):
-        info = _dataset(spec.task.dataset, upload_info, errors)
+    ref = spec.task.dataset
+    info = None if ref is None else _dataset(ref, upload_info, errors)
     errors += check_study(spec, info)
     errors += _warm_start_source(spec, study_directions)
     return [(request_loc(e.loc, body), e.msg) for e in errors]

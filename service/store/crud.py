@@ -17,7 +17,7 @@ from models.data import DatasetInfo, Kind, Task
 from search.datadir import DataDir
 from search.document import from_document, task_of, to_document
 from search.space import to_distribution
-from search.spec import ACTIVE, FINISHED, Budget, StudySpec, StudyStatus, TrainTask
+from search.spec import ACTIVE, FINISHED, Budget, StudySpec, StudyStatus
 from service.errors import Conflict, NotFound
 from service.store.orm import DEFAULT_TENANT, DatasetRow, StudyRow, utcnow
 from service.store.uploads import Upload, new_dataset_id, remove_upload, save_upload
@@ -308,4 +308,4 @@ def _upload_of(row: StudyRow) -> str | None:
         task = task_of(row.spec["task"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    return task.dataset.upload_id if isinstance(task, TrainTask) else None
+    return None if task.dataset is None else task.dataset.upload_id

@@ -10,7 +10,7 @@ from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from models.metrics import list_metrics
 from search.registry import check_name
-from search.spec import MAX_TRIALS
+from search.spec import DEFAULT_ALGORITHM, MAX_TRIALS
 from search.trials import TASK_SHAPES
 from service.api.schemas.architecture import Architecture
 from service.api.schemas.base import Scalar, Strict, json_limit_error, one_of
@@ -31,7 +31,7 @@ class ObjectiveIn(Strict):
 
 
 class AlgorithmIn(Strict):
-    name: str = "tpe"
+    name: str = DEFAULT_ALGORITHM
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -117,8 +117,8 @@ class StudyCreate(Strict):
     def _expand_architecture(self) -> "StudyCreate":
         if self.architecture is None:
             return self
-        if self.task.kind == "function":
-            return self  # refused by service.validation, with its path
+        if "model" not in TASK_SHAPES[self.task.kind].fields:
+            return self  # a task without a network: refused by the checks, with its path
         fields, params = self.architecture.expand()
         # The task's default model (an MLP) gives way; a model the user wrote must agree.
         model = dict(self.task.model) if "model" in self.task.model_fields_set else {}
