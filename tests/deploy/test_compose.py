@@ -1,16 +1,13 @@
-"""The container deployment's wiring: docker-compose.yml, the Dockerfile and .env.example.
+"""The container deployment's wiring in docker-compose.yml (and its CPU-only override).
 
-No Docker runs here: the files are parsed (compose with PyYAML, the Dockerfile with the small
-parser below) and checked against each other and against the code they start: one database
-URL for every service that needs it, one data volume at one path, health checks that gate the
-start order, the Ray addresses, the commands (which must exist in the `tuneforge` CLI), a
-multi-stage non-root image, and every setting documented in .env.example.
+No Docker runs here: compose is parsed with PyYAML and checked against itself, .env.example
+and the code it starts: one database URL for every service that needs it, one data volume at
+one path, health checks that gate the start order, the Ray addresses, and the commands (which
+must exist in the `tuneforge` CLI).
 """
 
 import ipaddress
-import re
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +17,12 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from service.cli import app
-from service.config import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
-COMPOSE_CPU = ROOT / "docker-compose.cpu.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-ENV_EXAMPLE = ROOT / ".env.example"
+from tests.deploy._deploy_files import COMPOSE, COMPOSE_CPU, _env_example, interpolate
 
 NEEDS_DATABASE = ("migrate", "api", "scheduler", "dashboard")
 WRITES_DATA = ("ray-head", "ray-worker", "scheduler", "api")
 RAY_PROCESSES = ("ray-head", "ray-worker", "scheduler")  # Ray nodes and the Ray driver
 TUNEFORGE_SERVICES = ("migrate", "ray-head", "ray-worker", "api", "scheduler", "dashboard")
-
-
-# --- docker-compose.yml --------------------------------------------------------------------
 
 
 class ComposeLoader(yaml.SafeLoader):
@@ -78,47 +66,6 @@ def compose() -> dict[str, Any]:
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = compose["services"]
     return found
-
-
-def _env_example() -> dict[str, str]:
-    """The variables .env.example sets (not the commented ones), as docker compose reads them."""
-    values: dict[str, str] = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
-        match = re.match(r"^([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
-        if match:
-            values[match[1]] = match[2]
-    return values
-
-
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_]\w*)")
-
-
-def interpolate(text: str, env: dict[str, str]) -> str:
-    """Compose's variable interpolation: ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
-    ``${VAR:?error}``, ``${VAR?error}``, ``${VAR:+alternative}``, ``${VAR+alternative}``,
-    ``$VAR``; ``$$`` is a literal ``$``."""
-
-    def one(match: re.Match[str]) -> str:
-        if match[0] == "$$":
-            return "$"
-        name = match[1] or match[4]
-        op, arg = match[2], match[3]
-        value = env.get(name)
-        unset = value is None or (value == "" and op is not None and op.startswith(":"))
-        if op is not None and op.endswith("?") and unset:
-            raise KeyError(f"${{{name}}} is required: {arg}")
-        if op is not None and op.endswith("-") and unset:
-            return arg
-        if op is not None and op.endswith("+"):
-            return "" if unset else arg
-        return value or ""
-
-    return _VARIABLE.sub(one, text)
-
-
-def compose_variables(text: str) -> set[str]:
-    """The variables compose substitutes in a file (``$${X}`` is left to the container)."""
-    return {m[1] or m[4] for m in _VARIABLE.finditer(text) if m[0] != "$$"}
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -361,162 +308,3 @@ def test_the_cpu_override_drops_the_gpu_reservation() -> None:
     reservations = override["services"]["ray-worker"]["deploy"]["resources"]["reservations"]
     assert reservations == {"devices": []}
     assert isinstance(reservations["devices"], Reset), "merged, [] would keep the GPUs: !reset"
-
-
-# --- Dockerfile ----------------------------------------------------------------------------
-
-
-@dataclass
-class Stage:
-    """One FROM ... [AS name] of a Dockerfile and its instructions, in order."""
-
-    image: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-@dataclass
-class Dockerfile:
-    global_args: dict[str, str]
-    stages: list[Stage]
-
-    def stage(self, name: str) -> Stage:
-        return next(s for s in self.stages if s.name == name)
-
-
-def parse_dockerfile(text: str) -> Dockerfile:
-    """Instructions per stage: comments dropped, continued lines joined, keywords uppercased."""
-    lines: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        lines.append(pending + stripped)
-        pending = ""
-    assert not pending, "the Dockerfile ends inside a continued line"
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in lines:
-        keyword, _, args = line.partition(" ")
-        keyword, args = keyword.upper(), args.strip()
-        if keyword == "FROM":
-            words = [w for w in args.split() if not w.startswith("--platform")]
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(words[0], name))
-        elif not stages:
-            assert keyword == "ARG", f"only ARG may come before the first FROM, not {keyword}"
-            key, _, default = args.partition("=")
-            global_args[key] = default
-        else:
-            stages[-1].instructions.append((keyword, args))
-    return Dockerfile(global_args, stages)
-
-
-def resolve(image: str, args: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], image)
-
-
-@pytest.fixture(scope="module")
-def dockerfile() -> Dockerfile:
-    return parse_dockerfile(DOCKERFILE.read_text())
-
-
-def test_the_image_is_multi_stage_and_runs_as_a_user(dockerfile: Dockerfile) -> None:
-    assert len(dockerfile.stages) >= 2
-    final = dockerfile.stages[-1]
-    users = final.all("USER")
-    assert users, "the final stage sets no USER: it would run as root"
-    assert users[-1].split(":")[0] not in {"root", "0"}
-    # The runtime takes the virtual environment the builder stage made; no build tools.
-    copies = final.all("COPY")
-    sources = [c.split("--from=")[1].split()[0] for c in copies if "--from=" in c]
-    assert "builder" in sources, "the runtime copies nothing from the builder stage"
-    assert any("--from=builder" in c and "/opt/venv" in c for c in copies)
-    builder = dockerfile.stage("builder")
-    assert any("venv /opt/venv" in run for run in builder.all("RUN"))
-    assert not any("pip install" in run for run in final.all("RUN")), "installs in the runtime"
-
-
-def test_the_final_stage_checks_health_and_serves_by_default(dockerfile: Dockerfile) -> None:
-    final = dockerfile.stages[-1]
-    checks = final.all("HEALTHCHECK")
-    assert checks and "NONE" not in checks[-1].upper()
-    assert "/healthz" in checks[-1] and "urllib" in checks[-1]
-    assert "curl" not in checks[-1]
-    commands = " ".join(final.all("ENTRYPOINT") + final.all("CMD"))
-    assert '"tuneforge", "serve"' in commands
-    env = " ".join(final.all("ENV"))
-    assert "TUNEFORGE_DATA_DIR=/data" in env
-
-
-def test_the_device_argument_picks_a_cuda_base(dockerfile: Dockerfile) -> None:
-    assert dockerfile.global_args.get("DEVICE") == "cpu", "a CPU image by default"
-    selecting = [s for s in dockerfile.stages if "${DEVICE}" in s.image or "$DEVICE" in s.image]
-    assert selecting, "no FROM chooses its base by DEVICE"
-    for device in ("cpu", "cuda"):
-        chosen = resolve(selecting[0].image, {**dockerfile.global_args, "DEVICE": device})
-        assert chosen in {s.name for s in dockerfile.stages}, f"DEVICE={device}: no {chosen}"
-    cuda = resolve(dockerfile.stage("base-cuda").image, dockerfile.global_args)
-    assert cuda.startswith("nvidia/cuda:") and "runtime" in cuda
-    cpu = resolve(dockerfile.stage("base-cpu").image, dockerfile.global_args)
-    assert cpu.startswith("python:3.11")
-    text = DOCKERFILE.read_text()
-    assert "https://download.pytorch.org/whl/cpu" in text
-    assert "TORCH_VERSION=2.13.0" in text
-
-
-def test_the_builder_installs_torch_then_the_project_with_constraints(
-    dockerfile: Dockerfile,
-) -> None:
-    runs = [(s.name, args) for s in dockerfile.stages for kw, args in s.instructions if kw == "RUN"]
-    torch = next(i for i, (_, run) in enumerate(runs) if "torch==" in run)
-    project = next(i for i, (_, run) in enumerate(runs) if "-c constraints.txt ." in run)
-    assert torch < project, "torch first, so the project's range keeps the chosen build"
-    assert runs[torch][0] == runs[project][0] == "builder"
-
-
-def test_the_build_context_leaves_out_local_state_and_secrets() -> None:
-    lines = (line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines())
-    ignored = {line for line in lines if line and not line.startswith("#")}
-    assert ignored >= {".venv", ".git", ".tuneforge", ".env", "tests", "benchmarks"}
-    assert "README.md" not in ignored, "pyproject.toml's readme: the build needs it"
-
-
-# --- .env.example --------------------------------------------------------------------------
-
-
-def _documented(name: str) -> str | None:
-    """The value .env.example gives ``name`` (set or commented), or None if it is not there."""
-    match = re.search(rf"^#? ?{name}=(.*)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
-    return match[1] if match else None
-
-
-def _as_env(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
-@pytest.mark.parametrize("name", sorted(Settings.model_fields))
-def test_every_setting_is_documented_with_its_default(name: str) -> None:
-    variable = f"TUNEFORGE_{name.upper()}"
-    documented = _documented(variable)
-    assert documented is not None, f"{variable} is missing from .env.example"
-    assert documented == _as_env(Settings.model_fields[name].default), variable
-
-
-def test_every_variable_compose_reads_is_documented() -> None:
-    for path in (COMPOSE, COMPOSE_CPU):
-        for variable in compose_variables(path.read_text()):
-            assert _documented(variable) is not None, f"{path.name}: {variable} undocumented"
-    assert _documented("COMPOSE_FILE") is not None, "the CPU-only switch"
-    assert "POSTGRES_PASSWORD" in _env_example(), "compose refuses to start without it"

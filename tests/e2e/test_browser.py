@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import Server, finished, free_port, wait_for
-from tests.service.reports.test_report import SINGLE_PLOTS, tiny_spec
+from tests.service.reports._report import SINGLE_PLOTS, tiny_spec
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -254,7 +254,7 @@ def test_transient_errors_are_retried_and_others_are_not() -> None:
 def test_population_study_killed_mid_run_resumes_through_tune_restore(
     server_factory: Callable[..., Server], sqlite_url: str
 ) -> None:
-    from tests.e2e.test_search import population_study
+    from tests.e2e._search import population_study
 
     epochs = 24
     spec = population_study("pbt-restart", "pbt", perturbation_interval=4)

@@ -5,7 +5,8 @@ The PBT task is one where the best learning rate changes during training: on the
 learning rate (around 1), which then leaves it bouncing around a high validation loss, while
 a lower one keeps improving late. A population sampled over [0.01, 2] therefore gains from
 cloning the leaders' weights and moving their learning rate. The studies are synchronous and
-seeded, so their values repeat run after run.
+seeded, so their values repeat run after run. Every test here that runs a population shares
+this module's Ray; ``run_pbt`` refusing a bad spec before it starts is here too.
 """
 
 import os
@@ -25,61 +26,15 @@ import pytest
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from models.checkpointing import ResumableTrainer, load_state, save_state
-from models.data import Dataset, DatasetInfo, dataset_info, load_dataset
-from models.training.config import TrainConfig
-from models.training.results import EpochMetrics
-from models.training.trainer import train
+from models.data import Dataset, load_dataset
 from search.pbt.driver import run_pbt
 from search.pbt.mirror import PBTOutcome
 from search.pbt.settings import pb2_unavailable
 from search.registry import study_algorithm
-from search.spec import (
-    AlgorithmSpec,
-    Budget,
-    Condition,
-    DatasetRef,
-    Objective,
-    ParamSpec,
-    Resources,
-    StudySpec,
-    TrainTask,
-)
+from search.spec import Budget, DatasetRef, ParamSpec, StudySpec, TrainTask
+from tests.search._pbt import EPOCHS, LR, make_spec
 
-EPOCHS = 8
 POPULATION = 4
-LR = ParamSpec("training.lr", "float", low=0.01, high=2.0, log=True)
-CLASSIFICATION = DatasetRef("classification", options={"n_samples": 3000})
-INFO: DatasetInfo = dataset_info("classification", {"n_samples": 3000})
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def make_spec(
-    space: tuple[ParamSpec, ...] = (LR,),
-    epochs: int = EPOCHS,
-    settings: dict[str, Any] | None = None,
-    algorithm: str = "pbt",
-    objectives: tuple[Objective, ...] = (Objective("val_loss", "minimize"),),
-    training: dict[str, Any] | None = None,
-    seed: int = 0,
-) -> StudySpec:
-    return StudySpec(
-        name="pbt-test",
-        objectives=objectives,
-        algorithm=AlgorithmSpec(algorithm, settings or {}),
-        search_space=space,
-        budget=Budget(max_trials=100),
-        parallelism=2,
-        # Half a CPU each: the whole population trains at once on the test's 2-CPU Ray.
-        resources=Resources(cpu=0.5),
-        task=TrainTask(
-            dataset=CLASSIFICATION,
-            model={"family": "mlp", "hidden_layers": 2, "width": 64},
-            training={"epochs": epochs, "optimizer": "sgd", "batch_size": 64, **(training or {})},
-        ),
-        seed=seed,
-    )
 
 
 def new_study() -> optuna.Study:
@@ -99,11 +54,6 @@ def checked(spec: StudySpec) -> Any:
     settings, errors = study_algorithm(spec.algorithm.name).read_settings(spec.algorithm.settings)
     assert settings is not None, errors
     return settings
-
-
-def check_pbt(spec: StudySpec) -> list[str]:
-    """Every reason the population algorithm gives for refusing ``spec`` (on its data)."""
-    return [e.msg for e in study_algorithm(spec.algorithm.name).check(spec, INFO)]
 
 
 def run(spec: StudySpec, data: Dataset, folder: Path, **kwargs: Any) -> Run:
@@ -257,97 +207,7 @@ def test_final_segments_carry_the_trained_model(pbt: Run, data: Dataset) -> None
     assert not [t for t in study.trials if t not in final and "artifact_uri" in t.user_attrs]
 
 
-# -- the checks behind a 422 ------------------------------------------------------------------
-
-
-def test_check_pbt_accepts_a_valid_spec() -> None:
-    assert check_pbt(make_spec()) == []
-    assert check_pbt(make_spec(algorithm="pb2")) == []
-
-
-@pytest.mark.parametrize(
-    ("spec", "reason"),
-    [
-        (
-            make_spec(space=(ParamSpec("model.activation", "categorical", choices=("relu",)),)),
-            "pbt needs a float or int parameter to perturb; the space has none",
-        ),
-        (
-            make_spec(space=(ParamSpec("model.width", "int", low=8, high=64),)),
-            "pbt needs a float or int parameter it can perturb; model.width sets the "
-            "network's shape, which a clone's weights must keep",
-        ),
-        (
-            make_spec(epochs=3),
-            "pbt needs a checkpointable task: members checkpoint every perturbation_interval "
-            "(2) epochs and need two checkpoints, but training.epochs is 3",
-        ),
-        (
-            make_spec(objectives=(Objective("mc_nll", "minimize"),)),
-            "pbt compares members on an objective measured every epoch; "
-            "mc_nll is measured at the end",
-        ),
-        (
-            make_spec(
-                objectives=(
-                    Objective("val_loss", "minimize"),
-                    Objective("val_f1_macro", "maximize"),
-                )
-            ),
-            "pbt optimizes a single objective; this study has 2",
-        ),
-        (
-            make_spec(training={"early_stopping_patience": 3}),
-            "pbt trains every member all epochs: turn early stopping off",
-        ),
-        (
-            make_spec(space=(LR, ParamSpec("training.epochs", "int", low=4, high=8))),
-            "training.epochs cannot be searched with pbt",
-        ),
-        (
-            make_spec(
-                space=(
-                    ParamSpec("training.optimizer", "categorical", choices=("sgd", "adam")),
-                    replace(LR, when=(Condition("training.optimizer", values=("sgd",)),)),
-                )
-            ),
-            "pbt keeps every parameter active during training; conditional parameters are not "
-            "supported: training.lr",
-        ),
-        (
-            make_spec(
-                space=(LR, ParamSpec("training.optimizer", "categorical", choices=("sgd", "adam"))),
-                algorithm="pb2",
-            ),
-            "pb2 models float and int parameters only; categorical: training.optimizer",
-        ),
-        (
-            make_spec(settings={"quantile_fraction": 0.75}),
-            "setting 'quantile_fraction' must be <= 0.5, got 0.75",
-        ),
-        (
-            make_spec(settings={"population": 8}),
-            "unknown setting 'population' for 'pbt'; valid: population_size, "
-            "perturbation_interval, quantile_fraction, synch, checkpoints_to_keep, "
-            "resample_probability",
-        ),
-    ],
-    ids=[
-        "no-numeric",
-        "only-structural",
-        "few-epochs",
-        "final-only-objective",
-        "two-objectives",
-        "early-stopping",
-        "searched-epochs",
-        "conditional",
-        "pb2-categorical",
-        "quantile",
-        "unknown-setting",
-    ],
-)
-def test_check_pbt_names_why_a_spec_cannot_run(spec: StudySpec, reason: str) -> None:
-    assert reason in check_pbt(spec)
+# -- refused before starting -------------------------------------------------------------------
 
 
 def test_run_pbt_refuses_a_bad_spec_before_starting(data: Dataset, tmp_path: Path) -> None:
@@ -460,27 +320,3 @@ def test_a_failing_member_fails_its_segment_with_the_reason(
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
     assert [t.user_attrs["fail_reason"] for t in study.trials] == [reason] * 2
     assert sorted(t.user_attrs["pbt_member"] for t in study.trials) == [0, 1]
-
-
-# -- the resumable trainer PBT relies on ------------------------------------------------------
-
-
-def test_resumable_trainer_matches_train_and_resumes_bit_for_bit() -> None:
-    digits = load_dataset("digits")
-    model = {"family": "mlp", "hidden_layers": 1, "width": 32, "dropout": 0.1}
-    cfg = TrainConfig(epochs=4, lr=0.05, optimizer="sgd", momentum=0.9)
-    expected = [m.metrics for m in train(model, cfg, digits, 3) if isinstance(m, EpochMetrics)]
-
-    trainer = ResumableTrainer(model, cfg, digits, 3)
-    first = [trainer.run_epoch().metrics for _ in range(2)]
-    saved = save_state(trainer.state())
-    resumed = ResumableTrainer(model, cfg, digits, 99, state=load_state(saved))
-    assert resumed.epoch == 2
-    rest = [resumed.run_epoch().metrics for _ in range(2)]
-    assert first + rest == expected
-
-    # New hyperparameters take effect on resume; the momentum buffers carry over.
-    faster = ResumableTrainer(model, replace(cfg, lr=0.2), digits, 3, state=load_state(saved))
-    assert faster.run_epoch().metrics["lr"] == 0.2
-    with pytest.raises(ValueError, match="do not fit this network"):
-        ResumableTrainer({**model, "width": 16}, cfg, digits, 3, state=load_state(saved))

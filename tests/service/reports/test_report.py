@@ -1,9 +1,8 @@
-"""Study reports: ``render_report`` on in-memory Optuna studies, and ``GET .../report`` end to
-end through a real server (real Ray, real training, SQLite)."""
+"""Study reports: ``render_report`` on in-memory Optuna studies (single and several
+objectives, empty, missing importances, a plot that fails, escaped user strings, no fetches).
+"""
 
 import math
-from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -11,13 +10,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from service.app import create_app
-from service.config import Settings
 from service.reports import plots as report
 from service.reports.report import render_report
-from tests.conftest import Server, finished, wait_for
+from tests.service.reports._report import SINGLE_PLOTS, Page
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 # set_metric_names is how the service names objectives (see crud.create_study).
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -37,88 +33,6 @@ def single_spec(name: str = "report-unit") -> dict[str, Any]:
         "algorithm": {"name": "tpe"},
         "task": {"dataset": {"name": "digits"}, "model": {"family": "mlp"}},
     }
-
-
-def tiny_spec(name: str = "report-e2e") -> dict[str, Any]:
-    """A digits MLP study of 3 trials, 3 epochs each: a few seconds on two cores."""
-    return {
-        "name": name,
-        "objective": {"metric": "val_accuracy", "direction": "maximize"},
-        "algorithm": {"name": "random", "settings": {"seed": 0}},
-        "search_space": {
-            "training.lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
-            "model.width": {"type": "int", "low": 16, "high": 64, "log": True},
-        },
-        "budget": {"max_trials": 3},
-        "parallelism": 2,
-        "resources": {"cpu": 1},
-        "task": {
-            "dataset": {"name": "digits"},
-            "model": {"family": "mlp", "hidden_layers": 1},
-            "training": {"epochs": 3, "optimizer": "sgd", "momentum": 0.9},
-        },
-    }
-
-
-# The plots a finished single-objective study with varying parameters gets, in page order.
-SINGLE_PLOTS = [
-    "optimization-history",
-    "intermediate-values",
-    "parallel-coordinate",
-    "param-importances",
-    "learning-curves",
-]
-
-
-class Page(HTMLParser):
-    """What a report shows, read the way a browser parses it (script bodies are not markup)."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.plot_count: int | None = None
-        self.plots: list[str] = []  # data-plot of each div.tf-plot
-        self.sections: list[str] = []
-        self.notes: list[str] = []
-        self.urls: list[str] = []  # every src and href
-        self.tags: list[str] = []
-        self.scripts: list[str] = []  # each script's body
-        self.text = ""  # the visible text
-        self._in: str | None = None  # "script", "note" or None
-        self._buf = ""
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        self.tags.append(tag)
-        self.urls += [v or "" for k, v in attrs if k in ("src", "href")]
-        if tag == "main" and a.get("data-plot-count") is not None:
-            self.plot_count = int(a["data-plot-count"] or "")
-        if tag == "div" and "tf-plot" in (a.get("class") or "").split():
-            self.plots.append(a.get("data-plot") or "")
-        if tag == "section":
-            self.sections.append(a.get("id") or "")
-        if tag == "script" or (tag == "p" and a.get("class") == "tf-note"):
-            self._in, self._buf = ("script" if tag == "script" else "note"), ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._in == "script" and tag == "script":
-            self.scripts.append(self._buf)
-            self._in = None
-        elif self._in == "note" and tag == "p":
-            self.notes.append(self._buf)
-            self._in = None
-
-    def handle_data(self, data: str) -> None:
-        if self._in is not None:
-            self._buf += data
-        if self._in != "script":
-            self.text += data
-
-    def note(self, fragment: str) -> str:
-        found = [n for n in self.notes if fragment in n]
-        assert len(found) == 1, (fragment, self.notes)
-        return found[0]
 
 
 def make_trial(
@@ -364,48 +278,3 @@ def test_the_report_is_self_contained() -> None:
         for script in page.scripts[-(page.plot_count) :]:
             assert "http://" not in script and "https://" not in script
         assert html.lower().count("<script src") == 0
-
-
-@pytest.mark.slow
-def test_the_report_route_serves_a_finished_studys_report(shared_server: Server) -> None:
-    api = shared_server.api
-    created = api.post("/studies", json=tiny_spec())
-    assert created.status_code == 201, created.text
-    study_id = created.json()["id"]
-    study = wait_for(api, study_id, finished)
-    assert study["status"] == "completed", study
-    assert study["trial_counts"]["COMPLETE"] == 3, study
-
-    resp = api.get(f"/studies/{study_id}/report")
-    assert resp.status_code == 200, resp.text[:2000]
-    assert resp.headers["content-type"] == "text/html; charset=utf-8"
-    html = resp.text
-    assert html.startswith("<!DOCTYPE html>")
-    page = Page(html)
-    assert page.plots == SINGLE_PLOTS
-    assert page.plot_count == len(SINGLE_PLOTS)
-    assert page.notes == [] and page.urls == []
-    assert "report-e2e" in page.text and "completed (max_trials reached)" in page.text
-    assert study["optuna_study_name"] in page.text
-    assert "3 (COMPLETE 3)" in page.text
-    assert f"{study['best_value']:.6g}" in page.text
-    # The curves are the best trial's, one line per metric it recorded.
-    best = api.get(f"/studies/{study_id}/best").json()
-    assert f"Trial {best['number']}." in page.text
-    metrics = list(best["learning_curve"][0]["metrics"])
-    curves = next(s for s in page.scripts if f'"tf-plot-{len(SINGLE_PLOTS)}"' in s)
-    assert curves.count('"mode":"lines+markers"') == len(metrics)
-    for metric in metrics:
-        assert f'"name":"{metric}"' in curves
-
-    missing = api.get("/studies/999999/report")
-    assert missing.status_code == 404 and missing.json() == {"detail": "study 999999 not found"}
-
-
-def test_the_route_documents_html_and_its_errors_as_json(tmp_path: Path) -> None:
-    # FastAPI documents a route's error models with the route's media type; these are JSON.
-    app = create_app(Settings(data_dir=tmp_path, run_scheduler=False))
-    responses = app.openapi()["paths"]["/api/v1/studies/{study_id}/report"]["get"]["responses"]
-    assert list(responses["200"]["content"]) == ["text/html"]
-    for code in ("401", "404", "413", "422"):
-        assert list(responses[code]["content"]) == ["application/json"], code
