@@ -17,38 +17,44 @@ Usage::
 
     .venv/bin/python benchmarks/darts_vs_search.py            # 3 seeds (~6 min on 2 cores)
     .venv/bin/python benchmarks/darts_vs_search.py --quick    # 1 seed
-    .venv/bin/python benchmarks/darts_vs_search.py --write    # also rewrite its RESULTS.md section
+    .venv/bin/python benchmarks/darts_vs_search.py --write    # also rewrite its RESULTS.md block
 """
 
-from __future__ import annotations
-
 import argparse
-import contextlib
-import datetime as dt
-import os
-import signal
 import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as `python benchmarks/darts_vs_search.py`: import from the repository
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import httpx  # noqa: E402
+import httpx
 
-from benchmarks.results import RESULTS, machine_line, write_section  # noqa: E402
+from benchmarks.harness import (
+    RESULTS,
+    all_trials,
+    log,
+    publish,
+    report_head,
+    serve,
+    ts,
+    versions,
+    wait_study,
+)
 
-SECTION = "## DARTS against a multi-trial search of the cell space (digits)"
+HEADING = "## DARTS against a multi-trial search of the cell space (digits)"
+BLOCK = "benchmarks/darts_vs_search.py"
 EPOCHS = 8  # training of every cell, DARTS's derived one included
 SEARCH_EPOCHS = 8  # DARTS supernet epochs
 BUDGET_S = 240.0  # the multi-trial search's time budget
 ARCHITECTURE = {"kind": "cell", "channels": 8, "cells_per_stage": 1, "stages": 3}
 TASK = {"dataset": {"name": "digits"}, "training": {"epochs": EPOCHS, "lr": 3e-3}}
+# As measured (the test suite's server settings then): the scheduler rereads the studies every
+# 0.2 s; workers warmed (the service's default).
+SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
 
 
 @dataclass
@@ -61,27 +67,8 @@ class Result:
     genotype: str | None
 
 
-def _wait(api: httpx.Client, study_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        study = api.get(f"/studies/{study_id}").raise_for_status().json()
-        if study["status"] in ("completed", "failed", "stopped"):
-            return dict(study)
-        time.sleep(0.2)
-    raise TimeoutError(f"study {study_id} did not finish in {timeout:.0f} s")
-
-
-def _ts(value: str) -> float:
-    t = dt.datetime.fromisoformat(value)
-    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def _trials(api: httpx.Client, study_id: int) -> list[dict[str, Any]]:
-    got = api.get(f"/studies/{study_id}/trials", params={"limit": 1000}).raise_for_status()
-    return list(got.json()["items"])
-
-
 def run_darts(api: httpx.Client, seed: int) -> Result:
+    """One DARTS study: its wall time (POST to study finished) and its derived cell."""
     body = {
         "name": f"darts-s{seed}",
         "algorithm": {"name": "darts", "settings": {"epochs": SEARCH_EPOCHS}},
@@ -91,14 +78,14 @@ def run_darts(api: httpx.Client, seed: int) -> Result:
     }
     t0 = time.time()
     study_id = api.post("/studies", json=body).raise_for_status().json()["id"]
-    study = _wait(api, study_id, 600)
-    (trial,) = _trials(api, study_id)
+    study = wait_study(api, study_id, poll_s=0.2, timeout=600)
+    (trial,) = all_trials(api, study_id)
     if trial["state"] != "COMPLETE":
         raise RuntimeError(f"the DARTS trial ended {trial['state']}: {trial['fail_reason']}")
     return Result(
         "darts",
         seed,
-        _ts(study["finished_at"]) - t0,
+        (ts(study["finished_at"]) or t0) - t0,
         trial["value"],
         1,
         trial["user_attrs"].get("genotype"),
@@ -106,6 +93,7 @@ def run_darts(api: httpx.Client, seed: int) -> Result:
 
 
 def run_search(api: httpx.Client, algorithm: str, seed: int, target: float) -> Result:
+    """A multi-trial study that ends at a cell as accurate as ``target``: when it got one."""
     body = {
         "name": f"{algorithm}-s{seed}",
         "algorithm": {"name": algorithm, "settings": {"seed": seed}},
@@ -117,9 +105,9 @@ def run_search(api: httpx.Client, algorithm: str, seed: int, target: float) -> R
     }
     t0 = time.time()
     study_id = api.post("/studies", json=body).raise_for_status().json()["id"]
-    _wait(api, study_id, BUDGET_S + 300)
-    trials = [t for t in _trials(api, study_id) if t["state"] == "COMPLETE"]
-    reached = [_ts(t["datetime_complete"]) - t0 for t in trials if t["value"] >= target]
+    wait_study(api, study_id, poll_s=0.2, timeout=BUDGET_S + 300)
+    trials = [t for t in all_trials(api, study_id) if t["state"] == "COMPLETE"]
+    reached = [(ts(t["datetime_complete"]) or t0) - t0 for t in trials if t["value"] >= target]
     best = max(trials, key=lambda t: t["value"], default=None)
     return Result(
         algorithm,
@@ -132,30 +120,25 @@ def run_search(api: httpx.Client, algorithm: str, seed: int, target: float) -> R
 
 
 def measure(seeds: list[int]) -> list[Result]:
-    from tests.conftest import start_server
-
+    """Per seed: DARTS, then random and tpe to DARTS's accuracy, on one server."""
     results: list[Result] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        server = start_server(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "data")
-        try:
-            with server.api as api:
-                for seed in seeds:
-                    darts = run_darts(api, seed)
-                    results.append(darts)
-                    print(f"  seed {seed} darts : {darts.seconds:.1f} s, {darts.accuracy:.4f}")
-                    assert darts.accuracy is not None
-                    for algorithm in ("random", "tpe"):
-                        found = run_search(api, algorithm, seed, darts.accuracy)
-                        results.append(found)
-                        print(
-                            f"  seed {seed} {algorithm:6}: {found.seconds:.1f} s to "
-                            f">= {darts.accuracy:.4f} ({found.trials} trials)"
-                        )
-        finally:
-            server.stop()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(server.process.pid, signal.SIGKILL)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp) / "data", SERVER_ENV) as server,
+        server.api as api,
+    ):
+        for seed in seeds:
+            darts = run_darts(api, seed)
+            results.append(darts)
+            assert darts.accuracy is not None
+            log(f"  seed {seed} darts : {darts.seconds:.1f} s, {darts.accuracy:.4f}")
+            for algorithm in ("random", "tpe"):
+                found = run_search(api, algorithm, seed, darts.accuracy)
+                results.append(found)
+                log(
+                    f"  seed {seed} {algorithm:6}: {found.seconds:.1f} s to "
+                    f">= {darts.accuracy:.4f} ({found.trials} trials)"
+                )
     return results
 
 
@@ -185,74 +168,43 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def reading(results: list[Result]) -> str:
+def report(results: list[Result], seeds: list[int]) -> str:
+    """Head lines, the table, the ratios to DARTS and DARTS's cells."""
     darts = _median([r.seconds for r in results if r.system == "darts"])
-    parts = []
+    ratios = []
     for system in ("random", "tpe"):
         other = _median([r.seconds for r in results if r.system == system])
-        ratio = "n/a" if other == float("inf") else f"{other / darts:.2f}"
-        parts.append(f"{system} took {_fmt(other)} s, {ratio} x DARTS's {darts:.1f} s")
-    genotypes = ", ".join(f"`{r.genotype}`" for r in results if r.system == "darts")
-    searches = [r for r in results if r.system != "darts"]
-    if searches and all(r.trials <= 2 and r.seconds < darts for r in searches):
-        parts.append(
-            "every multi-trial search matched DARTS with its first one or two cells: on digits "
-            "most cells of this space reach that accuracy, so DARTS's search cost (a supernet "
-            "of every operation) cannot pay off; it is the better deal where a trained cell "
-            "costs far more than a supernet epoch"
-        )
-    return (
-        "Reading: to a cell at least as accurate as DARTS's derived cell, "
-        + "; ".join(parts)
-        + f" (medians). DARTS's cells: {genotypes}. DARTS's time includes its supernet "
-        f"search ({SEARCH_EPOCHS} epochs) and the {EPOCHS}-epoch training of the derived cell; "
-        "the multi-trial searches train each cell as long, two at a time."
-    )
-
-
-def section(results: list[Result], command: str, seeds: list[int]) -> str:
-    import importlib.metadata as md
-
-    versions = ", ".join(f"{p} {md.version(p)}" for p in ("ray", "optuna", "torch"))
+        ratios.append(f"{system} {'n/a' if other == float('inf') else f'{other / darts:.2f}'}")
+    cells = [f"| {r.seed} | `{r.genotype}` |" for r in results if r.system == "darts"]
     return "\n".join(
         [
-            SECTION,
-            "",
-            f"- Date: {dt.date.today().isoformat()}",
-            f"- Machine: {machine_line(versions)}",
-            f"- Command: `{command}`",
-            f"- Setup: one `tuneforge serve` (SQLite, local Ray, 2 CPUs); the NAS-Bench-201 "
-            f"cell space (5 operations on each of 6 edges: 15,625 cells), network "
-            f"{ARCHITECTURE['channels']} channels, {ARCHITECTURE['cells_per_stage']} cell a "
-            f"stage, {ARCHITECTURE['stages']} stages, on digits (validation split seed 0); "
-            f"every cell trains {EPOCHS} epochs (Adam, lr 3e-3). DARTS: `algorithm: darts`, "
-            f"{SEARCH_EPOCHS} supernet epochs, one trial. Multi-trial: `random` and `tpe`, "
-            f"2 trials in parallel, `target_value` = DARTS's accuracy for the seed, "
-            f"{BUDGET_S:.0f} s budget. Seeds {', '.join(map(str, seeds))}.",
+            report_head(
+                versions("ray", "optuna", "torch"),
+                f"seeds {', '.join(map(str, seeds))}; every cell trains {EPOCHS} epochs; DARTS "
+                f"{SEARCH_EPOCHS} supernet epochs; multi-trial: 2 trials in parallel, "
+                f"`target_value` = DARTS's accuracy, {BUDGET_S:.0f} s budget.",
+            ),
             "",
             table(results),
             "",
-            reading(results),
+            "Wall time to a cell as accurate as DARTS's / DARTS's (medians): "
+            + ", ".join(ratios)
+            + ".",
             "",
+            "| seed | DARTS's cell |",
+            "|---:|---|",
+            *cells,
         ]
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed")
-    parser.add_argument("--write", action="store_true", help=f"rewrite its section of {RESULTS}")
+    parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
     args = parser.parse_args()
     seeds = [0] if args.quick else [0, 1, 2]
-    results = measure(seeds)
-    print()
-    print(table(results))
-    print()
-    print(reading(results))
-    if args.write:
-        command = ".venv/bin/python benchmarks/darts_vs_search.py " + " ".join(sys.argv[1:])
-        write_section(SECTION, section(results, command.rstrip(), seeds))
-        print(f"\nwrote {RESULTS}")
+    publish(report(measure(seeds), seeds), BLOCK, HEADING, args.write)
 
 
 if __name__ == "__main__":

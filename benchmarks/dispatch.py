@@ -22,19 +22,14 @@ Goals (the issue): tuneforge <= 1/4 of Ray Tune's per-trial overhead, and <= Opt
 
 Usage::
 
-    .venv/bin/python benchmarks/dispatch.py --write            # ~4 min on 2 cores
+    .venv/bin/python benchmarks/dispatch.py --write            # ~4 min on 2 cores (its block)
     .venv/bin/python benchmarks/dispatch.py --trials 60 --repeats 1   # a smoke run
     .venv/bin/python benchmarks/dispatch.py --system tuneforge --profile prof.json
         # tuneforge only, its server sampled by py-spy (speedscope JSON)
 """
 
-from __future__ import annotations
-
 import argparse
-import contextlib
-import datetime as dt
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -46,33 +41,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as `python benchmarks/dispatch.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import optuna  # noqa: E402
+import optuna
 
-from benchmarks.results import section_head, write_section  # noqa: E402
-from tests.conftest import Server, start_server  # noqa: E402
+from benchmarks.harness import (
+    RESULTS,
+    Server,
+    all_trials,
+    log,
+    noop_study,
+    publish,
+    report_head,
+    run_child,
+    serve,
+    ts,
+    wait_study,
+)
 
-SECTION = "## Dispatch overhead: no-op trials through the whole service"
+HEADING = "## Dispatch overhead: no-op trials through the whole service"
+BLOCK = "benchmarks/dispatch.py"
 PARALLEL = 2
 SYSTEMS = ("tuneforge", "optuna", "raytune")
-
-
-def noop_study(name: str, trials: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "algorithm": {"name": "random", "settings": {"seed": 0}},
-        "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "budget": {"max_trials": trials},
-        "parallelism": PARALLEL,
-        "task": {"kind": "function", "name": "noop"},
-    }
-
-
-def _ts(value: str) -> float:
-    return dt.datetime.fromisoformat(value).timestamp()
+# The service's default poll, not the tests' 0.2 s; workers warmed (the service's default).
+SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.5"}
+Runs = list[dict[str, float]]  # one dict a repeat: wall_s (and span_s)
 
 
 def run_tuneforge_study(server: Server, name: str, trials: int) -> dict[str, float]:
@@ -80,30 +74,24 @@ def run_tuneforge_study(server: Server, name: str, trials: int) -> dict[str, flo
     (first trial started → last trial done)."""
     api = server.api
     t0 = time.time()
-    created = api.post("/studies", json=noop_study(name, trials))
-    created.raise_for_status()
-    study_id = created.json()["id"]
-    while True:
-        study = api.get(f"/studies/{study_id}").raise_for_status().json()
-        if study["status"] in ("completed", "failed", "stopped"):
-            break
-        time.sleep(0.5)
+    created = api.post("/studies", json=noop_study(name, trials, PARALLEL))
+    study_id = created.raise_for_status().json()["id"]
+    study = wait_study(api, study_id, poll_s=0.5)
     if study["status"] != "completed" or study["trial_counts"]["COMPLETE"] != trials:
         raise RuntimeError(f"tuneforge study did not complete its trials: {study}")
-    items: list[dict[str, Any]] = []
-    while len(items) < trials:
-        page = api.get(
-            f"/studies/{study_id}/trials", params={"offset": len(items), "limit": 100}
-        ).raise_for_status()
-        items += page.json()["items"]
-    end = max(_ts(t["datetime_complete"]) for t in items)
-    start = min(_ts(t["datetime_start"]) for t in items)
+    items = all_trials(api, study_id)
+    end = max(ts(t["datetime_complete"]) or 0.0 for t in items)
+    start = min(ts(t["datetime_start"]) or end for t in items)
     return {"wall_s": end - t0, "span_s": end - start}
 
 
-def run_tuneforge(trials: int, repeats: int, workdir: Path, profile: str | None) -> list[dict]:
-    env = {"TUNEFORGE_SCHEDULER_POLL_S": "0.5"}  # the service's default, not the tests' 0.2
-    server = start_server(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "tf", env=env)
+def run_tuneforge(trials: int, repeats: int, workdir: Path, profile: str | None) -> Runs:
+    """The study through a warm server: a 20-trial warm-up, then ``repeats`` studies."""
+    with serve(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "tf", SERVER_ENV) as server:
+        return _tuneforge_runs(server, trials, repeats, profile)
+
+
+def _tuneforge_runs(server: Server, trials: int, repeats: int, profile: str | None) -> Runs:
     spy = None
     try:
         run_tuneforge_study(server, "warm-up", 20)  # first use of every code path
@@ -120,10 +108,10 @@ def run_tuneforge(trials: int, repeats: int, workdir: Path, profile: str | None)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        server.stop(signal.SIGTERM)
 
 
-def run_optuna(trials: int, repeats: int, workdir: Path) -> list[dict]:
+def run_optuna(trials: int, repeats: int, workdir: Path) -> Runs:
+    """``study.optimize(n_jobs=2)`` on a SQLite URL; a 20-trial warm-up first."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{workdir / 'optuna.db'}"
     runs = []
@@ -196,31 +184,19 @@ def _ray_tune_child(trials: int, repeats: int, workdir: Path, out: Path) -> None
     out.write_text(json.dumps(runs))
 
 
-def run_raytune(trials: int, repeats: int, workdir: Path) -> list[dict]:
+def run_raytune(trials: int, repeats: int, workdir: Path) -> Runs:
+    """The Ray Tune runs, in a child process with its own Ray."""
     out = workdir / "raytune.json"
-    args = json.dumps({"trials": trials, "repeats": repeats, "workdir": str(workdir)})
+    job = json.dumps({"trials": trials, "repeats": repeats, "workdir": str(workdir)})
     log_path = workdir / "raytune.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--ray-tune-child", args],
-            start_new_session=True,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        proc.wait(1800)
-    finally:
-        # Ray's own processes live in the child's session; reap any that outlived it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    run_child(["-m", "benchmarks.dispatch", "--ray-tune-child", job], log_path, timeout=1800)
     if not out.exists():
         raise RuntimeError(f"Ray Tune failed:\n{log_path.read_text(errors='replace')[-3000:]}")
-    runs: list[dict] = json.loads(out.read_text())
+    runs: Runs = json.loads(out.read_text())
     return runs
 
 
-def _ms(runs: list[dict], key: str, trials: int) -> tuple[float, float, float]:
+def _ms(runs: Runs, key: str, trials: int) -> tuple[float, float, float]:
     per = [1000.0 * r[key] / trials for r in runs]
     return statistics.median(per), min(per), max(per)
 
@@ -229,7 +205,8 @@ def _cell(v: tuple[float, float, float]) -> str:
     return f"{v[0]:.1f} ({v[1]:.1f}-{v[2]:.1f})"
 
 
-def report(results: dict[str, list[dict]], trials: int, repeats: int) -> str:
+def report(results: dict[str, Runs], trials: int, repeats: int) -> str:
+    """Head lines, the table, and the goals' ratios."""
     per = {s: _ms(r, "wall_s", trials) for s, r in results.items()}
     rows = []
     for system, runs in results.items():
@@ -237,14 +214,14 @@ def report(results: dict[str, list[dict]], trials: int, repeats: int) -> str:
         wall = statistics.median(r["wall_s"] for r in runs)
         rows.append(f"| {system} | {wall:.2f} | {_cell(per[system])} | {span} |")
     lines = [
-        *section_head(
-            SECTION,
+        report_head(
             f"optuna {optuna.__version__}",
             f"{trials} no-op trials, {PARALLEL} at a time, random search over one float, "
             f"{repeats} repeats per system after a 20-trial warm-up; per-trial overhead = wall "
             "time / trials (see the script's docstring for each system's clock); span = first "
             "trial start to last trial end (tuneforge and Optuna, from their trial records).",
         ),
+        "",
         "| system | wall (s, median) | per-trial overhead (ms) | per trial over the span (ms) |",
         "|---|---:|---:|---:|",
         *rows,
@@ -262,16 +239,16 @@ def report(results: dict[str, list[dict]], trials: int, repeats: int) -> str:
             met = "met" if ratio <= 1.0 else "missed"
             goals.append(f"tuneforge / Optuna = {ratio:.3f} (goal <= 1: {met})")
         lines.append("Ratios (medians): " + "; ".join(goals) + ".")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--system", action="append", choices=SYSTEMS)
     parser.add_argument("--profile", help="py-spy profile of tuneforge's server (speedscope)")
-    parser.add_argument("--write", action="store_true", help="rewrite RESULTS.md's section")
+    parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
     parser.add_argument("--ray-tune-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ray_tune_child:
@@ -280,23 +257,20 @@ def main() -> None:
         _ray_tune_child(child["trials"], child["repeats"], workdir, workdir / "raytune.json")
         return
     warnings.filterwarnings("ignore")
-    runners: dict[str, Callable[[Path], list[dict]]] = {
+    runners: dict[str, Callable[[Path], Runs]] = {
         "tuneforge": lambda w: run_tuneforge(args.trials, args.repeats, w, args.profile),
         "optuna": lambda w: run_optuna(args.trials, args.repeats, w),
         "raytune": lambda w: run_raytune(args.trials, args.repeats, w),
     }
-    results: dict[str, list[dict]] = {}
+    results: dict[str, Runs] = {}
     with tempfile.TemporaryDirectory(prefix="tf-dispatch-") as tmp:
         for system in args.system or SYSTEMS:
             workdir = Path(tmp) / system
             workdir.mkdir()
-            print(f"running {system} ...", file=sys.stderr, flush=True)
+            log(f"running {system} ...")
             results[system] = runners[system](workdir)
-            print(f"  {system}: {results[system]}", file=sys.stderr, flush=True)
-    text = report(results, args.trials, args.repeats)
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+            log(f"  {system}: {results[system]}")
+    publish(report(results, args.trials, args.repeats), BLOCK, HEADING, args.write)
 
 
 if __name__ == "__main__":

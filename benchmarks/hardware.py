@@ -22,13 +22,9 @@ Usage::
     .venv/bin/python benchmarks/hardware.py --gpu 0.25 --write   # on a GPU machine
 """
 
-from __future__ import annotations
-
 import argparse
-import contextlib
-import datetime as dt
+import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,20 +32,35 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as `python benchmarks/hardware.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import yaml  # noqa: E402
+import yaml
 
-from benchmarks.results import section_head, write_section  # noqa: E402
-from tests.conftest import start_server  # noqa: E402
+from benchmarks.harness import (
+    RESULTS,
+    ROOT,
+    all_trials,
+    descendants,
+    processes,
+    publish,
+    report_head,
+    serve,
+    ts,
+    wait_study,
+)
 
-CPU_SECTION = "## Use of the hardware: CPU busy fraction during a digits study"
-GPU_SECTION = "## Use of the hardware: GPU utilization with fractional GPUs"
+CPU_HEADING = "## Use of the hardware: CPU busy fraction during a digits study"
+GPU_HEADING = "## Use of the hardware: GPU utilization with fractional GPUs"
+CPU_BLOCK = "benchmarks/hardware.py"
+GPU_BLOCK = "benchmarks/hardware.py: gpu"
 TICK = os.sysconf("SC_CLK_TCK")
+# As measured (the test suite's server settings then): the scheduler rereads the studies every
+# 0.2 s; workers warmed (the service's default).
+SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
 
 
 def machine_busy() -> tuple[float, float]:
@@ -58,30 +69,6 @@ def machine_busy() -> tuple[float, float]:
     idle = fields[3] + fields[4]  # idle + iowait
     total = sum(fields[:8])  # guest time is already in user
     return (total - idle) / TICK, total / TICK
-
-
-def process_cpu() -> dict[int, tuple[int, float]]:
-    """pid → (ppid, CPU seconds) of every process."""
-    out: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            rest = stat[stat.rindex(")") + 2 :].split()
-            out[int(entry.name)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
-    return out
-
-
-def descendants(procs: dict[int, tuple[int, float]], root: int) -> set[int]:
-    ours, changed = {root}, True
-    while changed:
-        changed = False
-        for pid, (ppid, _) in procs.items():
-            if pid not in ours and ppid in ours:
-                ours.add(pid)
-                changed = True
-    return ours
 
 
 class Sampler:
@@ -93,18 +80,23 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> "Sampler":
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stop.set()
         self._thread.join()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             sample: dict[str, Any] = {"t": time.time(), "machine": machine_busy()}
-            sample["procs"] = process_cpu()
+            sample["procs"] = processes()
             if self._gpu:
                 out = subprocess.run(
                     ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader"],
@@ -117,10 +109,12 @@ class Sampler:
             self._stop.wait(0.2)
 
     def window(self, start: float, end: float) -> list[dict[str, Any]]:
+        """The samples taken between ``start`` and ``end`` (epoch seconds)."""
         return [s for s in self.samples if start <= s["t"] <= end]
 
 
 def study_spec(trials: int, gpu: float) -> dict[str, Any]:
+    """The quickstart with ``trials`` trials (and ``gpu`` of a GPU per trial)."""
     spec: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "digits-mlp.yaml").read_text())
     spec["name"] = "hardware"
     spec["budget"] = {"max_trials": trials}
@@ -131,35 +125,28 @@ def study_spec(trials: int, gpu: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--gpu", type=float, default=0.0, help="GPU fraction per trial")
-    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0))
-    with tempfile.TemporaryDirectory(prefix="tf-hardware-") as tmp:
-        env = {"TUNEFORGE_RAY_NUM_CPUS": str(cpus)}  # local Ray finds the GPUs itself
-        server = start_server(f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp), env=env)
-        try:
-            api = server.api
-            with Sampler(gpu=bool(args.gpu)) as sampler:
-                created = api.post("/studies", json=study_spec(args.trials, args.gpu))
-                study_id = created.raise_for_status().json()["id"]
-                while True:
-                    study = api.get(f"/studies/{study_id}").raise_for_status().json()
-                    if study["status"] in ("completed", "failed", "stopped"):
-                        break
-                    time.sleep(1.0)
-            items = api.get(
-                f"/studies/{study_id}/trials", params={"limit": 1000}
-            ).raise_for_status()
-            trials = items.json()["items"]
-            server_pid = server.process.pid
-        finally:
-            server.stop(signal.SIGTERM)
+    # Ray's CPUs: every CPU of the machine; the local Ray finds the GPUs itself.
+    env = {**SERVER_ENV, "TUNEFORGE_RAY_NUM_CPUS": str(cpus)}
+    with (
+        tempfile.TemporaryDirectory(prefix="tf-hardware-") as tmp,
+        serve(f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp), env) as server,
+    ):
+        api = server.api
+        with Sampler(gpu=bool(args.gpu)) as sampler:
+            created = api.post("/studies", json=study_spec(args.trials, args.gpu))
+            study_id = created.raise_for_status().json()["id"]
+            study = wait_study(api, study_id, poll_s=1.0)
+        trials = all_trials(api, study_id)
+        server_pid = server.process.pid
     assert study["status"] == "completed", study
-    start = min(dt.datetime.fromisoformat(t["datetime_start"]).timestamp() for t in trials)
-    end = max(dt.datetime.fromisoformat(t["datetime_complete"]).timestamp() for t in trials)
+    start = min(ts(t["datetime_start"]) or math.inf for t in trials)
+    end = max(ts(t["datetime_complete"]) or 0.0 for t in trials)
     window = sampler.window(start, end)
     first, last = window[0], window[-1]
     span = last["t"] - first["t"]
@@ -170,7 +157,7 @@ def main() -> None:
 
     def cpu_of(pids: set[int]) -> float:
         return sum(
-            last["procs"][p][1] - first["procs"].get(p, (0, last["procs"][p][1]))[1]
+            last["procs"][p][1] - first["procs"].get(p, last["procs"][p])[1]
             for p in pids
             if p in last["procs"]
         )
@@ -181,14 +168,14 @@ def main() -> None:
     service = cpu_of({server_pid})
     if args.gpu:
         util = statistics.mean(s["gpu"] for s in window)
-        heading = GPU_SECTION
+        heading, block = GPU_HEADING, GPU_BLOCK
         result = [
             "| trials | parallelism | GPU per trial | window (s) | mean GPU utilization |",
             "|---:|---:|---:|---:|---:|",
             f"| {len(trials)} | {round(1 / args.gpu)} | {args.gpu} | {span:.1f} | {util:.0f}% |",
         ]
     else:
-        heading = CPU_SECTION
+        heading, block = CPU_HEADING, CPU_BLOCK
         result = [
             "| trials | window (s) | busy fraction | trial workers | service process "
             "| other processes (CPU s) |",
@@ -200,22 +187,13 @@ def main() -> None:
             f"{'met' if busy >= 0.9 else 'missed'}). Trial workers and service process are "
             f"fractions of {cpus} CPUs x the window.",
         ]
-    text = "\n".join(
-        [
-            *section_head(
-                heading,
-                "SQLite, local Ray",
-                "the quickstart study (examples/digits-mlp.yaml, TPE, MLP on digits) through "
-                "the API; the window runs from the first trial's start to the last trial's end "
-                "(see the script's docstring).",
-            ),
-            *result,
-            "",
-        ]
+    head = report_head(
+        "SQLite, local Ray",
+        "the quickstart study (examples/digits-mlp.yaml, TPE, MLP on digits) through "
+        "the API; the window runs from the first trial's start to the last trial's end "
+        "(see the script's docstring).",
     )
-    print(text)
-    if args.write:
-        write_section(heading, text)
+    publish("\n".join([head, "", *result]), block, heading, args.write)
 
 
 if __name__ == "__main__":

@@ -14,32 +14,29 @@ caches have settled).
 
 Usage::
 
-    .venv/bin/python benchmarks/memory.py --write              # ~4 min on 2 cores
+    .venv/bin/python benchmarks/memory.py --write              # ~4 min on 2 cores (its block)
     .venv/bin/python benchmarks/memory.py --trials 50          # a smoke run
 """
 
-from __future__ import annotations
-
 import argparse
-import os
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as `python benchmarks/memory.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks.dispatch import noop_study  # noqa: E402
-from benchmarks.results import section_head, write_section  # noqa: E402
-from tests.conftest import start_server  # noqa: E402
+from benchmarks.harness import RESULTS, noop_study, publish, report_head, serve
 
-SECTION = "## Memory: the scheduler with 20 studies running"
+HEADING = "## Memory: the scheduler with 20 studies running"
+BLOCK = "benchmarks/memory.py"
+# The service's default poll, not the tests' 0.2 s; workers warmed (the service's default).
+SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.5"}
 
 
 def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` (VmRSS), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -56,67 +53,58 @@ def slope(points: list[tuple[int, float]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--studies", type=int, default=20)
     parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
     args = parser.parse_args()
     total = args.studies * args.trials
     samples: list[tuple[float, int, int, float]] = []  # (t, finished, running studies, MiB)
-    with tempfile.TemporaryDirectory(prefix="tf-memory-") as tmp:
-        server = start_server(
-            f"sqlite:///{Path(tmp) / 'tuneforge.db'}",
-            Path(tmp),
-            env={"TUNEFORGE_SCHEDULER_POLL_S": "0.5"},
-        )
+    with (
+        tempfile.TemporaryDirectory(prefix="tf-memory-") as tmp,
+        serve(f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp), SERVER_ENV) as server,
+    ):
         pid = server.process.pid
-        try:
-            api = server.api
-            idle_mib = rss_mib(pid)
-            for i in range(args.studies):
-                spec = {**noop_study(f"memory-{i}", args.trials), "parallelism": 1}
-                api.post("/studies", json=spec).raise_for_status()
-            t0 = time.time()
-            while True:
-                page = api.get("/studies", params={"limit": 100}).raise_for_status().json()
-                studies = page["items"]
-                finished = sum(
-                    sum(s["trial_counts"][k] for k in ("COMPLETE", "FAIL", "PRUNED"))
-                    for s in studies
-                )
-                running = sum(s["status"] == "running" for s in studies)
-                samples.append((time.time() - t0, finished, running, rss_mib(pid)))
-                if all(s["status"] in ("completed", "failed", "stopped") for s in studies):
-                    break
-                time.sleep(1.0)
-            assert all(s["status"] == "completed" for s in studies), studies
-            assert finished == total, finished
-        finally:
-            server.stop(signal.SIGTERM)
+        api = server.api
+        idle_mib = rss_mib(pid)
+        for i in range(args.studies):
+            spec = noop_study(f"memory-{i}", args.trials, parallelism=1)
+            api.post("/studies", json=spec).raise_for_status()
+        t0 = time.time()
+        while True:
+            page = api.get("/studies", params={"limit": 100}).raise_for_status().json()
+            studies = page["items"]
+            finished = sum(
+                sum(s["trial_counts"][k] for k in ("COMPLETE", "FAIL", "PRUNED")) for s in studies
+            )
+            running = sum(s["status"] == "running" for s in studies)
+            samples.append((time.time() - t0, finished, running, rss_mib(pid)))
+            if all(s["status"] in ("completed", "failed", "stopped") for s in studies):
+                break
+            time.sleep(1.0)
+        assert all(s["status"] == "completed" for s in studies), studies
+        assert finished == total, finished
     all_running = next((s for s in samples if s[2] == args.studies), samples[0])
     peak = max(s[3] for s in samples)
     late = [(f, m) for _, f, _, m in samples if f >= total // 2]
     growth = 1000 * slope(late)
     text = "\n".join(
         [
-            *section_head(
-                SECTION,
+            report_head(
                 "SQLite, local Ray with 2 CPUs",
                 f"{args.studies} studies of {args.trials} no-op trials each ({total:,} in all), "
                 "submitted at once to one `tuneforge serve`; the server process's VmRSS (API "
                 "and scheduler) sampled every second (see the docstring).",
             ),
+            "",
             "| idle server (MiB) | all studies running (MiB) | peak (MiB) | at the end (MiB) "
             "| growth per 1,000 finished trials (MiB) | run (s) |",
             "|---:|---:|---:|---:|---:|---:|",
             f"| {idle_mib:.0f} | {all_running[3]:.0f} (after {all_running[1]} trials) "
             f"| {peak:.0f} | {samples[-1][3]:.0f} | {growth:.2f} | {samples[-1][0]:.0f} |",
-            "",
         ]
     )
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(text, BLOCK, HEADING, args.write)
 
 
 if __name__ == "__main__":

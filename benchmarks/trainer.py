@@ -1,7 +1,8 @@
-"""Trainer throughput: tuneforge's ``models.train.train`` against a hand-written PyTorch loop.
+"""Trainer throughput: tuneforge's ``models.training.trainer.train`` against a hand-written
+PyTorch loop.
 
 For each case (model spec, dataset, batch size) both sides train the same network (built by
-``models.builder.build_model`` under the same seed, so architecture and initial weights are
+``models.families.build_model`` under the same seed, so architecture and initial weights are
 identical) on the same standardized data, with Adam (lr 1e-3), the same batch size and the same
 ``torch.randperm`` batch order, and both evaluate on the validation split after every epoch.
 Both run with ``torch.set_num_threads(1)``: a trial reserves one CPU.
@@ -18,16 +19,13 @@ Usage::
 
     .venv/bin/python benchmarks/trainer.py            # full run (~2 min on 2 cores)
     .venv/bin/python benchmarks/trainer.py --quick    # smoke run (< 1 min)
-    .venv/bin/python benchmarks/trainer.py --write    # also rewrite its section of RESULTS.md
+    .venv/bin/python benchmarks/trainer.py --write    # also rewrite its block of RESULTS.md
     .venv/bin/python benchmarks/trainer.py --profile mlp-digits   # where the time goes
 """
-
-from __future__ import annotations
 
 import argparse
 import contextlib
 import cProfile
-import datetime as dt
 import gc
 import math
 import pstats
@@ -39,20 +37,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as `python benchmarks/trainer.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import models.train as tf_train  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from models.builder import build_model  # noqa: E402
-from models.train import EpochMetrics, TrainConfig, TrainResult, n_outputs, train  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+import numpy as np
+import torch
+from torch.nn import functional as F
 
-from benchmarks.results import RESULTS, machine_line, write_section  # noqa: E402
-from models.data import Dataset, load_dataset  # noqa: E402
+import models.training.trainer as tf_trainer
+from benchmarks.harness import RESULTS, log, publish, report_head
+from models.data import Dataset, load_dataset
+from models.families import build_model
+from models.training.config import TrainConfig, n_outputs
+from models.training.results import EpochMetrics, TrainResult
+from models.training.trainer import train
 
-SECTION = "## Trainer throughput vs a hand-written loop"
+HEADING = "## Trainer throughput vs a hand-written loop"
+BLOCK = "benchmarks/trainer.py"
 SEED = 0
 GOAL = 0.95  # tuneforge / hand, from the issue
 
@@ -98,15 +99,16 @@ class Run:
 def _loop_start_probe() -> Iterator[list[float]]:
     """Record when ``train`` has finished its set-up (scalers, model, tensors, optimizer).
 
-    ``train`` is a generator whose set-up runs on the first ``next``; the optimizer is the
-    last thing it builds before the epoch loop, so wrapping ``_optimizer`` marks the start of
-    the loop without touching the trainer. If that helper is ever renamed, the set-up is
-    counted (a few milliseconds) and a warning says so.
+    ``train`` is a generator whose set-up runs on the first ``next``; the optimizer is among
+    the last things its ``Trainer`` builds before the epoch loop (only the learning-rate
+    schedule's bookkeeping follows), so wrapping ``make_optimizer`` where the trainer looks it
+    up marks the start of the loop without touching the trainer. If that name is ever gone,
+    the set-up is counted (a few milliseconds) and a warning says so.
     """
     stamps: list[float] = []
-    original = getattr(tf_train, "_optimizer", None)
+    original = getattr(tf_trainer, "make_optimizer", None)
     if original is None:
-        print("warning: models.train._optimizer is gone; timing includes set-up", file=sys.stderr)
+        log("warning: models.training.trainer.make_optimizer is gone; timing includes set-up")
         yield stamps
         return
 
@@ -115,11 +117,11 @@ def _loop_start_probe() -> Iterator[list[float]]:
         stamps.append(time.perf_counter())
         return opt
 
-    tf_train._optimizer = probe  # type: ignore[attr-defined]
+    tf_trainer.make_optimizer = probe
     try:
         yield stamps
     finally:
-        tf_train._optimizer = original  # type: ignore[attr-defined]
+        tf_trainer.make_optimizer = original
 
 
 def run_tuneforge(case: Case, data: Dataset, epochs: int) -> Run:
@@ -274,70 +276,27 @@ def table(results: list[Result]) -> str:
 
 
 def machine() -> str:
-    return machine_line(f"torch {torch.__version__}, {torch.get_num_threads()} torch thread")
+    return f"torch {torch.__version__}, {torch.get_num_threads()} torch thread"
 
 
-def section(results: list[Result], command: str, repeats: int, reading: str) -> str:
+def report(results: list[Result], repeats: int) -> str:
+    """Head lines, the table, the goal's verdict and the hand loop's time per step."""
+    met = sum(statistics.median(r.ratios()) >= GOAL for r in results)
+    steps = ", ".join(f"{r.case.name} {r.hand_us_per_step():.0f}" for r in results)
     return "\n".join(
         [
-            SECTION,
-            "",
-            f"- Date: {dt.date.today().isoformat()}",
-            f"- Machine: {machine()}",
-            f"- Command: `{command}`",
-            f"- Method: each case trains the same network (same spec, seed, init), data "
-            f"(standardized with training statistics), Adam lr 1e-3, batch size and batch "
-            f"order on both sides, with `torch.set_num_threads(1)` (a trial reserves one CPU) "
-            f"and a validation pass after every epoch. samples/s = training samples x epochs "
-            f"/ seconds of the epoch loop (set-up and tuneforge's end phase excluded). One "
-            f"warm-up run per side, then {repeats} alternating repeats; cells give the median "
-            f"(min-max); the ratio is tuneforge / hand per back-to-back pair; extra µs/step "
-            f"is tuneforge's extra epoch-loop time per training step (medians). 'Same train "
-            f"loss' checks that both sides reached the same last-epoch training loss. The end "
-            f"phase is tuneforge's `TrainResult` (final metrics, 20 MC-dropout passes, state "
-            f"dict and TorchScript export), which the hand loop does not do.",
+            report_head(
+                machine(),
+                f"one warm-up run per side, then {repeats} alternating repeats; cells: median "
+                "(min-max); ratio: tuneforge / hand per back-to-back pair; one torch thread.",
+            ),
             "",
             table(results),
             "",
-            reading,
-            "",
+            f"Goal (tuneforge >= {GOAL} x the hand loop, median ratio): met in {met} of "
+            f"{len(results)} cases. The hand loop's time per training step, µs: {steps}.",
         ]
     )
-
-
-def reading(results: list[Result]) -> str:
-    def ratio(r: Result) -> str:
-        return f"{r.case.name} {statistics.median(r.ratios()):.3f}"
-
-    below = [r for r in results if statistics.median(r.ratios()) < GOAL]
-    met = [r for r in results if r not in below]
-    extra = ", ".join(f"{r.extra_us_per_step():.0f}" for r in results)
-    step = ", ".join(f"{r.hand_us_per_step():.0f}" for r in results)
-    ends = [statistics.median(x.end_s for x in r.tuneforge) for r in results]
-    same = all(r.same_loss() for r in results)
-    text = (
-        f"Reading: tuneforge's epoch loop reaches the goal (>= {GOAL} of the hand loop) in "
-        f"{len(met)} of {len(results)} cases"
-        + (f" ({', '.join(ratio(r) for r in met)})" if met else "")
-        + (f" and falls short in {', '.join(ratio(r) for r in below)}" if below else "")
-        + f". Per training step tuneforge spends {extra} µs more than the hand loop, whose "
-        f"steps take {step} µs (cases in table order): the same extra weighs most where a "
-        "step is cheapest. "
-        + (
-            "Both sides reach the same last-epoch training loss, so they do the same "
-            "arithmetic; the difference is the trainer's own bookkeeping. "
-            if same
-            else "The two sides do NOT reach the same training loss: check the cases. "
-        )
-        + f"The end phase ({min(ends):.2f}-{max(ends):.2f} s) is paid once per trial, after "
-        "the last epoch, and is not in the ratio."
-    )
-    if below:
-        text += (
-            " `--profile CASE` shows where the extra time goes (extra ATen ops per step, "
-            "then Python calls); see also the diagnosis section of this file."
-        )
-    return text
 
 
 # -- profiling ------------------------------------------------------------------------------
@@ -398,10 +357,10 @@ def profile(case: Case, epochs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats (< 1 min)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per side")
-    parser.add_argument("--write", action="store_true", help=f"rewrite its section of {RESULTS}")
+    parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
     parser.add_argument(
         "--case",
         action="append",
@@ -423,23 +382,13 @@ def main() -> None:
         profile(case, max(1, case.epochs // 5))
         return
     repeats = args.repeats or (3 if args.quick else 7)
-    print(machine())
     results = []
     for case in cases:
         epochs = max(1, case.epochs // 5) if args.quick else case.epochs
         t0 = time.perf_counter()
         results.append(measure(case, epochs, repeats))
-        print(f"  {case.name}: {time.perf_counter() - t0:.1f} s", flush=True)
-    print()
-    print(table(results))
-    print()
-    print(reading(results))
-    if args.write:
-        command = "cd /work/main && .venv/bin/python benchmarks/trainer.py " + " ".join(
-            sys.argv[1:]
-        )
-        write_section(SECTION, section(results, command.rstrip(), repeats, reading(results)))
-        print(f"\nwrote {RESULTS}")
+        log(f"  {case.name}: {time.perf_counter() - t0:.1f} s")
+    publish(report(results, repeats), BLOCK, HEADING, args.write)
 
 
 if __name__ == "__main__":

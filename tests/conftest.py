@@ -12,31 +12,31 @@ is found at once. PostgreSQL tests skip with the reason where no server answers 
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from service.client.cli import read_admin_key
+from benchmarks import harness
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+# One copy of the server and the database code, the benchmarks' harness; tests import these
+# names from here.
+from benchmarks.harness import PG_ADMIN as PG_ADMIN
+from benchmarks.harness import Server as Server
+from benchmarks.harness import free_port as free_port
+
 FAST_TIER = os.environ.get("TUNEFORGE_TEST_TIER") == "fast"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# What every test server runs with (``env`` of :func:`start_server` adds to it): workers are
+# not warmed in advance, so a test's first trials import torch themselves instead of every
+# server start paying for it; the scheduler rereads the studies often.
+TEST_SERVER_ENV = {
+    "TUNEFORGE_RAY_NUM_CPUS": "2",
+    "TUNEFORGE_SCHEDULER_POLL_S": "0.2",
+    "TUNEFORGE_WARM_WORKERS": "false",
+}
 
 
 @pytest.fixture
@@ -53,20 +53,14 @@ def postgres_schema() -> Iterator[str]:
     """
     if FAST_TIER:
         pytest.fail("the fast tier uses no PostgreSQL: mark the test postgres")
-    schema = f"tf_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}"
-        if os.environ.get("TUNEFORGE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(harness.postgres_schema("tf_test"))
+        except harness.PostgresUnavailable as exc:
+            if os.environ.get("TUNEFORGE_REQUIRE_POSTGRES") == "1":
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
+        yield url
 
 
 @pytest.fixture
@@ -76,98 +70,23 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@dataclass
-class Server:
-    """A running ``tuneforge serve`` process."""
-
-    url: str
-    database_url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def key(self) -> str | None:
-        """The admin key the server wrote to its data directory on first start."""
-        return read_admin_key(self.data_dir)
-
-    def client(self, key: str | None = None) -> httpx.Client:
-        """A client of the API acting with ``key`` (None: no key at all)."""
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=30, headers=headers)
-
-    @property
-    def api(self) -> httpx.Client:
-        """A client with the admin key."""
-        return self.client(self.key)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def start_server(
     database_url: str,
     data_dir: Path,
     port: int | None = None,
     env: dict[str, str] | None = None,
 ) -> Server:
-    """Start ``tuneforge serve`` and wait until its scheduler has Ray running.
+    """Start ``tuneforge serve`` and wait until its scheduler has Ray running
+    (:func:`benchmarks.harness.start_server` with :data:`TEST_SERVER_ENV`).
 
     ``env`` adds to (or overrides) the server's environment; with
-    ``TUNEFORGE_RUN_SCHEDULER=false`` there it waits only until the API answers. Workers are
-    not warmed in advance (``TUNEFORGE_WARM_WORKERS=false``): a test's first trials import
-    torch themselves, instead of every server start paying for it.
+    ``TUNEFORGE_RUN_SCHEDULER=false`` there it waits only until the API answers.
     """
     if FAST_TIER:
         pytest.fail("the fast tier starts no server: mark the test slow")
-    port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"server-{port}-{time.time_ns()}.log"
-    proc_env = {
-        **os.environ,
-        "TUNEFORGE_PORT": str(port),
-        "TUNEFORGE_HOST": "127.0.0.1",
-        "TUNEFORGE_DATA_DIR": str(data_dir),
-        "TUNEFORGE_DATABASE_URL": database_url,
-        "TUNEFORGE_RAY_NUM_CPUS": "2",
-        "TUNEFORGE_SCHEDULER_POLL_S": "0.2",
-        "TUNEFORGE_WARM_WORKERS": "false",
-        **(env or {}),
-    }
-    # The health's scheduler field: "running" once Ray is up, "off" with no scheduler.
-    run_scheduler = proc_env.get("TUNEFORGE_RUN_SCHEDULER", "true").lower()
-    ready = "off" if run_scheduler in ("false", "0", "no", "off") else "running"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
-            env=proc_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", database_url, data_dir, proc, log_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}):\n{server.log()[-4000:]}")
-        try:
-            health = httpx.get(f"{server.url}/healthz", timeout=2).json()
-            if health["scheduler"] == ready:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop(signal.SIGKILL)
-    raise RuntimeError(f"server did not become healthy:\n{server.log()[-4000:]}")
+    return harness.start_server(
+        database_url, data_dir, port, env={**TEST_SERVER_ENV, **(env or {})}, timeout=120
+    )
 
 
 @pytest.fixture

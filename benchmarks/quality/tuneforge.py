@@ -1,0 +1,94 @@
+"""tuneforge in the search-quality benchmark: a fresh ``tuneforge serve`` per seed, the study
+posted over REST and stopped when the budget is spent."""
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.harness import all_trials, proc_cpu_s, serve, ts, wait_study
+from benchmarks.quality.common import (
+    DATASET,
+    EPOCHS,
+    METRIC,
+    MIN_RESOURCE,
+    N_STARTUP,
+    PARALLEL,
+    REDUCTION,
+    SPACE,
+    STATES,
+    Run,
+    Trial,
+)
+
+# As measured (the test suite's server settings then): the scheduler rereads the studies every
+# 0.2 s; workers warmed before the server reports ready (the service's default).
+SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
+
+
+def study_body(seed: int, budget: float) -> dict[str, Any]:
+    """The study: tpe + asha, 2 trials at a time, the budget as its timeout."""
+    return {
+        "name": f"search-quality-s{seed}",
+        "objective": {"metric": METRIC, "direction": "maximize"},
+        "algorithm": {"name": "tpe", "settings": {"seed": seed, "n_startup_trials": N_STARTUP}},
+        "pruner": {
+            "name": "asha",
+            "settings": {"min_resource": MIN_RESOURCE, "reduction_factor": REDUCTION},
+        },
+        "search_space": SPACE,
+        "budget": {"max_trials": 100_000, "timeout_s": budget},
+        "parallelism": PARALLEL,
+        "resources": {"cpu": 1, "gpu": 0},
+        "task": {"dataset": DATASET, "model": {"family": "mlp"}, "training": {"epochs": EPOCHS}},
+        "seed": seed,
+    }
+
+
+def run_study(api: httpx.Client, seed: int, budget: float, run: Run, server_pid: int) -> None:
+    """Submit one study to a live server, stop it when the budget is spent, read its trials."""
+    cpu0 = proc_cpu_s(server_pid)
+    t0 = time.time()
+    study_id = api.post("/studies", json=study_body(seed, budget)).raise_for_status().json()["id"]
+    while time.time() < t0 + budget:
+        time.sleep(min(2.0, max(0.0, t0 + budget - time.time())))
+        study = api.get(f"/studies/{study_id}").raise_for_status().json()
+        if study["status"] in ("failed", "stopped", "completed"):
+            run.note = f"study {study['status']} early: {study['status_reason']}"
+            break
+    run.orchestrator_cpu_s = proc_cpu_s(server_pid) - cpu0
+    # The budget is spent: cancel the trials in flight rather than wait for them.
+    api.post(f"/studies/{study_id}/stop").raise_for_status()
+    with contextlib.suppress(TimeoutError):  # then read what is there
+        wait_study(api, study_id, poll_s=0.5, timeout=60)
+    for t in all_trials(api, study_id):
+        start, end = ts(t["datetime_start"]), ts(t["datetime_complete"])
+        interrupted = bool(t["user_attrs"].get("interrupted"))  # cancelled by the stop
+        run.trials.append(
+            Trial(
+                None if start is None else start - t0,
+                None if end is None else end - t0,
+                "other" if interrupted else STATES.get(t["state"], "other"),
+                t["value"],
+            )
+        )
+
+
+def run_tuneforge(seed: int, budget: float, workdir: Path, warm: bool = True) -> list[Run]:
+    """A fresh server's first study (the measurement), then a second study on the same,
+    now warm, server (for reference: its Ray workers have imported torch already)."""
+    # `tuneforge serve` on a free loopback port with 2 CPUs for its local Ray; it is ready once
+    # the scheduler has started Ray and warmed one worker per CPU (GET /healthz: running).
+    with serve(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "data", SERVER_ENV) as server:
+        runs = [Run("tuneforge", seed, budget, startup_s=server.startup_s)]
+        if warm:
+            runs.append(Run("tuneforge-warm", seed, budget))
+        with server.api as api:
+            for run in runs:
+                try:
+                    run_study(api, seed, budget, run, server.process.pid)
+                except Exception as exc:
+                    run.note = f"run failed: {type(exc).__name__}: {exc}"
+    return runs
