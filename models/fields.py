@@ -220,6 +220,22 @@ def check(
     return cls(**{k: v for k, v in values.items() if k in table}), []
 
 
+def build(cls: type[C], values: Mapping[str, Any]) -> C:
+    """The settings of a record checked when it was written (a stored study): every known
+    value as stored, defaults for the rest. Reading is lenient: a bound or a choice tightened
+    by a later release does not apply to what was accepted before, and a setting a later
+    release dropped is ignored.
+
+    Raises:
+        ValueError: a required setting is missing (a record no release could have written).
+    """
+    table = declared(cls)
+    missing = [name for name, d in table.items() if d.required and name not in values]
+    if missing:
+        raise ValueError(f"setting {missing[0]!r} is required")
+    return cls(**{k: v for k, v in values.items() if k in table})
+
+
 def as_dict(settings: Any) -> dict[str, Any]:
     """A settings dataclass's values, by name."""
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}

@@ -22,7 +22,7 @@ from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 
 from models.data import Dataset, DatasetInfo
-from models.fields import check
+from models.fields import build, check
 from search.datadir import DataDir
 from search.spec import DatasetRef, FunctionTask, StudySpec, StudyStatus
 
@@ -177,6 +177,11 @@ class Algorithm(ABC):
         ``loc + (setting,)``."""
         settings, errors = check(self.settings, given, "setting", f" for {self.name!r}", named=True)
         return settings, [FieldError((*loc, name), msg) for name, msg in errors]
+
+    def stored_settings(self, given: Mapping[str, Any]) -> Any:
+        """The settings dataclass of a stored study, read leniently (:func:`models.fields.build`):
+        a study accepted once runs as it was accepted, whatever a later release tightened."""
+        return build(self.settings, given)
 
     @abstractmethod
     def check(self, spec: StudySpec, data: DatasetInfo | None) -> list[FieldError]:

@@ -92,9 +92,7 @@ class Darts(StudyAlgorithm):
         return at(("algorithm",), check_darts(spec)) + proposes_nothing(self.name, spec)
 
     def open(self, spec: StudySpec, study: StudyRef, env: Env) -> Run:
-        config, errors = self.read_settings(spec.algorithm.settings)
-        if config is None:
-            raise ValueError(errors[0].msg)
+        config = self.stored_settings(spec.algorithm.settings)
         loaded = optuna.load_study(
             study_name=study.name,
             storage=study.storage,

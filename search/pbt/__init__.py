@@ -65,9 +65,7 @@ class Population(StudyAlgorithm):
         return errors
 
     def open(self, spec: StudySpec, study: StudyRef, env: Env) -> Run:
-        settings, errors = self.read_settings(spec.algorithm.settings)
-        if settings is None:
-            raise ValueError(errors[0].msg)
+        settings = self.stored_settings(spec.algorithm.settings)
         assert isinstance(settings, PB2Settings)
         return PopulationRun(spec, study, env, settings)
 

@@ -76,6 +76,9 @@ class SamplerAlgorithm(StudyAlgorithm):
         settings, errors = self.read_settings(given)
         if settings is None:
             raise ValueError(errors[0].msg)
+        return self._create(settings, space, seed)
+
+    def _create(self, settings: Any, space: Space, seed: int) -> BaseSampler:
         values = as_dict(settings)
         if "seed" in values and values["seed"] is None:
             values["seed"] = seed
@@ -92,7 +95,7 @@ class SamplerAlgorithm(StudyAlgorithm):
         loaded = optuna.load_study(
             study_name=study.name,
             storage=study.storage,
-            sampler=self.sampler(given, spec.search_space, spec.seed),
+            sampler=self._create(self.stored_settings(given), spec.search_space, spec.seed),
             pruner=create_pruner(spec.pruner),
         )
         return StudyLoop(spec, loaded, env, kind_of(spec.task), self.trial_cap(spec.search_space))
@@ -103,12 +106,9 @@ def _study_id(study: StudyRef) -> int:
 
 
 def create_pruner(spec: AlgorithmSpec | None) -> BasePruner:
-    """The study's pruner (no early stopping without one: Optuna's default would be a median
-    pruner)."""
+    """A stored study's pruner, its settings read leniently (no early stopping without one:
+    Optuna's default would be a median pruner)."""
     if spec is None:
         return NopPruner()
     algorithm = registry.pruner(spec.name)
-    settings, errors = algorithm.read_settings(spec.settings, ("pruner", "settings"))
-    if settings is None:
-        raise ValueError(errors[0].msg)
-    return algorithm.create(settings)
+    return algorithm.create(algorithm.stored_settings(spec.settings))

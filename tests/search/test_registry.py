@@ -12,9 +12,10 @@ import pytest
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 
-from models.fields import declared, setting
+from models.fields import build, declared, setting
 from search import registry
 from search.algorithm import STUDY_KINDS, Algorithm, FieldError, PrunerAlgorithm, StudyAlgorithm
+from search.functions import BraninArguments
 from search.registry import get_algorithm, list_algorithms, names, pruner, study_algorithm
 from search.samplers.base import SamplerAlgorithm
 from search.space import to_distribution
@@ -286,3 +287,17 @@ def test_an_algorithm_checks_the_study_at_its_paths() -> None:
     bad = replace(spec, algorithm=AlgorithmSpec("tpe", {"seed": -1}))
     (error,) = study_algorithm("tpe").check(bad, None)
     assert error.loc == ("algorithm", "settings", "seed") and ">= 0" in error.msg
+
+
+def test_a_stored_studys_settings_are_read_leniently() -> None:
+    # Submission is strict; a stored study runs as it was accepted, even past a bound a later
+    # release tightened, and a setting a later release dropped is ignored.
+    tpe = get_algorithm("tpe", "sampler")
+    stored = {"n_startup_trials": 10**12, "retired_setting": 1}
+    _, errors = tpe.read_settings(stored)
+    assert [e.loc[-1] for e in errors] == ["retired_setting", "n_startup_trials"]
+    settings = tpe.stored_settings(stored)
+    assert settings.n_startup_trials == 10**12
+    assert settings.multivariate is declared(tpe.settings)["multivariate"].default
+    with pytest.raises(ValueError, match="setting 'x1' is required"):
+        build(BraninArguments, {"x2": 1.0})
