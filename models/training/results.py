@@ -3,8 +3,6 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.training.export import load_state
-
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or a gradient turned NaN or infinite; going on would only waste the budget."""
@@ -44,4 +42,6 @@ class TrainCheckpoint:
     @classmethod
     def read(cls, state: bytes) -> "TrainCheckpoint":
         """A checkpoint from its ``state`` alone: the epoch is read from inside it."""
+        from models.training.export import load_state  # torch: only where a checkpoint is read
+
         return cls(int(load_state(state)["trainer"]["epoch"]), state)
