@@ -153,7 +153,9 @@ class Namespace:
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        # A few seconds to exit cleanly (``ray start --block`` takes longer to wind its node
+        # down than is worth waiting for at teardown); then everything is killed.
+        deadline = time.monotonic() + 5
         for proc in self.procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(max(0.1, deadline - time.monotonic()))

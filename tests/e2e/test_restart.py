@@ -92,7 +92,7 @@ def test_service_killed_mid_study_finishes_exactly_its_budget(
     if how == "SIGTERM" and database_url.startswith("postgresql"):
         pytest.skip("the graceful path does not depend on the database: SQLite covers it")
     server = server_factory(database_url, env=ENV)
-    budget, epochs = 5, 200
+    budget, epochs = 5, 100
     study_id = server.api.post("/studies", json=study_spec(budget, epochs)).json()["id"]
     before = poll_trials(server.api, study_id, mid_study)
     server.stop(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
