@@ -26,9 +26,13 @@ browser:
 run: install
 	$(BIN)/tuneforge serve
 
-# The whole suite (what .ci/run calls): every tier, the slowest 25 tests named at the end.
+# The whole suite (what .ci/run calls): the fast tier on both cores (as test-fast), then every
+# test that needs Ray, a server or PostgreSQL, one at a time (each trains on both cores
+# itself), the slowest 25 named at the end.
 test: install browser
-	$(BIN)/python -m pytest --durations=25
+	OMP_NUM_THREADS=1 TUNEFORGE_TEST_TIER=fast $(BIN)/python -m pytest -n 2 \
+	  -m "not slow and not postgres and not gpu"
+	$(BIN)/python -m pytest --durations=25 -m "slow or postgres or gpu"
 
 # No Ray, no server, no PostgreSQL (tests/conftest.py makes any of them fail the test here):
 # small in-process tests, on both cores (one torch thread each).

@@ -143,8 +143,14 @@ def run_pbt(
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from search.pbt.tune_compat import (
+        PB2KeepingActors,
+        PBTKeepingActors,
+        Population,
+        go_asynchronous,
+        plug_hooks,
+    )
 
     structural = set(structural_params(spec, dataset.info))
     objective = spec.objective
@@ -177,17 +183,15 @@ def run_pbt(
         "synch": settings.synch,
     }
     if method == "pb2":
-        from ray.tune.schedulers.pb2 import PB2
-
         bounds = {}
         for name in plan.mutable:
             p = plan.param(name)
             assert p.low is not None and p.high is not None
             low, high = (math.log10(p.low), math.log10(p.high)) if p.log else (p.low, p.high)
             bounds[name] = [low, high]
-        scheduler: Any = PB2(hyperparam_bounds=bounds, **common)
+        scheduler: Any = PB2KeepingActors(hyperparam_bounds=bounds, **common)
     else:
-        scheduler = PopulationBasedTraining(
+        scheduler = PBTKeepingActors(
             hyperparam_mutations={},
             resample_probability=0.0,  # the explorer resamples
             **common,
@@ -216,14 +220,12 @@ def run_pbt(
         run.restore()
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True)
         # tuner.pkl holds the hooks without their live run (see _tune_hooks): plug it in.
-        internal = tuner._local_tuner  # Ray Tune's own internals, pinned by ray 2.60
-        restored = internal.get_run_config()
-        restored.callbacks, restored.stop = [mirror], stopper
+        plug_hooks(tuner, mirror, stopper)
         # Ray Tune 2.60's synchronous PBT deadlocks after a restore: it rebuilds each
         # member's state with no perturbation yet, so every member waits at its first result
         # for the others, and no step is ever taken. The restored population goes on
         # asynchronously (a crash has ended exact repeatability anyway).
-        internal._tune_config.scheduler._synch = False
+        go_asynchronous(tuner)
         return _fit(tuner, run)
     _fail_orphans(study)  # segments of a run whose experiment never got saved
     shutil.rmtree(experiment, ignore_errors=True)
@@ -233,7 +235,7 @@ def run_pbt(
         param_space={p.name: None for p in spec.search_space} | {MEMBER: None},
         tune_config=tune.TuneConfig(
             scheduler=scheduler,
-            search_alg=BasicVariantGenerator(points_to_evaluate=points),
+            search_alg=Population(points_to_evaluate=points),
             num_samples=population,
             reuse_actors=True,
             trial_name_creator=trial_name,
@@ -245,6 +247,9 @@ def run_pbt(
             stop=stopper,
             callbacks=[mirror],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep),
+            # Copy the experiment state (saved every TUNE_GLOBAL_CHECKPOINT_S) to storage as
+            # often: what a restore after a kill -9 reads (Tune's default copies every 300 s).
+            sync_config=tune.SyncConfig(sync_period=1),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),
