@@ -143,14 +143,10 @@ def run_pbt(
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from search.pbt.tune_compat import (
-        PB2KeepingActors,
-        PBTKeepingActors,
-        Population,
-        go_asynchronous,
-        plug_hooks,
-    )
+    from search.pbt.tune_compat import go_asynchronous, plug_hooks
 
     structural = set(structural_params(spec, dataset.info))
     objective = spec.objective
@@ -183,15 +179,17 @@ def run_pbt(
         "synch": settings.synch,
     }
     if method == "pb2":
+        from ray.tune.schedulers.pb2 import PB2
+
         bounds = {}
         for name in plan.mutable:
             p = plan.param(name)
             assert p.low is not None and p.high is not None
             low, high = (math.log10(p.low), math.log10(p.high)) if p.log else (p.low, p.high)
             bounds[name] = [low, high]
-        scheduler: Any = PB2KeepingActors(hyperparam_bounds=bounds, **common)
+        scheduler: Any = PB2(hyperparam_bounds=bounds, **common)
     else:
-        scheduler = PBTKeepingActors(
+        scheduler = PopulationBasedTraining(
             hyperparam_mutations={},
             resample_probability=0.0,  # the explorer resamples
             **common,
@@ -235,7 +233,7 @@ def run_pbt(
         param_space={p.name: None for p in spec.search_space} | {MEMBER: None},
         tune_config=tune.TuneConfig(
             scheduler=scheduler,
-            search_alg=Population(points_to_evaluate=points),
+            search_alg=BasicVariantGenerator(points_to_evaluate=points),
             num_samples=population,
             reuse_actors=True,
             trial_name_creator=trial_name,
@@ -247,9 +245,6 @@ def run_pbt(
             stop=stopper,
             callbacks=[mirror],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep),
-            # Copy the experiment state (saved every TUNE_GLOBAL_CHECKPOINT_S) to storage as
-            # often: what a restore after a kill -9 reads (Tune's default copies every 300 s).
-            sync_config=tune.SyncConfig(sync_period=1),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),
