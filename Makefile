@@ -30,8 +30,7 @@ run: install
 # test that needs Ray, a server or PostgreSQL, one at a time (each trains on both cores
 # itself), the slowest 25 named at the end.
 test: install browser
-	OMP_NUM_THREADS=1 TUNEFORGE_TEST_TIER=fast $(BIN)/python -m pytest -n 2 \
-	  -m "not slow and not postgres and not gpu"
+	$(MAKE) test-fast
 	$(BIN)/python -m pytest --durations=25 -m "slow or postgres or gpu"
 
 # No Ray, no server, no PostgreSQL (tests/conftest.py makes any of them fail the test here):
