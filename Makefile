@@ -10,12 +10,16 @@ TORCH := torch==2.13.0
 
 install: $(STAMP)
 
-# torch first: the local CPU wheel satisfies the project's range, so pip never pulls the
-# CUDA build (several GB) from the registry.
+# uv installs (pip would take minutes): torch first, from the wheel folder pip is configured with
+# where there is one (a CPU build here), so the project's range never pulls the CUDA build
+# (several GB); then the project with every other package pinned by constraints.txt.
+UV := $(BIN)/uv
+FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell pip config get global.find-links 2>/dev/null))
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q uv==0.13.8
+	$(UV) pip install -q --python $(BIN)/python $(if $(FIND_LINKS),--find-links $(FIND_LINKS)) $(TORCH)
+	$(UV) pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # The browser tests drive Debian's Chromium through its ChromeDriver (no browser download).

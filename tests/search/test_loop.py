@@ -38,7 +38,13 @@ def drive(loop: StudyLoop, max_seen: list[int] | None = None) -> None:
 
 
 def new_study() -> optuna.Study:
-    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(1))
+    """The study as the service opens it for a spec with no pruner: no trial is pruned (Optuna's
+    own default, a median pruner, would prune some depending on which trials end first)."""
+    return optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(1),
+        pruner=optuna.pruners.NopPruner(),
+    )
 
 
 def test_ray_is_bound_to_loopback(local_ray: None) -> None:
@@ -117,7 +123,8 @@ def test_exception_fails_the_trial_alone(local_ray: None, tmp_path: Path) -> Non
     assert loop.outcome == Outcome(StudyStatus.COMPLETED, "max_trials reached")
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert failed and complete and len(failed) + len(complete) == 8
+    states = [(t.number, t.state.name) for t in study.trials]
+    assert failed and complete and len(failed) + len(complete) == 8, states
     for t in failed:
         assert t.params["model.width"] % 2 == 1
         assert (

@@ -35,7 +35,13 @@ def spec(max_trials: int = 2, epochs: int = 8, parallelism: int = 1) -> StudySpe
 
 
 def new_study() -> optuna.Study:
-    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(1))
+    """The study as the service opens it for a spec with no pruner: no trial is pruned (Optuna's
+    own default, a median pruner, would prune some depending on which trials end first)."""
+    return optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(1),
+        pruner=optuna.pruners.NopPruner(),
+    )
 
 
 def drive(loop: StudyLoop, until: Callable[[], bool] | None = None) -> None:
