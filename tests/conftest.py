@@ -1,7 +1,11 @@
 """Shared fixtures: database URLs (SQLite file, PostgreSQL schema), live servers, the tiers.
 
 A live server is the real thing: ``tuneforge serve`` in its own process on a free loopback
-port, with its own local Ray, talking to a real database.
+port, talking to a real database. It joins the session's Ray (:func:`ray_cluster`: a real head
+node on loopback, as a compose deployment's scheduler joins its cluster) instead of starting
+one of its own, which would cost every server start about 5 s. Where the point is the embedded
+Ray of ``make run``, a server starts its own: the session's shared server and the restart
+tests (``own_ray=True``); the multi-node tests bring their own cluster.
 
 Tiers. ``make test-fast`` runs what needs no Ray, no server and no PostgreSQL
 (``-m "not slow and not postgres and not gpu"``, with ``TUNEFORGE_TEST_TIER=fast``): there,
@@ -70,32 +74,66 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """The session's Ray (its address): a real head node bound to 127.0.0.1 with 2 CPUs (the
+    test servers' own size) that the test servers and the search tests join, each as a job
+    of its own, started once instead of once per server or module. Shut down at the end."""
+    if FAST_TIER:
+        pytest.fail("the fast tier starts no Ray: mark the test slow")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    # Every node on loopback (see search.ray_runtime): the same switch the service uses.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+    head = {
+        "num_cpus": 2,
+        "gcs_server_port": free_port(),
+        "node_ip_address": "127.0.0.1",
+        "include_dashboard": False,
+    }
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    try:
+        yield str(cluster.address)
+    finally:
+        cluster.shutdown()
+
+
 def start_server(
     database_url: str,
     data_dir: Path,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    ray_address: str = "",
 ) -> Server:
     """Start ``tuneforge serve`` and wait until its scheduler has Ray running
     (:func:`benchmarks.harness.start_server` with :data:`TEST_SERVER_ENV`).
 
-    ``env`` adds to (or overrides) the server's environment; with
+    Its scheduler joins the Ray at ``ray_address`` (empty: it starts a local Ray of its own,
+    as ``make run`` does). ``env`` adds to (or overrides) the server's environment; with
     ``TUNEFORGE_RUN_SCHEDULER=false`` there it waits only until the API answers.
     """
     if FAST_TIER:
         pytest.fail("the fast tier starts no server: mark the test slow")
+    joined = {"TUNEFORGE_RAY_ADDRESS": ray_address} if ray_address else {}
     return harness.start_server(
-        database_url, data_dir, port, env={**TEST_SERVER_ENV, **(env or {})}, timeout=120
+        database_url, data_dir, port, env={**TEST_SERVER_ENV, **joined, **(env or {})}, timeout=120
     )
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers on demand; all are stopped at teardown."""
+def server_factory(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Server]]:
+    """Start servers on demand, joined to the session's Ray (:func:`ray_cluster`) unless
+    ``own_ray=True`` (a local Ray of their own) or ``env`` names a Ray; all are stopped at
+    teardown."""
     started: list[Server] = []
 
-    def make(database_url: str, **kwargs: Any) -> Server:
-        server = start_server(database_url, tmp_path / "data", **kwargs)
+    def make(database_url: str, own_ray: bool = False, **kwargs: Any) -> Server:
+        address = "" if own_ray else str(request.getfixturevalue("ray_cluster"))
+        server = start_server(database_url, tmp_path / "data", ray_address=address, **kwargs)
         started.append(server)
         return server
 
@@ -107,7 +145,9 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server (SQLite, scheduler on) for the tests that only need *a* server: each works
-    on studies of its own and waits for them to end, so they can share it and its Ray."""
+    on studies of its own and waits for them to end, so they can share it. It runs the
+    embedded default (a local Ray of its own, as ``make run`` does): there a study no node
+    can ever run fails at once, where a scheduler joined to a cluster waits for a node."""
     data_dir = tmp_path_factory.mktemp("shared-server")
     server = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
     yield server
@@ -167,7 +207,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # A test that uses one of these fixtures needs Ray or a live server: it is ``slow``.
-_SLOW_FIXTURES = frozenset({"local_ray", "server_factory", "shared_server", "server"})
+_SLOW_FIXTURES = frozenset(
+    {"ray_cluster", "local_ray", "server_factory", "shared_server", "server"}
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker

@@ -119,12 +119,14 @@ class Namespace:
     name: str
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     def argv(self, *args: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *args]
 
     def start(self, service: str, argv: list[str], env: Mapping[str, str]) -> None:
-        with (self.logs / f"{service}.log").open("wb") as log:
+        self.commands[service] = (argv, dict(env))
+        with (self.logs / f"{service}.log").open("ab") as log:
             self.procs[service] = subprocess.Popen(
                 self.argv(*argv),
                 env=dict(env),
@@ -133,6 +135,12 @@ class Namespace:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def restart(self, service: str) -> None:
+        """Start a service that exited again, with its command and environment (its log goes
+        on in the same file), as compose's restart policy does."""
+        argv, env = self.commands[service]
+        self.start(service, argv, env)
 
     def run(
         self, argv: list[str], env: Mapping[str, str], timeout: float = 60
@@ -211,6 +219,32 @@ def wait_until(check: Any, what: str, ns: Namespace, service: str, timeout: floa
     pytest.fail(f"{service}: {what} did not happen:\n{ns.log(service)}")
 
 
+# Compose restarts these services when they exit with an error.
+_RESTARTED = ("unless-stopped", "always", "on-failure")
+
+
+def wait_node_started(ns: Namespace, service: str, spec: Mapping[str, Any]) -> None:
+    """Wait until a ``ray start --block`` node has joined the cluster (it says "Ray runtime
+    started"). A node that exits first is started again where the compose file's restart
+    policy says so, as compose would: under load a worker's raylet can miss Ray's own 30 s
+    window to register and ``ray start`` gives up."""
+    deadline = time.monotonic() + 300
+    restarts = 0
+    while time.monotonic() < deadline:
+        if "Ray runtime started" in ns.log(service):
+            return
+        proc = ns.procs[service]
+        if proc.poll() is not None:
+            if spec.get("restart") not in _RESTARTED or restarts == 3:
+                break
+            restarts += 1
+            with (ns.logs / f"{service}.log").open("ab") as log:
+                log.write(f"\n== restarted ({restarts}) after exit {proc.returncode}\n".encode())
+            ns.restart(service)
+        time.sleep(1)
+    pytest.fail(f"{service}: its Ray node did not start:\n{ns.log(service)}")
+
+
 @pytest.fixture
 def ray_tmp() -> Iterator[Path]:
     """Ray's session folder: short, as its sockets' paths must fit in 107 bytes."""
@@ -272,6 +306,8 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
 
     for name in ("api", "dashboard"):
         wait_healthy(namespace, name, services[name], envs[name])
+    for name in ("ray-worker", "scheduler"):
+        wait_node_started(namespace, name, services[name])
 
     cli_env = {
         **base,

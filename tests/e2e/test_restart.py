@@ -91,7 +91,7 @@ def test_service_killed_mid_study_finishes_exactly_its_budget(
 ) -> None:
     if how == "SIGTERM" and database_url.startswith("postgresql"):
         pytest.skip("the graceful path does not depend on the database: SQLite covers it")
-    server = server_factory(database_url, env=ENV)
+    server = server_factory(database_url, own_ray=True, env=ENV)
     budget, epochs = 5, 100
     study_id = server.api.post("/studies", json=study_spec(budget, epochs)).json()["id"]
     before = poll_trials(server.api, study_id, mid_study)
@@ -104,7 +104,7 @@ def test_service_killed_mid_study_finishes_exactly_its_budget(
     }
     assert finished_before and running_before
 
-    restarted = server_factory(database_url, env=ENV)
+    restarted = server_factory(database_url, own_ray=True, env=ENV)
     study = wait_finished(restarted.api, study_id)
     assert study["status"] == "completed", study
     assert study["status_reason"] == "max_trials reached"
@@ -157,7 +157,7 @@ def test_postgres_restart_during_a_study_loses_nothing(
         pytest.skip("TUNEFORGE_TEST_RESTART_POSTGRES=0: this machine's PostgreSQL is not ours")
     if cluster is None or os.geteuid() != 0:
         pytest.skip("restarting PostgreSQL needs pg_ctlcluster and root (Debian's packaging)")
-    server = server_factory(postgres_url, env=ENV)
+    server = server_factory(postgres_url, own_ray=True, env=ENV)
     budget, epochs = 6, 150
     study_id = server.api.post("/studies", json=study_spec(budget, epochs)).json()["id"]
     before = poll_trials(server.api, study_id, mid_study)
@@ -259,7 +259,7 @@ def test_population_study_killed_mid_run_resumes_through_tune_restore(
     epochs = 24
     spec = population_study("pbt-restart", "pbt", perturbation_interval=4)
     spec["task"]["training"]["epochs"] = epochs
-    server = server_factory(sqlite_url)
+    server = server_factory(sqlite_url, own_ray=True)
     study_id = server.api.post("/studies", json=spec).raise_for_status().json()["id"]
 
     def progressed(items: list[dict[str, Any]]) -> bool:
@@ -270,7 +270,7 @@ def test_population_study_killed_mid_run_resumes_through_tune_restore(
     server.stop(signal.SIGKILL)
     finished_before = {t["number"]: t for t in before if t["state"] in DONE}
 
-    restarted = server_factory(sqlite_url)
+    restarted = server_factory(sqlite_url, own_ray=True)
     study = wait_finished(restarted.api, study_id)
     assert study["status"] == "completed", study
     assert f"4 of 4 members trained {epochs} epochs" in study["status_reason"]

@@ -20,11 +20,13 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "v1"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, ray_cluster: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("v1")
     for name in ("tuneforge.db", "admin.key"):
         shutil.copy(FIXTURE / name, data_dir / name)
-    running = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
+    running = start_server(
+        f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir, ray_address=ray_cluster
+    )
     yield running
     running.stop()
 

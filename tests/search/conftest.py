@@ -1,5 +1,5 @@
-"""Shared by the search tests: a local Ray per module, a small digits study, and a loop built
-the way an algorithm opens one."""
+"""Shared by the search tests: the session's Ray joined per module, a small digits study, and a
+loop built the way an algorithm opens one."""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,8 +29,9 @@ from search.trials.worker import run_trial
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    connect(num_cpus=2)
+def local_ray(ray_cluster: str) -> Iterator[None]:
+    """This process joins the session's Ray (see ``tests/conftest.py``) for the module."""
+    connect(address=ray_cluster)
     yield
     disconnect()
 
