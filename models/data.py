@@ -7,7 +7,7 @@ is fitted per trial on the training split only, in :mod:`models.training`, so it
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -255,9 +255,21 @@ def load_dataset(
     return from_arrays(name, x, y, task, val_fraction, split_seed)
 
 
+# A synthetic dataset's metadata comes from a sample this small, generated with the same
+# options (the generator's own checks included): checking a spec never generates the data.
+_PROBE_SAMPLES = 200
+
+
 @lru_cache(maxsize=64)
 def _info(name: str, options: tuple[tuple[str, Any], ...]) -> DatasetInfo:
-    return load_dataset(name, options=dict(options)).info
+    given = dict(options)
+    n_samples = given.get("n_samples")
+    if n_samples is None or n_samples <= _PROBE_SAMPLES:
+        return load_dataset(name, options=given).info
+    loader, task, _ = _source(name)
+    x, y = loader(**check_options(name, {**given, "n_samples": _PROBE_SAMPLES}))
+    probe = from_arrays(name, x, y, task, 0.2, 0).info
+    return replace(probe, n_samples=int(n_samples))
 
 
 def dataset_info(name: str, options: Mapping[str, Any] | None = None) -> DatasetInfo:

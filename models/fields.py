@@ -19,6 +19,9 @@ C = TypeVar("C")
 # (setting name, message): the caller places it (a model field, an algorithm setting, ...).
 FieldErrors = list[tuple[str, str]]
 REQUIRED: Any = dataclasses.MISSING  # a setting without a default must be given
+# The longest list a setting may hold (a model's layers or stages): a check or a build is
+# never asked to walk an unbounded list.
+MAX_LIST_ITEMS = 32
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ def _type_error(value: Any, annotation: Any) -> str | None:
 def _value_error(value: Any, rules: Rules) -> str | None:
     """Bounds and choices of a value that has the right type; a list's elements are each
     checked (``None`` of an optional setting passes)."""
+    if isinstance(value, list) and len(value) > MAX_LIST_ITEMS:
+        return f"must have at most {MAX_LIST_ITEMS} items, got {len(value)}"
     allowed = rules.allowed()
     values = value if isinstance(value, list) else [value]
     if allowed is not None:

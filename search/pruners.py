@@ -23,7 +23,7 @@ from models.data import DatasetInfo
 from models.fields import as_dict, setting
 from models.metrics import METRICS
 from search.algorithm import FieldError, PrunerAlgorithm, at
-from search.spec import MAX_TRIALS, StudySpec
+from search.spec import MAX_EPOCHS, MAX_TRIALS, MAX_VALUE, StudySpec
 
 _STARTUP = "Trials that finish before pruning starts."
 _WARMUP = "Epochs of every trial that are never pruned."
@@ -34,31 +34,33 @@ _KEEP = "Keep 1 in this many at each rung."
 
 @dataclass(frozen=True)
 class AshaSettings:
-    min_resource: int = setting(1, _FIRST_RUNG, low=1)
-    reduction_factor: int = setting(3, _KEEP, low=2)
-    min_early_stopping_rate: int = setting(0, "Skip this many rungs.", low=0)
+    min_resource: int = setting(1, _FIRST_RUNG, low=1, high=MAX_EPOCHS)
+    reduction_factor: int = setting(3, _KEEP, low=2, high=100)
+    min_early_stopping_rate: int = setting(0, "Skip this many rungs.", low=0, high=100)
 
 
 @dataclass(frozen=True)
 class HyperbandSettings:
-    min_resource: int = setting(1, _FIRST_RUNG, low=1)
-    max_resource: int | None = setting(None, "Epochs of a full trial (default: learned).", low=1)
-    reduction_factor: int = setting(3, _KEEP, low=2)
+    min_resource: int = setting(1, _FIRST_RUNG, low=1, high=MAX_EPOCHS)
+    max_resource: int | None = setting(
+        None, "Epochs of a full trial (default: learned).", low=1, high=MAX_EPOCHS
+    )
+    reduction_factor: int = setting(3, _KEEP, low=2, high=100)
 
 
 @dataclass(frozen=True)
 class MedianSettings:
     n_startup_trials: int = setting(5, _STARTUP, low=0, high=MAX_TRIALS)
-    n_warmup_steps: int = setting(0, _WARMUP, low=0)
-    interval_steps: int = setting(1, _INTERVAL, low=1)
+    n_warmup_steps: int = setting(0, _WARMUP, low=0, high=MAX_EPOCHS)
+    interval_steps: int = setting(1, _INTERVAL, low=1, high=MAX_EPOCHS)
 
 
 @dataclass(frozen=True)
 class PercentileSettings:
-    percentile: float = setting(25.0, "Keep trials in the best this-many percent.", low=0)
+    percentile: float = setting(25.0, "Keep trials in the best this-many percent.", low=0, high=100)
     n_startup_trials: int = setting(5, _STARTUP, low=0, high=MAX_TRIALS)
-    n_warmup_steps: int = setting(0, _WARMUP, low=0)
-    interval_steps: int = setting(1, _INTERVAL, low=1)
+    n_warmup_steps: int = setting(0, _WARMUP, low=0, high=MAX_EPOCHS)
+    interval_steps: int = setting(1, _INTERVAL, low=1, high=MAX_EPOCHS)
 
 
 _WRAPPABLE = ("none", "asha", "hyperband", "median", "percentile", "threshold")
@@ -66,8 +68,10 @@ _WRAPPABLE = ("none", "asha", "hyperband", "median", "percentile", "threshold")
 
 @dataclass(frozen=True)
 class PatientSettings:
-    patience: int = setting(3, "Epochs without improvement to tolerate.", low=0)
-    min_delta: float = setting(0.0, "Smallest change that counts as improvement.", low=0)
+    patience: int = setting(3, "Epochs without improvement to tolerate.", low=0, high=MAX_EPOCHS)
+    min_delta: float = setting(
+        0.0, "Smallest change that counts as improvement.", low=0, high=MAX_VALUE
+    )
     wrapped: str = setting(
         "median", "Pruner asked after the patience runs out.", choices=_WRAPPABLE
     )
@@ -75,10 +79,10 @@ class PatientSettings:
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    lower: float | None = setting(None, "Stop below this.")
-    upper: float | None = setting(None, "Stop above this.")
-    n_warmup_steps: int = setting(0, _WARMUP, low=0)
-    interval_steps: int = setting(1, _INTERVAL, low=1)
+    lower: float | None = setting(None, "Stop below this.", low=-MAX_VALUE, high=MAX_VALUE)
+    upper: float | None = setting(None, "Stop above this.", low=-MAX_VALUE, high=MAX_VALUE)
+    n_warmup_steps: int = setting(0, _WARMUP, low=0, high=MAX_EPOCHS)
+    interval_steps: int = setting(1, _INTERVAL, low=1, high=MAX_EPOCHS)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from typing import Any, ClassVar, Literal
 
 ParamKind = Literal["float", "int", "categorical"]
 MAX_TRIALS = 100_000  # the largest budget a study may have
+MAX_SEED = 2**32 - 1  # the largest seed: what NumPy's and Optuna's generators take
+MAX_EPOCHS = 10_000  # the most epochs a trial trains (the training's own bound)
+MAX_VALUE = 1e30  # the largest magnitude of a setting in a metric's units (a threshold, a delta)
 Direction = Literal["maximize", "minimize"]
 
 

@@ -58,7 +58,9 @@ class MacroConfig:
         [True, True], "Shortcut around each stage (and inside its residual blocks)."
     )
     kernel_size: int = setting(3, "Kernel size of the convolutions (odd).", low=1, high=9)
-    heads: int = setting(4, "Attention heads of attention stages; must divide their width.", low=1)
+    heads: int = setting(
+        4, "Attention heads of attention stages; must divide their width.", low=1, high=1024
+    )
     dropout: float = setting(0.0, "Dropout before the head.", low=0.0, high=0.95)
     init: str = setting("default", "Weight initialization.", choices=list_inits)
 

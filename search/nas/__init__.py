@@ -19,7 +19,7 @@ from models.fields import setting
 from search.nas.evolution import RegularizedEvolutionSampler
 from search.nas.reinforce import MAX_VALUES, ReinforceSampler
 from search.samplers.base import SamplerAlgorithm, Space, seed_setting
-from search.spec import MAX_TRIALS, ParamSpec
+from search.spec import MAX_TRIALS, MAX_VALUE, ParamSpec
 
 __all__ = ["ALGORITHMS", "RegularizedEvolutionSampler", "ReinforceSampler"]
 
@@ -48,9 +48,13 @@ class EvolutionSettings:
         "Most recent finished trials that form the population (and random trials before "
         "evolution starts).",
         low=2,
+        high=MAX_TRIALS,
     )
     sample_size: int = setting(
-        5, "Population members drawn per tournament (at most population_size).", low=1
+        5,
+        "Population members drawn per tournament (at most population_size).",
+        low=1,
+        high=MAX_TRIALS,
     )
 
 
@@ -65,9 +69,9 @@ def _evolution_problems(settings: Any, space: Space, n_objectives: int) -> list[
 @dataclass(frozen=True)
 class ReinforceSettings:
     seed: int | None = seed_setting()
-    learning_rate: float = setting(0.3, "Policy-gradient step size.", low=0)
+    learning_rate: float = setting(0.3, "Policy-gradient step size.", low=0, high=MAX_VALUE)
     baseline_decay: float = setting(
-        0.9, "Weight of the old baseline in its moving average (below 1).", low=0
+        0.9, "Weight of the old baseline in its moving average (below 1).", low=0, high=1
     )
     n_startup_trials: int = setting(
         0,
@@ -76,7 +80,7 @@ class ReinforceSettings:
         high=MAX_TRIALS,
     )
     entropy_weight: float = setting(
-        0.0, "Entropy bonus that keeps the policy from collapsing early.", low=0
+        0.0, "Entropy bonus that keeps the policy from collapsing early.", low=0, high=MAX_VALUE
     )
 
 

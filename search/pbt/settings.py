@@ -11,7 +11,7 @@ from models.families import build_model
 from models.fields import setting
 from models.metrics import METRICS
 from models.training.config import TrainConfig, n_outputs
-from search.spec import StudySpec, TrainTask
+from search.spec import MAX_EPOCHS, StudySpec, TrainTask
 
 METHODS = ("pbt", "pb2")
 _QUANTILE = (
@@ -25,15 +25,21 @@ _SYNCH = (
 _KEEP = "Checkpoints kept per member (default: max(8, 2 * population_size))."
 
 
+# A population trains side by side, one Ray Tune trial a member: a cluster's worth, not more.
+MAX_POPULATION = 256
+
+
 @dataclass(frozen=True)
 class PB2Settings:
     """PB2's settings (and PBT's, but for ``resample_probability``)."""
 
-    population_size: int = setting(4, "Members trained side by side.", low=2)
-    perturbation_interval: int = setting(2, "Epochs between two exploit/explore steps.", low=1)
+    population_size: int = setting(4, "Members trained side by side.", low=2, high=MAX_POPULATION)
+    perturbation_interval: int = setting(
+        2, "Epochs between two exploit/explore steps.", low=1, high=MAX_EPOCHS
+    )
     quantile_fraction: float = setting(0.25, _QUANTILE, low=0, high=0.5)
     synch: bool = setting(True, _SYNCH)
-    checkpoints_to_keep: int | None = setting(None, _KEEP, low=2)
+    checkpoints_to_keep: int | None = setting(None, _KEEP, low=2, high=1000)
 
     @property
     def resample(self) -> float:

@@ -15,7 +15,7 @@ from optuna.samplers import (
 from models.fields import setting
 from search.samplers.base import SamplerAlgorithm, seed_setting
 from search.samplers.grid import GRID
-from search.spec import MAX_TRIALS
+from search.spec import MAX_TRIALS, MAX_VALUE
 
 _STARTUP = "Random trials before modelling."
 # More start-up trials than a study's largest budget would only mean random search.
@@ -54,8 +54,12 @@ class GPSettings:
 class CmaEsSettings:
     seed: int | None = seed_setting()
     n_startup_trials: int = setting(1, "Random trials before CMA-ES.", low=0, high=_MOST)
-    sigma0: float | None = setting(None, "Initial step size (default: 1/6 of the range).")
-    popsize: int | None = setting(None, "Population size (default: CMA-ES's own).", low=2)
+    sigma0: float | None = setting(
+        None, "Initial step size (default: 1/6 of the range).", low=0, high=MAX_VALUE
+    )
+    popsize: int | None = setting(
+        None, "Population size (default: CMA-ES's own).", low=2, high=MAX_TRIALS
+    )
     restart_strategy: str | None = setting(
         None, "Restart with a larger population.", choices=("ipop", "bipop")
     )
@@ -67,9 +71,9 @@ class CmaEsSettings:
 @dataclass(frozen=True)
 class GeneticSettings:
     seed: int | None = seed_setting()
-    population_size: int = setting(50, "Individuals per generation.", low=2)
-    crossover_prob: float = setting(0.9, "Probability of crossover.", low=0)
-    swapping_prob: float = setting(0.5, "Probability of swapping each parameter.", low=0)
+    population_size: int = setting(50, "Individuals per generation.", low=2, high=MAX_TRIALS)
+    crossover_prob: float = setting(0.9, "Probability of crossover.", low=0, high=1)
+    swapping_prob: float = setting(0.5, "Probability of swapping each parameter.", low=0, high=1)
 
 
 _SAMPLERS = (

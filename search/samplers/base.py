@@ -21,7 +21,7 @@ from search.algorithm import (
     at,
 )
 from search.loop import StudyLoop
-from search.spec import AlgorithmSpec, ParamSpec, StudySpec
+from search.spec import MAX_SEED, AlgorithmSpec, ParamSpec, StudySpec
 from search.trials import kind_of
 
 Space = tuple[ParamSpec, ...]
@@ -31,7 +31,7 @@ SEED_DOC = "Random seed (default: the study's seed)."
 
 def seed_setting() -> Any:
     """The ``seed`` setting every sampler has."""
-    return setting(None, SEED_DOC, low=0)
+    return setting(None, SEED_DOC, low=0, high=MAX_SEED)
 
 
 def _none(settings: Any, space: Space, n_objectives: int) -> list[str]:

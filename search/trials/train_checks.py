@@ -2,10 +2,10 @@
 
 Does the model family fit the data kind, do the group counts divide the widths, does the loss
 suit the task, can every search-space bound or choice be used as given, and does the fixed
-model actually build and run a forward pass. Each error carries its path in the study.
+model actually build and run a forward pass (on PyTorch's meta device: no memory, whatever its
+size), with at most :data:`MAX_PARAMETERS` parameters. Each error carries its path in the study.
 """
 
-import math
 import typing
 from typing import Any
 
@@ -19,7 +19,9 @@ from models.training.config import TrainConfig, check_training, n_outputs
 from search.algorithm import FieldError, Loc
 from search.spec import ParamSpec, StudySpec, TrainTask
 
-_MAX_BUILD_ELEMENTS = 50_000_000  # skip the trial build of models too big to build cheaply
+# The largest fixed model a study may train: counted on PyTorch's meta device (shapes, no
+# memory), so checking any spec costs the API process neither time nor memory.
+MAX_PARAMETERS = 100_000_000
 
 
 def check_train_task(spec: StudySpec, task: TrainTask, info: DatasetInfo) -> list[FieldError]:
@@ -54,14 +56,18 @@ def section_errors(
 def _build_errors(
     model: dict[str, Any], training: dict[str, Any], info: DatasetInfo
 ) -> list[FieldError]:
-    """Build the fixed model and run one forward pass: what static checks miss shows here."""
-    if math.prod(info.input_shape) * 2 > _MAX_BUILD_ELEMENTS:
-        return []
+    """Build the fixed model and run one forward pass on the meta device (shapes only, no
+    memory allocated): what static checks miss shows here, and its parameters are counted."""
     try:
         out_units = n_outputs(TrainConfig(**training), info)
-        net = build_model(model, info.input_shape, out_units).train(False)
-        with torch.no_grad():
-            out = net(torch.zeros(2, *info.input_shape))
+        with torch.device("meta"):
+            net = build_model(model, info.input_shape, out_units).train(False)
+            count = sum(p.numel() for p in net.parameters())
+            if count > MAX_PARAMETERS:
+                msg = f"the model has {count:,} parameters; at most {MAX_PARAMETERS:,} are allowed"
+                return [FieldError(("task", "model"), msg)]
+            with torch.no_grad():
+                out = net(torch.empty(2, *info.input_shape))
         if tuple(out.shape) != (2, out_units):
             return [FieldError(("task", "model"), f"the model outputs shape {list(out.shape)}")]
     except Exception as exc:

@@ -8,6 +8,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session
 
+from service.api.schemas.base import MAX_INT
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 from service.scheduling.scheduler import Scheduler
@@ -83,7 +84,5 @@ require_caller = _caller
 AdminDep = Annotated[Caller, Depends(_admin)]
 
 
-# Ids and offsets fit the database's 32-bit INTEGER: a larger number is a 422, not a 500.
-MAX_INT = 2**31 - 1
 Id = Annotated[int, Path(ge=0, le=MAX_INT)]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT)]

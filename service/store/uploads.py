@@ -3,8 +3,12 @@
 A client file is data, never code: an ``.npz`` is opened as a zip, every array's ``.npy`` header
 is checked (numeric dtype, a size its bytes can hold) before NumPy reads it, and NumPy reads it
 with ``allow_pickle=False``; a ``.csv`` is parsed with the ``csv`` module. A checked upload is
-stored as ``<data_dir>/datasets/<id>.npz`` (``x`` float32; ``y`` int64 class indices or float32
-targets), again without pickle, and :func:`load_upload` reads it back for a study.
+stored compressed as ``<data_dir>/datasets/<id>.npz`` (``x`` float32; ``y`` int64 class indices
+or float32 targets), again without pickle, and :func:`load_upload` reads it back for a study.
+Every check is bounded before the data is read or cast: an ``.npz``'s headers give its arrays'
+sizes; a ``.csv``'s header gives its columns (:data:`MAX_CSV_COLUMNS`) and its rows are counted
+in cells as they are read (:data:`MAX_CSV_CELLS`, which keeps a CSV far below
+:data:`MAX_STORED_BYTES`, the bound on an ``.npz`` as stored).
 
 Errors a client can fix raise :class:`~service.errors.SpecInvalid` located at the form field to
 change: ``file`` (the content), ``task`` (a task given that the labels cannot have), ``target``
@@ -14,11 +18,13 @@ or ``name``.
 import csv
 import hashlib
 import io
+import math
 import os
 import re
 import uuid
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,11 +33,18 @@ import numpy as np
 from models.data import Kind, Task
 from search.datadir import DataDir
 from service.errors import SpecInvalid
-from service.store.upload_checks import NUMERIC_KINDS, check_arrays, invalid
+from service.store.upload_checks import MAX_FEATURES, NUMERIC_KINDS, check_arrays, invalid
 
 EXTENSIONS = (".npz", ".csv")
 # Bound on the arrays an .npz may unpack to: a small compressed file can expand enormously.
 MAX_ARRAY_BYTES = 1 << 30
+# Bound on the arrays as stored (x float32, y int64 or float32), checked from an .npz's headers
+# or a CSV's shape before any cast: a bool array grows fourfold as float32.
+MAX_STORED_BYTES = 1 << 28
+# A CSV's columns (features and the target), checked on the header before any row is read, and
+# its cells, counted as rows are read (a parsed cell is a Python string: about 60 bytes).
+MAX_CSV_COLUMNS = MAX_FEATURES + 1
+MAX_CSV_CELLS = 1_000_000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _CSV_TARGETS = ("target", "label")
 _MAX_FILENAME = 255
@@ -145,8 +158,11 @@ def _read_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
             raise invalid("file", f"an .npz must hold exactly the arrays x and y; found: {found}")
         if sum(info.file_size for info in members.values()) > MAX_ARRAY_BYTES:
             raise invalid("file", f"the arrays unpack to more than {MAX_ARRAY_BYTES} bytes")
-        for member, info in members.items():
-            _check_npy_header(archive, info, member.removesuffix(".npy"))
+        values = {
+            m.removesuffix(".npy"): _check_npy_header(archive, i, m.removesuffix(".npy"))
+            for m, i in members.items()
+        }
+        _check_stored_size(values["x"], values["y"])
     try:
         with np.load(io.BytesIO(content), allow_pickle=False) as npz:
             return np.asarray(npz["x"]), np.asarray(npz["y"])
@@ -154,8 +170,21 @@ def _read_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise invalid("file", f"could not read the .npz: {exc}") from None
 
 
-def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> None:
-    """Check an array's dtype and shape from its header alone, before any data is read."""
+def _check_stored_size(x_values: int, y_values: int) -> None:
+    """Refuse arrays that would be stored larger than :data:`MAX_STORED_BYTES` (x as float32,
+    y as at most 8 bytes a value), from their sizes alone: nothing is cast before this."""
+    stored = 4 * x_values + 8 * y_values
+    if stored > MAX_STORED_BYTES:
+        raise invalid(
+            "file",
+            f"the arrays would be stored as {stored} bytes (x as float32, y as int64 or "
+            f"float32); at most {MAX_STORED_BYTES} bytes are accepted",
+        )
+
+
+def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> int:
+    """Check an array's dtype and shape from its header alone, before any data is read;
+    returns its number of values."""
     fmt = np.lib.format
     try:
         with archive.open(info) as fp:
@@ -175,8 +204,10 @@ def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str)
         )
     if dtype.kind not in NUMERIC_KINDS:
         raise invalid("file", f"{key} must be numeric (int, float or bool), got dtype {dtype}")
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
+    values = math.prod(int(n) for n in shape)
+    if values * dtype.itemsize > info.file_size:
         raise invalid("file", f"array {key}'s header declares shape {shape}, more than its data")
+    return values
 
 
 def _read_csv(content: bytes, target: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -186,20 +217,42 @@ def _read_csv(content: bytes, target: str | None) -> tuple[np.ndarray, np.ndarra
         raise invalid("file", f"a .csv must be UTF-8 text: {exc}") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        # (line number, cells), blank lines skipped
-        rows = [(reader.line_num, row) for row in reader if row]
+        header = [cell.strip() for cell in next((row for row in reader if row), [])]
+        if not header:
+            raise invalid("file", "the .csv is empty; it needs a header row and data rows")
+        # Every check of the header is linear in its length, and its length is capped before
+        # any data row is read.
+        if len(header) < 2:
+            raise invalid("file", "a .csv needs at least two columns: features and the target")
+        if len(header) > MAX_CSV_COLUMNS:
+            raise invalid(
+                "file",
+                f"a .csv may have at most {MAX_CSV_COLUMNS} columns (features and the target); "
+                f"the header has {len(header)}",
+            )
+        duplicates = sorted(name for name, n in Counter(header).items() if n > 1)
+        if duplicates:
+            shown = ", ".join(duplicates[:10]) + (", ..." if len(duplicates) > 10 else "")
+            raise invalid("file", f"duplicate column names in the header: {shown}")
+        # (line number, cells), blank lines skipped; the cells read so far are capped, so the
+        # parse holds at most MAX_CSV_CELLS strings whatever the file.
+        rows: list[tuple[int, list[str]]] = [(0, header)]
+        n_cells = 0
+        for row in reader:
+            if row:
+                n_cells += len(row)
+                if n_cells > MAX_CSV_CELLS:
+                    raise invalid(
+                        "file",
+                        f"a .csv may hold at most {MAX_CSV_CELLS} cells (line {reader.line_num} "
+                        "goes past it); upload a larger dataset as an .npz",
+                    )
+                rows.append((reader.line_num, row))
     except csv.Error as exc:
         raise invalid("file", f"malformed .csv at line {reader.line_num}: {exc}") from None
-    if not rows:
-        raise invalid("file", "the .csv is empty; it needs a header row and data rows")
-    header = [cell.strip() for cell in rows[0][1]]
-    if len(header) < 2:
-        raise invalid("file", "a .csv needs at least two columns: features and the target")
-    duplicates = sorted({h for h in header if header.count(h) > 1})
-    if duplicates:
-        raise invalid("file", f"duplicate column names in the header: {', '.join(duplicates)}")
     if target is not None and target not in header:
-        raise invalid("target", f"no column {target!r} in the header; columns: {', '.join(header)}")
+        shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
+        raise invalid("target", f"no column {target!r} in the header; columns: {shown}")
     if target is None:
         target = next((c for c in _CSV_TARGETS if c in header), header[-1])
     for line, row in rows[1:]:
@@ -231,7 +284,7 @@ def save_upload(data_dir: DataDir, dataset_id: str, upload: Upload) -> Path:
     partial = path.with_name(f".{path.name}.partial")
     try:
         with partial.open("wb") as f:
-            np.savez(f, x=upload.x, y=upload.y)
+            np.savez_compressed(f, x=upload.x, y=upload.y)
         os.replace(partial, path)  # atomic: a reader sees no file or the whole file
     except BaseException:
         partial.unlink(missing_ok=True)

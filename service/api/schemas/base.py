@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 MAX_DEPTH = 8  # of nested objects and lists in a spec
 MAX_STRING = 1000  # characters of any string in a spec (keys included)
+MAX_INT = 2**31 - 1  # ids fit the database's 32-bit INTEGER: a larger number is a 422, not a 500
 
 Scalar = str | bool | int | float | None
 

@@ -10,10 +10,10 @@ from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from models.metrics import list_metrics
 from search.registry import check_name
-from search.spec import DEFAULT_ALGORITHM, MAX_TRIALS
+from search.spec import DEFAULT_ALGORITHM, MAX_SEED, MAX_TRIALS
 from search.trials import TASK_SHAPES
 from service.api.schemas.architecture import Architecture
-from service.api.schemas.base import Scalar, Strict, json_limit_error, one_of
+from service.api.schemas.base import MAX_INT, Scalar, Strict, json_limit_error, one_of
 from service.api.schemas.search_space import CategoricalParam, Param
 from service.api.schemas.task import TaskIn
 
@@ -65,7 +65,9 @@ class WarmStartIn(Strict):
     """Points to evaluate first, and finished trials of another study to learn from."""
 
     points: list[dict[str, Scalar]] = Field(default_factory=list, max_length=1000)
-    from_study: int | None = Field(None, description="A study id with a compatible space.")
+    from_study: int | None = Field(
+        None, ge=1, le=MAX_INT, description="A study id with a compatible space."
+    )
 
 
 class ResourcesIn(Strict):
@@ -110,6 +112,7 @@ class StudyCreate(Strict):
     seed: int = Field(
         0,
         ge=0,
+        le=MAX_SEED,
         description="Sampler seed (unless its settings give one); trial n trains with seed + n.",
     )
 
