@@ -3,6 +3,7 @@ exact spec that rebuilds it. The scheduler's process writes them (workers need n
 """
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ def write_artifacts(
     dataset (:func:`data_facts`).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "weights.pt").write_bytes(weights)
-    (folder / "model.ts").write_bytes(torchscript)
+    _write(folder / "weights.pt", weights)
+    _write(folder / "model.ts", torchscript)
     task = task_document(spec.task.with_params(record["params"]))
     export = {
         "trial": record["trial"],
@@ -57,4 +58,16 @@ def write_artifacts(
         **{k: v for k, v in record.items() if k not in ("trial", "params", "seed", "metrics")},
         "usage": record.get("usage", USAGE),
     }
-    (folder / "spec.json").write_text(json.dumps(export, indent=2, default=str))
+    _write(folder / "spec.json", json.dumps(export, indent=2, default=str).encode())
+
+
+def _write(path: Path, content: bytes) -> None:
+    """Write a file whole or not at all: a reader (the artifact route, a download) sees the
+    previous file or the new one, never a part."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(content)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

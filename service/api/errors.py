@@ -78,7 +78,11 @@ ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorOut, "description": "The route needs an admin key."}
 }
 CONFLICT: dict[int | str, dict[str, object]] = {
-    409: {"model": ErrorOut, "description": "The resource is in use (an active study)."}
+    409: {
+        "model": ErrorOut,
+        "description": "The resource is in use (an active study), or it changed while the "
+        "request ran (read it again and retry).",
+    }
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from models.data import DatasetInfo, Kind, Task
@@ -141,13 +141,36 @@ def list_studies(
     return rows.all(), total
 
 
+# A request's changes are conditional updates: each applies only to the row as the request read
+# it (its ``version``) and bumps the version, so two requests that race either both apply (one
+# after the other) or one answers 409; none is silently lost.
+
+
+def _changed(row: StudyRow) -> Conflict:
+    return Conflict(f"study {row.id} changed while this request ran; read it again and retry")
+
+
+def _update(session: Session, row: StudyRow, **values: Any) -> StudyRow:
+    """Write ``values`` to ``row`` if it still has the version it was read with."""
+    done = session.execute(
+        update(StudyRow)
+        .where(StudyRow.id == row.id, StudyRow.version == row.version)
+        .values(version=row.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise _changed(row)
+    session.commit()
+    session.refresh(row)
+    return row
+
+
 def request_stop(session: Session, row: StudyRow, drain: bool = False) -> StudyRow:
     """Ask the scheduler to stop a study: cancel its trials in flight, or with ``drain`` let
     them finish and start no more. A finished study stays as it is."""
     if row.status in ACTIVE:
-        row.stop_requested = True
-        row.stop_drain = drain
-        session.commit()
+        return _update(session, row, stop_requested=True, stop_drain=drain)
     return row
 
 
@@ -163,23 +186,31 @@ def patch_study(
         spec = replace(spec, budget=Budget(**{**asdict(spec.budget), **budget}))
     if parallelism is not None:
         spec = replace(spec, parallelism=parallelism)
-    row.spec = to_document(spec)
+    values: dict[str, Any] = {"spec": to_document(spec)}
     if budget is not None and row.status in FINISHED:
-        row.status, row.status_reason = StudyStatus.PENDING, "resumed with a new budget"
-        row.stop_requested = row.stop_drain = False
-        row.started_at = row.finished_at = None
-    session.commit()
-    return row
+        values.update(status=StudyStatus.PENDING, status_reason="resumed with a new budget")
+        values.update(stop_requested=False, stop_drain=False, started_at=None, finished_at=None)
+    return _update(session, row, **values)
 
 
 def delete_study(session: Session, storage: RDBStorage, data_dir: DataDir, row: StudyRow) -> None:
-    """Delete a finished study with all its trials, then its models and checkpoints."""
+    """Delete a finished study with all its trials, then its models and checkpoints. The row
+    goes first, and only as it was read (finished): a study resumed meanwhile is a 409 and
+    keeps everything."""
     if row.status in ACTIVE:
         raise Conflict(f"study {row.id} is {row.status}; stop it first (POST .../stop)")
-    delete_optuna_study(storage, row.optuna_study_name)
-    session.delete(row)
+    name = row.optuna_study_name
+    done = session.execute(
+        delete(StudyRow)
+        .where(StudyRow.id == row.id, StudyRow.version == row.version)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise _changed(row)
     session.commit()
-    data_dir.remove_study(row.optuna_study_name)
+    delete_optuna_study(storage, name)
+    data_dir.remove_study(name)
 
 
 # -- the scheduler's writes -------------------------------------------------------------------
@@ -194,6 +225,7 @@ def mark_running(session: Session, study_id: int, started_at: datetime) -> datet
     started before); returns when it first started."""
     row = get_study(session, study_id)
     row.status = StudyStatus.RUNNING
+    row.version = StudyRow.version + 1  # type: ignore[assignment]
     row.started_at = row.started_at or started_at
     if row.status_reason and row.status_reason.startswith(WAITING):
         row.status_reason = None
@@ -219,6 +251,7 @@ def mark_finished(session: Session, study_id: int, status: StudyStatus, reason: 
         return
     row.status, row.status_reason, row.finished_at = status, reason, utcnow()
     row.stop_requested = False
+    row.version = StudyRow.version + 1  # type: ignore[assignment]
     session.commit()
 
 

@@ -39,6 +39,9 @@ class StudyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Bumped by every change of the study's lifecycle or spec: a request writes only if the row
+    # still has the version it read (crud's conditional updates), else it answers 409.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class DatasetRow(Base):

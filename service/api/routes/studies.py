@@ -66,7 +66,7 @@ def get_study(study_id: Id, caller: CallerDep, session: SessionDep) -> StudyPubl
     return study_public(crud.get_study(session, study_id, caller.tenant), session)
 
 
-@router.patch("/{study_id}")
+@router.patch("/{study_id}", responses=CONFLICT)
 def patch_study(
     study_id: Id,
     body: StudyPatch,
@@ -74,7 +74,8 @@ def patch_study(
     session: SessionDep,
     scheduler: SchedulerDep,
 ) -> StudyPublic:
-    """Extend (or cut) the budget or change parallelism; a finished study resumes."""
+    """Extend (or cut) the budget or change parallelism; a finished study resumes. 409 when
+    the study changed while the request ran (read it again and retry)."""
     budget = None if body.budget is None else body.budget.model_dump(exclude_unset=True)
     row = crud.get_study(session, study_id, caller.tenant)
     row = crud.patch_study(session, row, budget, body.parallelism)
@@ -83,7 +84,7 @@ def patch_study(
     return study_public(row, session)
 
 
-@router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses=CONFLICT)
 def stop_study(
     study_id: Id,
     caller: CallerDep,
