@@ -22,3 +22,11 @@ def base_spec() -> Spec:
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     yield from _client(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
+    """One app (and its data directory) for a module's refused requests: none of them may
+    write anything, so they can share it."""
+    data_dir = tmp_path_factory.mktemp("shared-app")
+    yield from ((client, data_dir) for client in _client(data_dir))

@@ -7,7 +7,6 @@ the 422 names the form field ``file``, says the bound, and that nothing was writ
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +29,6 @@ from tests.service.api._datasets import (
     upload,
 )
 from tests.service.api._inprocess import _client
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
-    """One app for the refused uploads: none of them may write anything."""
-    data_dir = tmp_path_factory.mktemp("bounds")
-    for client in _client(data_dir):
-        yield client, data_dir
 
 
 def refusal(client: TestClient, data_dir: Path, filename: str, content: bytes) -> str:

@@ -8,7 +8,6 @@ may write anything.
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,6 @@ from tests.service.api._datasets import (
     npz,
     upload,
 )
-from tests.service.api._inprocess import _client
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
-    """One app for the rejected uploads: none of them may write anything."""
-    data_dir = tmp_path_factory.mktemp("rejected")
-    for client in _client(data_dir):
-        yield client, data_dir
 
 
 def _object_array_npz() -> bytes:
