@@ -25,13 +25,17 @@ from search.spec import (
 )
 from search.trials import TrialKind, kind_of
 from search.trials.train import load_named
-from search.trials.worker import run_trial
+from search.trials.worker import run_trial, warm_workers
 
 
 @pytest.fixture(scope="module")
 def local_ray(ray_cluster: str) -> Iterator[None]:
-    """This process joins the session's Ray (see ``tests/conftest.py``) for the module."""
+    """This process joins the session's Ray (see ``tests/conftest.py``) for the module, with
+    one trial-ready worker per CPU, as the service warms them (a Ray started for this
+    process would have started them itself; one joined starts workers only on demand, and
+    the first two trials would then start seconds apart)."""
     connect(address=ray_cluster)
+    warm_workers()
     yield
     disconnect()
 

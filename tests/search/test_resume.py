@@ -49,7 +49,11 @@ def drive(loop: StudyLoop, until: Callable[[], bool] | None = None) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         loop.advance()
-        if loop.outcome is not None or (until is not None and until()):
+        if until is not None and until():
+            return
+        if loop.outcome is not None:
+            if until is not None:  # the moment the test waits for never came
+                pytest.fail(f"the loop ended ({loop.outcome}) before the moment to strike")
             return
         wait_any([loop], 0.2)
     pytest.fail("the loop did not get there in time")
