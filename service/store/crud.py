@@ -152,18 +152,23 @@ def _changed(row: StudyRow) -> Conflict:
 
 def _update(session: Session, row: StudyRow, **values: Any) -> StudyRow:
     """Write ``values`` to ``row`` if it still has the version it was read with."""
+    _conditionally(session, row, update(StudyRow).values(version=row.version + 1, **values))
+    session.refresh(row)
+    return row
+
+
+def _conditionally(session: Session, row: StudyRow, statement: Any) -> None:
+    """Run an UPDATE or DELETE of ``row`` only where it still has the version it was read
+    with, and commit; 409 (nothing changed) otherwise."""
     done = session.execute(
-        update(StudyRow)
-        .where(StudyRow.id == row.id, StudyRow.version == row.version)
-        .values(version=row.version + 1, **values)
-        .execution_options(synchronize_session=False)
+        statement.where(StudyRow.id == row.id, StudyRow.version == row.version).execution_options(
+            synchronize_session=False
+        )
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         raise _changed(row)
     session.commit()
-    session.refresh(row)
-    return row
 
 
 def request_stop(session: Session, row: StudyRow, drain: bool = False) -> StudyRow:
@@ -200,15 +205,7 @@ def delete_study(session: Session, storage: RDBStorage, data_dir: DataDir, row: 
     if row.status in ACTIVE:
         raise Conflict(f"study {row.id} is {row.status}; stop it first (POST .../stop)")
     name = row.optuna_study_name
-    done = session.execute(
-        delete(StudyRow)
-        .where(StudyRow.id == row.id, StudyRow.version == row.version)
-        .execution_options(synchronize_session=False)
-    )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        raise _changed(row)
-    session.commit()
+    _conditionally(session, row, delete(StudyRow))
     delete_optuna_study(storage, name)
     data_dir.remove_study(name)
 
