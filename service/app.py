@@ -13,6 +13,7 @@ from service.api.deps import require_caller
 from service.api.errors import API_ERRORS, install_handlers
 from service.api.limits import BodyLimit
 from service.api.routes import algorithms, catalog, datasets, events, keys, reports, studies, trials
+from service.api.streams import StreamSlots
 from service.config import Settings
 from service.reports.metrics import CONTENT_TYPE, render
 from service.scheduling.scheduler import Scheduler
@@ -41,9 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with app.state.sessionmaker() as session:
                 ensure_admin_key(session, settings.paths)
         app.state.storage = make_storage(settings.db_url)
+        app.state.streams = StreamSlots(settings.max_streams_per_key)
         app.state.scheduler = None
         if settings.run_scheduler:
-            app.state.scheduler = Scheduler(settings, app.state.sessionmaker, app.state.storage)
+            app.state.scheduler = Scheduler(settings, app.state.sessionmaker)
             app.state.scheduler.start()
         try:
             yield

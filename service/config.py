@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="The CLI's key (default: <DATA_DIR>/admin.key).")
     run_scheduler: bool = Field(True, description="Run the trial scheduler in this process.")
     scheduler_poll_s: float = Field(0.5, gt=0, description="How often it rereads the studies.")
+    lease_s: float = Field(
+        15.0,
+        ge=1,
+        le=3600,
+        description="How long a scheduler holds a study without renewing it: when one dies, "
+        "another takes its studies this long after its last renewal.",
+    )
     scheduler_metrics_port: int = Field(
         9100,
         ge=0,
@@ -46,6 +53,12 @@ class Settings(BaseSettings):
     )
     max_concurrent_requests: int = Field(
         32, ge=1, description="Requests handled at once; the others queue (no 503)."
+    )
+    max_streams_per_key: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Event streams one API key may hold open at once, per API process.",
     )
     event_stream_max_s: float = Field(
         3600.0, gt=0, description="Longest an event stream stays open; clients reconnect."

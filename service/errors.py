@@ -26,6 +26,16 @@ class Conflict(ServiceError):
     """The resource is in use (an active study, a dataset an active study trains on)."""
 
 
+class OverLimit(ServiceError):
+    """A limit of the caller's key or tenant is reached: the answer names the limit, the usage
+    and what to do. ``status``: 429 where waiting helps (something in use ends), 403 where
+    only the caller's own action or an admin's can (delete something, raise the quota)."""
+
+    def __init__(self, quota: str, limit: int, usage: int, advice: str, status: int = 429) -> None:
+        super().__init__(f"{quota} is {limit} and {usage} are in use; {advice}")
+        self.quota, self.limit, self.usage, self.status = quota, limit, usage, status
+
+
 class SpecInvalid(ServiceError):
     """Input whose fields are each valid but do not fit together; ``errors`` = (loc, msg),
     each loc relative to the request body (or the form)."""

@@ -40,6 +40,8 @@ TEST_SERVER_ENV = {
     "TUNEFORGE_RAY_NUM_CPUS": "2",
     "TUNEFORGE_SCHEDULER_POLL_S": "0.2",
     "TUNEFORGE_WARM_WORKERS": "false",
+    # A killed server's studies wait this long for the restarted one (its leases expire).
+    "TUNEFORGE_LEASE_S": "5",
 }
 
 

@@ -1,5 +1,6 @@
 """The one harness every benchmark uses (and the test suite's live servers).
 
+- ``scheduler``: :func:`start_scheduler` / :class:`SchedulerProcess` (a scheduler replica);
 - ``server``: :func:`start_server` / :class:`Server` (a live ``tuneforge serve``), :func:`serve`
   (a benchmark's server, stopped with its Ray), :func:`postgres_schema`, :func:`database`,
   :func:`run_child` (a Ray Tune process in its own session);
@@ -32,6 +33,7 @@ from benchmarks.harness.results import (
     versions,
     write_block,
 )
+from benchmarks.harness.scheduler import SchedulerProcess, start_scheduler
 from benchmarks.harness.server import (
     LOOPBACK_RAY,
     PG_ADMIN,
@@ -55,6 +57,7 @@ __all__ = [
     "ROOT",
     "ForeignLoad",
     "PostgresUnavailable",
+    "SchedulerProcess",
     "Server",
     "all_trials",
     "command_line",
@@ -76,6 +79,7 @@ __all__ = [
     "report_head",
     "run_child",
     "serve",
+    "start_scheduler",
     "start_server",
     "tree_cpu",
     "ts",

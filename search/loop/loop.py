@@ -33,6 +33,7 @@ from search.trials.worker import run_trial
 
 log = logging.getLogger(__name__)
 _WHERE = ("node_id", "pid", "device")
+_UNREAD_EVENTS = 16  # events a trial may yield ahead of the loop (about a dozen epochs)
 
 
 class StudyLoop(Run):
@@ -70,6 +71,9 @@ class StudyLoop(Run):
             num_cpus=spec.resources.cpu,
             num_gpus=spec.resources.gpu,
             max_retries=0,  # the loop retries lost trials itself, from their checkpoints
+            # A trial whose events nobody reads (its scheduler hangs) pauses after a few
+            # epochs instead of running on beside the run that its next scheduler resumes.
+            _generator_backpressure_num_objects=_UNREAD_EVENTS,
         )
         name = study.study_name
         self._artifact_dir = env.data_dir.artifacts(name)
@@ -170,8 +174,9 @@ class StudyLoop(Run):
             else:
                 self._fail(ref, running, failure_reason(exc))
             return
-        if isinstance(event, Started):
+        if isinstance(event, Started):  # written at once: where a trial runs shows as it starts
             running.set(**{key: getattr(event, key) for key in _WHERE})
+            running.save()
         elif isinstance(event, EpochEnd):
             self._on_epoch(ref, running, event)
             self._check_end()
@@ -208,10 +213,12 @@ class StudyLoop(Run):
     def suspend(self) -> None:
         """Cancel every trial in flight but leave it RUNNING, its curve and checkpoint saved:
         the next scheduler to open the study resumes it (the service is shutting down)."""
-        for ref, running in list(self._in_flight.items()):
+        for ref in self._in_flight:  # first: a save may fail (the study has another owner)
             ray.cancel(ref)
-            running.save()
+        in_flight = list(self._in_flight.values())
         self._in_flight.clear()
+        for running in in_flight:
+            running.save()
 
     # -- starting trials --------------------------------------------------------------------
 
@@ -297,7 +304,10 @@ class StudyLoop(Run):
         state, checkpoint_epoch = self._checkpoints.read(frozen.number)
         trial = optuna_compat.trial_of(self.study, optuna_compat.trial_id_of(frozen))
         curve = [c for c in frozen.user_attrs.get("curve", []) if c["epoch"] <= checkpoint_epoch]
-        resumes.append({"from_epoch": checkpoint_epoch, "reason": reason[:MAX_REASON]})
+        # When it was started again: after the earlier run's end (tests check no two overlap).
+        resumes.append(
+            {"from_epoch": checkpoint_epoch, "reason": reason[:MAX_REASON], "at": time.time()}
+        )
         optuna_compat.set_user_attrs(trial, {"resumes": resumes, "curve": curve})
         running = InFlight(trial, curve=curve, curve_saved=len(curve), params=dict(frozen.params))
         running.reported = max(frozen.intermediate_values, default=0)

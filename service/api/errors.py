@@ -17,6 +17,7 @@ from service.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    OverLimit,
     ServiceError,
     SpecInvalid,
     Unauthorized,
@@ -61,6 +62,15 @@ class FieldError(BaseModel):
     type: str
 
 
+class OverLimitOut(BaseModel):
+    """A 429 or 403 of a limit: which, its value, the usage, and what to do (in ``detail``)."""
+
+    detail: str
+    quota: str
+    limit: int
+    usage: int
+
+
 class ValidationOut(BaseModel):
     """A 422: every reason, each at its field."""
 
@@ -82,6 +92,15 @@ CONFLICT: dict[int | str, dict[str, object]] = {
         "model": ErrorOut,
         "description": "The resource is in use (an active study), or it changed while the "
         "request ran (read it again and retry).",
+    }
+}
+
+
+OVER_LIMIT: dict[int | str, dict[str, object]] = {
+    429: {
+        "model": OverLimitOut,
+        "description": "A limit of the key or tenant is reached: retry once something in use "
+        "has ended (Retry-After).",
     }
 }
 
@@ -151,6 +170,12 @@ def install_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "2"},
         )
+
+    @app.exception_handler(OverLimit)
+    async def _over(_req: Request, exc: OverLimit) -> JSONResponse:
+        body = OverLimitOut(detail=str(exc), quota=exc.quota, limit=exc.limit, usage=exc.usage)
+        headers = {"Retry-After": "5"} if exc.status == 429 else None
+        return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(ServiceError)
     async def _service(_req: Request, exc: ServiceError) -> JSONResponse:

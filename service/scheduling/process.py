@@ -5,6 +5,7 @@ reads them and runs their trials on the Ray cluster at ``TUNEFORGE_RAY_ADDRESS``
 only in the database, so either can restart alone.
 """
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -24,11 +25,14 @@ _STARTUP_S = 300.0  # joining a Ray cluster that is still starting can take a wh
 
 def run_scheduler_process(settings: Settings, echo: Callable[[str], Any]) -> int:
     """Run the scheduler until SIGTERM or SIGINT; returns the process's exit status."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     migrate(engine)  # idempotent: a no-op once `tuneforge migrate` has run
-    storage = make_storage(settings.db_url)
-    scheduler = Scheduler(settings, sessionmaker(engine, expire_on_commit=False), storage)
+    storage = make_storage(settings.db_url)  # creates or checks Optuna's tables
+    scheduler = Scheduler(settings, sessionmaker(engine, expire_on_commit=False))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

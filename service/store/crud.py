@@ -19,6 +19,7 @@ from search.document import from_document, task_of, to_document
 from search.space import to_distribution
 from search.spec import ACTIVE, FINISHED, Budget, StudySpec, StudyStatus
 from service.errors import Conflict, NotFound
+from service.store.leases import Lease, LeaseLost, held
 from service.store.orm import DEFAULT_TENANT, DatasetRow, StudyRow, utcnow
 from service.store.uploads import Upload, new_dataset_id, remove_upload, save_upload
 
@@ -217,38 +218,63 @@ def active_studies(session: Session) -> Sequence[StudyRow]:
     return session.scalars(select(StudyRow).where(StudyRow.status.in_(ACTIVE))).all()
 
 
-def mark_running(session: Session, study_id: int, started_at: datetime) -> datetime:
+def mark_running(
+    session: Session, study_id: int, started_at: datetime, lease: Lease | None = None
+) -> datetime:
     """Record that the scheduler runs a study (first started at ``started_at`` unless it
-    started before); returns when it first started."""
+    started before); returns when it first started. Raises LeaseLost where ``lease`` no longer
+    holds (the study has another scheduler)."""
     row = get_study(session, study_id)
-    row.status = StudyStatus.RUNNING
-    row.version = StudyRow.version + 1  # type: ignore[assignment]
-    row.started_at = row.started_at or started_at
+    started = row.started_at or started_at
+    values: dict[str, Any] = {"status": StudyStatus.RUNNING, "started_at": started}
     if row.status_reason and row.status_reason.startswith(WAITING):
-        row.status_reason = None
-    session.commit()
-    return row.started_at
+        values["status_reason"] = None
+    _scheduler_write(session, study_id, lease, values)
+    return started
 
 
 WAITING = "waiting"
 
 
-def mark_waiting(session: Session, study_id: int, reason: str) -> None:
+def mark_waiting(session: Session, study_id: int, reason: str, lease: Lease | None = None) -> None:
     """Say why a pending study has not started yet (``reason`` starts with 'waiting')."""
     assert reason.startswith(WAITING)
     row = get_study(session, study_id)
     if row.status_reason != reason:
-        row.status_reason = reason
-        session.commit()
+        _scheduler_write(session, study_id, lease, {"status_reason": reason}, bump=False)
 
 
-def mark_finished(session: Session, study_id: int, status: StudyStatus, reason: str) -> None:
-    row = session.get(StudyRow, study_id)
-    if row is None:
-        return
-    row.status, row.status_reason, row.finished_at = status, reason, utcnow()
-    row.stop_requested = False
-    row.version = StudyRow.version + 1  # type: ignore[assignment]
+def mark_finished(
+    session: Session,
+    study_id: int,
+    status: StudyStatus,
+    reason: str,
+    lease: Lease | None = None,
+) -> None:
+    values = {"status": status, "status_reason": reason, "finished_at": utcnow()}
+    _scheduler_write(session, study_id, lease, {**values, "stop_requested": False})
+
+
+def _scheduler_write(
+    session: Session,
+    study_id: int,
+    lease: Lease | None,
+    values: dict[str, Any],
+    bump: bool = True,
+) -> None:
+    """A write of the scheduler's: only while its ``lease`` holds (LeaseLost otherwise); a
+    lifecycle change bumps the version, so a request that read the row before answers 409."""
+    if bump:
+        values = {**values, "version": StudyRow.version + 1}
+    done = session.execute(
+        update(StudyRow)
+        .where(StudyRow.id == study_id, *held(lease))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if lease is not None and done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise LeaseLost(f"study {study_id} has another scheduler now")
     session.commit()
 
 

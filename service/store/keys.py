@@ -76,6 +76,12 @@ def revoke_key(session: Session, key_id: int) -> ApiKeyRow:
     return row
 
 
+def key_active(session: Session, key_id: int) -> bool:
+    """Whether the key with id ``key_id`` exists and is not revoked."""
+    row = session.get(ApiKeyRow, key_id)
+    return row is not None and row.revoked_at is None
+
+
 def caller_for(session: Session, key: str) -> Caller | None:
     """The caller a key stands for, or None for an unknown or revoked key."""
     if not key.startswith(KEY_PREFIX):

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -42,6 +42,24 @@ class StudyRow(Base):
     # Bumped by every change of the study's lifecycle or spec: a request writes only if the row
     # still has the version it read (crud's conditional updates), else it answers 409.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The scheduler replica that runs the study (service.store.leases): it holds the study
+    # until ``lease_until`` (epoch seconds) and renews it; ``fence`` grows with every new
+    # owner, and every write of a run checks it, so a replica that lost the study writes nothing.
+    owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)
+    fence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SchedulerRow(Base):
+    """A live scheduler replica: how the others know how many share the studies."""
+
+    __tablename__ = "tf_schedulers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+    seen_until: Mapped[float] = mapped_column(Float)  # its heartbeat's expiry, epoch seconds
 
 
 class DatasetRow(Base):

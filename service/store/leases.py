@@ -1,0 +1,212 @@
+"""Scheduler replicas on one database: who runs which study, for how long, and the fence.
+
+Any number of scheduler processes share the studies. Each runs a study only while it holds the
+study's lease in ``tf_studies``: its ``owner`` id, ``lease_until`` (epoch seconds) and a fencing
+token ``fence`` that grows by one with every new owner. A replica renews its leases in the
+background; one that dies (or hangs) stops renewing, and when ``lease_until`` has passed another
+replica takes the study with a conditional update (the token it read, plus one) and resumes it.
+
+Expiry decides only *when* another replica may take a study. What keeps a replica that lost a
+study from writing to it is the token: every write of a run goes through a storage made by
+:func:`fenced_storage`, whose every INSERT, UPDATE or DELETE is preceded, in the same
+transaction, by a check that the study still has this owner and token (on PostgreSQL the row is
+locked ``FOR SHARE`` until the commit; on SQLite a no-op UPDATE takes the database's one write
+lock). A write after a takeover raises :class:`LeaseLost` and is rolled back; the scheduler's
+own status writes (``crud.mark_*``) carry the same condition.
+"""
+
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.storages import RDBStorage
+from sqlalchemy import Engine, delete, event, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.store.engine import engine_kwargs, sqlite_pragmas
+from service.store.orm import SchedulerRow, StudyRow
+from service.store.storage import RetryingStorage
+
+
+class LeaseLost(Exception):
+    """This replica no longer owns the study: another took it over (its lease had expired)."""
+
+
+def replica_id() -> str:
+    """A new replica's id: host, process and a random part (a pid may be reused)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Lease:
+    """One study held by this replica: the token it got when it took the study."""
+
+    study_id: int
+    owner: str
+    token: int
+    lost: bool = False  # set when a renewal found the study taken by another replica
+
+
+def claim(session: Session, row: StudyRow, owner: str, lease_s: float) -> Lease | None:
+    """Take ``row``'s study if it is unowned, its lease has expired, or it is this replica's;
+    None when another replica holds it or took it meanwhile (the token ``row`` was read with
+    changed)."""
+    now = time.time()
+    done = session.execute(
+        update(StudyRow)
+        .where(
+            StudyRow.id == row.id,
+            StudyRow.fence == row.fence,
+            or_(StudyRow.owner.is_(None), StudyRow.owner == owner, StudyRow.lease_until < now),
+        )
+        .values(owner=owner, fence=row.fence + 1, lease_until=now + lease_s)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return Lease(row.id, owner, row.fence + 1)
+
+
+def held_by_another(row: StudyRow, owner: str) -> bool:
+    """Whether another replica holds ``row``'s study now."""
+    return (
+        row.owner is not None
+        and row.owner != owner
+        and row.lease_until is not None
+        and row.lease_until >= time.time()
+    )
+
+
+def renew(session: Session, leases: Iterable[Lease], lease_s: float) -> list[Lease]:
+    """Extend every lease still held; returns those another replica took (marked lost)."""
+    lost = []
+    for lease in leases:
+        done = session.execute(
+            update(StudyRow)
+            .where(*_held(lease))
+            .values(lease_until=time.time() + lease_s)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            lease.lost = True
+            lost.append(lease)
+    session.commit()
+    return lost
+
+
+def release(session: Session, lease: Lease) -> None:
+    """Give a study back at once (a finished study, or a replica shutting down): the next
+    replica need not wait for the lease to expire."""
+    session.execute(
+        update(StudyRow)
+        .where(*_held(lease))
+        .values(owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _held(lease: Lease) -> tuple[Any, ...]:
+    return (
+        StudyRow.id == lease.study_id,
+        StudyRow.owner == lease.owner,
+        StudyRow.fence == lease.token,
+    )
+
+
+def held(lease: Lease | None) -> tuple[Any, ...]:
+    """The WHERE clause of a write that only the lease's holder may do (none without one)."""
+    return () if lease is None else _held(lease)
+
+
+# -- the replicas ---------------------------------------------------------------------------
+
+
+def heartbeat(session: Session, owner: str, lease_s: float, started_at: float) -> int:
+    """Say this replica lives for another ``lease_s``; returns how many replicas live now
+    (this one included). Replicas silent for long are forgotten."""
+    now = time.time()
+    row = session.get(SchedulerRow, owner)
+    if row is None:
+        host, pid = owner.split(":")[0], os.getpid()
+        row = SchedulerRow(id=owner, host=host, pid=pid, started_at=started_at, seen_until=0.0)
+        session.add(row)
+    row.seen_until = now + lease_s
+    session.execute(delete(SchedulerRow).where(SchedulerRow.seen_until < now - 3600))
+    session.commit()
+    live = session.scalar(select(func.count()).where(SchedulerRow.seen_until >= now))
+    return max(1, int(live or 0))
+
+
+def leave(session: Session, owner: str) -> None:
+    """This replica stops: the others count it out at once."""
+    session.execute(delete(SchedulerRow).where(SchedulerRow.id == owner))
+    session.commit()
+
+
+def fair_share(n_active: int, n_replicas: int) -> int:
+    """How many of ``n_active`` studies one of ``n_replicas`` replicas should hold."""
+    return max(1, math.ceil(n_active / max(1, n_replicas)))
+
+
+def live_replicas(session: Session) -> Sequence[SchedulerRow]:
+    return session.scalars(select(SchedulerRow).where(SchedulerRow.seen_until >= time.time())).all()
+
+
+# -- fenced writes ----------------------------------------------------------------------------
+
+_DML = ("INSERT", "UPDATE", "DELETE")
+_CHECKS = {
+    # PostgreSQL: lock the study's row until the commit, so a takeover waits for this write.
+    "postgresql": "SELECT 1 FROM tf_studies WHERE id = {p} AND owner = {p} AND fence = {p} "
+    "FOR SHARE",
+    # SQLite: a no-op UPDATE begins the write transaction and takes the one write lock.
+    "sqlite": "UPDATE tf_studies SET fence = fence WHERE id = {p} AND owner = {p} AND fence = {p}",
+}
+
+
+def fence_engine(engine: Engine, lease: Lease) -> None:
+    """Make every INSERT, UPDATE and DELETE on ``engine`` first check, in its transaction,
+    that ``lease`` still holds; raise :class:`LeaseLost` (the write rolls back) otherwise."""
+    dialect = engine.dialect
+    placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+    check = _CHECKS[dialect.name].format(p=placeholder)
+
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip()[:6].upper().startswith(_DML):
+            return
+        if not lease.lost:
+            own = conn.connection.cursor()  # the DBAPI connection's: this transaction's
+            own.execute(check, (lease.study_id, lease.owner, lease.token))
+            held = own.fetchone() is not None if dialect.name == "postgresql" else own.rowcount
+            own.close()
+            lease.lost = not held
+        if lease.lost:
+            raise LeaseLost(f"study {lease.study_id} has another scheduler now")
+
+    event.listen(engine, "before_cursor_execute", before)
+
+
+def fenced_storage(url: str, lease: Lease, patience_s: float = 60.0) -> RDBStorage:
+    """Optuna's storage for one study's run, whose every write checks ``lease`` (see
+    :func:`fence_engine`). Dispose of its engine when the run ends."""
+    kwargs = engine_kwargs(url)
+    if not url.startswith("sqlite"):
+        kwargs.update(pool_size=2, max_overflow=4)  # one engine per running study
+    storage = RetryingStorage(
+        url,
+        patience_s,
+        engine_kwargs=kwargs,
+        skip_compatibility_check=True,  # the scheduler's own storage checked the schema
+        skip_table_creation=True,
+    )
+    if url.startswith("sqlite"):
+        event.listen(storage.engine, "connect", sqlite_pragmas)
+    fence_engine(storage.engine, lease)
+    return storage
