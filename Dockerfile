@@ -84,12 +84,14 @@ RUN if getent passwd 1000 > /dev/null; then userdel --remove "$(getent passwd 10
  && if getent group 1000 > /dev/null; then groupdel "$(getent group 1000 | cut -d: -f1)"; fi \
  && groupadd --gid 1000 tuneforge \
  && useradd --uid 1000 --gid 1000 --create-home --shell /bin/sh tuneforge \
- && mkdir -p /data \
- && chown tuneforge:tuneforge /data
+ && mkdir -p /data/pbt /ray-secret \
+ && chown -R tuneforge:tuneforge /data /ray-secret \
+ && chmod 0700 /data /data/pbt /ray-secret
 COPY --from=builder /opt/venv /opt/venv
 # TUNEFORGE_HOST: inside a container the API listens on every interface; docker-compose.yml
-# decides what the host publishes (loopback by default). A named volume mounted at /data
-# starts out owned by tuneforge, as /data is here.
+# decides what the host publishes (loopback by default). Named volumes mounted at /data,
+# /data/pbt (Ray Tune's experiments, shared with the Ray workers) and /ray-secret (the Ray
+# token) start out owned by tuneforge and private to it, as those folders are here.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     TUNEFORGE_DATA_DIR=/data \

@@ -27,6 +27,13 @@ Usage::
     .venv/bin/python benchmarks/load.py --database postgresql   # a fresh schema in local PG
     .venv/bin/python benchmarks/load.py --database both --write # both, into its RESULTS.md block
     .venv/bin/python benchmarks/load.py --seconds 10 --studies 10   # a smoke run (~1 min)
+    .venv/bin/python benchmarks/load.py --topology cluster --write  # 2 APIs, 2 schedulers,
+                                                                    # 2 tenants, PostgreSQL
+
+``--topology cluster`` runs the service as a team does (``benchmarks/api_load/cluster.py``):
+a Ray head, two API processes and two scheduler replicas on PostgreSQL, two tenants (A submits
+``--studies``, B a fifth as many), and reports errors, studies and trials lost, and each
+tenant's share of the cluster while both had work.
 
 The server answers fewer than 200 polls/s on 2 cores, so the polls queue and take longer than
 ``--seconds`` to send; ``--max-poll-s`` (300) caps that, ``--max-wait`` (600) the wait for the
@@ -70,6 +77,8 @@ from benchmarks.harness import (
 
 HEADING = "## API under load: concurrent submissions and polling (loopback)"
 BLOCK = "benchmarks/load.py"
+CLUSTER_HEADING = "## A team's cluster under load: two APIs, two schedulers, two tenants"
+CLUSTER_BLOCK = "benchmarks/load.py (cluster)"
 
 
 def run(args: argparse.Namespace) -> Outcome:
@@ -162,7 +171,11 @@ def main() -> None:
     )
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the server log here")
     parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
+    parser.add_argument("--topology", choices=("single", "cluster"), default="single")
     args = parser.parse_args()
+    if args.topology == "cluster":
+        cluster_main(args)
+        return
 
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     outs = []
@@ -174,6 +187,22 @@ def main() -> None:
     # --keep-log only copies the server's log: leave it out of the recorded command.
     text = report(outs, command_line(omit=["--keep-log"]))
     publish(text, BLOCK, HEADING, args.write)
+
+
+def cluster_main(args: argparse.Namespace) -> None:
+    from benchmarks.api_load.cluster import report_rows, run_cluster
+    from benchmarks.harness import report_head, versions
+
+    if args.wait_idle > 0:
+        wait_idle(args.wait_idle)
+    out = run_cluster(args.studies, args.trials, args.epochs, args.seconds, args.rate)
+    lines = [report_head(versions("ray", "optuna", "sqlalchemy", "psycopg"))]
+    lines += ["", "| figure | postgresql |", "|---|---:|"]
+    lines += [f"| {name} | {value} |" for name, value in report_rows(out)]
+    if out.note or out.errors or out.studies_lost or out.trials_lost:
+        lines += ["", f"Note: {out.note}", *out.errors[:5], *out.studies_lost[:5]]
+        lines += out.trials_lost[:5]
+    publish("\n".join(lines) + "\n", CLUSTER_BLOCK, CLUSTER_HEADING, args.write)
 
 
 if __name__ == "__main__":

@@ -71,11 +71,6 @@ class Outcome:
     reason: str
 
 
-class Waiting(Exception):
-    """A study cannot start yet (another holds what it needs); the message, which starts with
-    "waiting", says why. The scheduler records it and tries again later."""
-
-
 @dataclass(frozen=True)
 class StudyRef:
     """The Optuna study of a study: its storage and name, and the service's id for it."""
@@ -114,10 +109,18 @@ class Run(ABC):
 
     label: ClassVar[str]  # one of RUN_LABELS
     outcome: Outcome | None = None
+    # The most trials the scheduler lets the run have in flight now (its share of a full
+    # cluster, its tenant's quota); None: its parallelism. A run that dispatches trials one
+    # by one honours it; a population trains its members together and counts as in flight.
+    limit: int | None = None
 
     @property
     def n_in_flight(self) -> int:
         """Trials this run has dispatched and not yet told."""
+        return 0
+
+    def wanted(self) -> int:
+        """How many more trials the run would start now if :attr:`limit` allowed."""
         return 0
 
     def resume(self) -> None:  # noqa: B027 (a run with nothing to take over)
@@ -194,11 +197,7 @@ class StudyAlgorithm(Algorithm):
 
     @abstractmethod
     def open(self, spec: StudySpec, study: StudyRef, env: Env) -> Run:
-        """The run of ``spec`` on its Optuna study (nothing is started before ``advance``).
-
-        Raises:
-            Waiting: the study cannot start yet.
-        """
+        """The run of ``spec`` on its Optuna study (nothing is started before ``advance``)."""
 
 
 class PrunerAlgorithm(Algorithm):

@@ -12,13 +12,24 @@ from service.api.admission import Admission
 from service.api.deps import require_caller
 from service.api.errors import API_ERRORS, install_handlers
 from service.api.limits import BodyLimit
-from service.api.routes import algorithms, catalog, datasets, events, keys, reports, studies, trials
+from service.api.routes import (
+    algorithms,
+    catalog,
+    datasets,
+    events,
+    keys,
+    quotas,
+    reports,
+    studies,
+    trials,
+)
 from service.api.streams import StreamSlots
 from service.config import Settings
 from service.reports.metrics import CONTENT_TYPE, render
 from service.scheduling.scheduler import Scheduler
 from service.store.engine import make_engine, migrate
 from service.store.keys import ensure_admin_key
+from service.store.quotas import Quota
 from service.store.storage import make_storage
 
 log = logging.getLogger(__name__)
@@ -45,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.streams = StreamSlots(settings.max_streams_per_key)
         app.state.scheduler = None
         if settings.run_scheduler:
-            app.state.scheduler = Scheduler(settings, app.state.sessionmaker)
+            app.state.scheduler = Scheduler(settings, app.state.sessionmaker, app.state.storage)
             app.state.scheduler.start()
         try:
             yield
@@ -81,11 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def metrics(request: Request) -> Response:
         scheduler: Scheduler | None = request.app.state.scheduler
         registry = scheduler.metrics.registry if scheduler else None
-        body = render(request.app.state.sessionmaker, registry)
+        quota = Quota(**request.app.state.settings.quota_defaults())
+        body = render(request.app.state.sessionmaker, registry, quota)
         return Response(body, media_type=CONTENT_TYPE)
 
     # Every API route needs a key (healthz does not); each route then scopes to its tenant.
-    for module in (studies, trials, events, reports, datasets, algorithms, catalog, keys):
+    for module in (studies, trials, events, reports, datasets, algorithms, catalog, keys, quotas):
         app.include_router(
             module.router,
             prefix="/api/v1",

@@ -1,11 +1,13 @@
 """The ``tuneforge`` command: the client's commands (:mod:`service.client.cli`) and the
-server's: ``serve``, ``scheduler``, ``migrate``, ``dashboard``.
+server's: ``serve``, ``scheduler``, ``migrate``, ``dashboard``, ``secret``.
 
 The server's modules are imported inside the commands that run them, so the client's commands
 (and ``--help``) start without loading the server, Ray, PyTorch or Optuna.
 """
 
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,8 +19,12 @@ if TYPE_CHECKING:
 
 
 def _settings() -> "Settings":
+    """The server's settings. Every server command starts here: from now on, what this process
+    creates (uploads, models, checkpoints, the database file) is its user's alone: files
+    0600, folders 0700."""
     from service.config import Settings
 
+    os.umask(0o077)
     return Settings()
 
 
@@ -85,6 +91,18 @@ def dashboard(
     settings = _settings()
     typer.echo(f"optuna-dashboard:    http://{host}:{port}/dashboard  ({settings.db_url})")
     optuna_dashboard.run_server(make_storage(settings.db_url), host=host, port=port)
+
+
+@app.command()
+def secret(
+    path: Annotated[Path, typer.Argument(help="The file (kept as it is if it holds one).")],
+) -> None:
+    """Write a random secret to PATH, readable by its owner alone, unless it holds one: the
+    compose stack's Ray token (RAY_AUTH_TOKEN_PATH)."""
+    from service.secret import ensure_secret
+
+    os.umask(0o077)
+    typer.echo(ensure_secret(path))
 
 
 def main() -> None:

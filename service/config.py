@@ -54,6 +54,29 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         32, ge=1, description="Requests handled at once; the others queue (no 503)."
     )
+    quota_active_studies: int = Field(
+        20,
+        ge=1,
+        le=1_000_000,
+        description="A tenant's pending and running studies at once (429 above); an admin "
+        "sets other values per tenant.",
+    )
+    quota_trials_in_flight: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="A tenant's trials in flight at once, over all its studies (a study's "
+        "parallelism above it is refused with 403).",
+    )
+    quota_datasets: int = Field(
+        100, ge=1, le=1_000_000, description="Datasets a tenant may keep (403 above)."
+    )
+    quota_stored_bytes: int = Field(
+        10 * 2**30,
+        ge=1,
+        le=2**50,
+        description="Bytes of uploads a tenant may keep, counted as uploaded (403 above).",
+    )
     max_streams_per_key: int = Field(
         10,
         ge=1,
@@ -67,6 +90,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         50_000_000, gt=0, description="Largest request body accepted by dataset uploads."
     )
+
+    def quota_defaults(self) -> dict[str, int]:
+        """Every tenant's limits where an admin set none (``service.store.quotas.Quota``)."""
+        return {
+            "active_studies": self.quota_active_studies,
+            "trials_in_flight": self.quota_trials_in_flight,
+            "datasets": self.quota_datasets,
+            "stored_bytes": self.quota_stored_bytes,
+        }
 
     @property
     def paths(self) -> DataDir:

@@ -83,23 +83,8 @@ def ray_cluster() -> Iterator[str]:
     of its own, started once instead of once per server or module. Shut down at the end."""
     if FAST_TIER:
         pytest.fail("the fast tier starts no Ray: mark the test slow")
-    import ray
-    from ray.cluster_utils import Cluster
-
-    # Every node on loopback (see search.ray_runtime): the same switch the service uses.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
-    head = {
-        "num_cpus": 2,
-        "gcs_server_port": free_port(),
-        "node_ip_address": "127.0.0.1",
-        "include_dashboard": False,
-    }
-    cluster = Cluster(initialize_head=True, head_node_args=head)
-    try:
-        yield str(cluster.address)
-    finally:
-        cluster.shutdown()
+    with harness.ray_head(num_cpus=2) as address:
+        yield address
 
 
 def start_server(

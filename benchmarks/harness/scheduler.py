@@ -5,11 +5,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.harness.server import spawn_cli
 
 READY = "scheduler running"
 
@@ -72,15 +73,7 @@ def start_scheduler(
         "TUNEFORGE_SCHEDULER_METRICS_PORT": "0",
         **(env or {}),
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "scheduler"],
-            cwd=cwd,
-            env=proc_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn_cli("scheduler", proc_env, log_path, cwd)
     scheduler = SchedulerProcess(proc, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

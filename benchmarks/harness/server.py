@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -77,6 +78,42 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def spawn_cli(command: str, env: Mapping[str, str], log_path: Path, cwd: Path | None) -> Any:
+    """``python -m service.cli COMMAND`` in a session of its own, its output in ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", command],
+            cwd=cwd,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@contextlib.contextmanager
+def ray_head(num_cpus: int = 2) -> Iterator[str]:
+    """A Ray head node in this process's care, bound to 127.0.0.1 (its address): what scheduler
+    processes and test servers join. Shut down on exit."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    # Every node on loopback (see search.ray_runtime): the same switch the service uses.
+    os.environ.update(LOOPBACK_RAY)
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+    head = {
+        "num_cpus": num_cpus,
+        "gcs_server_port": free_port(),
+        "node_ip_address": "127.0.0.1",
+        "include_dashboard": False,
+    }
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    try:
+        yield str(cluster.address)
+    finally:
+        cluster.shutdown()
+
+
 def start_server(
     database_url: str,
     data_dir: Path,
@@ -112,15 +149,7 @@ def start_server(
     run_scheduler = proc_env.get("TUNEFORGE_RUN_SCHEDULER", "true").lower()
     ready = "off" if run_scheduler in ("false", "0", "no", "off") else "running"
     started = time.perf_counter()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
-            cwd=cwd,
-            env=proc_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn_cli("serve", proc_env, log_path, cwd)
     server = Server(f"http://127.0.0.1:{port}", database_url, data_dir, proc, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -150,13 +150,22 @@ class StudyLoop(Run):
             self.resume()
         for running in self._in_flight.values():
             running.save(force=False)
-        while (
-            self.outcome is None
-            and len(self._in_flight) < self.spec.parallelism
-            and self._may_start()
-        ):
+        while self.outcome is None and len(self._in_flight) < self._cap() and self._may_start():
             self._start_trial()
         self._check_end()
+
+    def _cap(self) -> int:
+        parallelism = self.spec.parallelism
+        return parallelism if self.limit is None else min(parallelism, self.limit)
+
+    def wanted(self) -> int:
+        if self.outcome is not None or not self._may_start():
+            return 0
+        cap = self.spec.budget.max_trials
+        if self.trial_cap is not None:
+            cap = min(cap, self.trial_cap)
+        room = min(self.spec.parallelism - len(self._in_flight), cap - self._n_trials)
+        return max(0, room)
 
     def on_ready(self, ref: Any) -> None:
         """Consume the next event of a trial's stream (call only when it is ready)."""

@@ -1,4 +1,5 @@
-"""The Ray Tune driver of a population study: one per study, blocking in its own thread.
+"""The Ray Tune driver of a population study: one per study, blocking in its own thread;
+several run side by side in one process (see :func:`_member_of`).
 
 :func:`run_pbt` runs one study to its end with Ray Tune's PBT or PB2 scheduler (design point
 4), mirroring every segment into Optuna (:mod:`search.pbt.mirror`). On a restart (a shutdown
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import threading
 import time
@@ -203,7 +205,7 @@ def run_pbt(
         run.suspend = suspend
     mirror, stopper = _tune_hooks(run)
     trainable = tune.with_resources(
-        tune.with_parameters(train_member, data=dataset, plan=plan),
+        tune.with_parameters(_member_of(study.study_name), data=dataset, plan=plan),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     # Tune saves its experiment state (members, their checkpoints, the scheduler) at most
@@ -248,6 +250,24 @@ def run_pbt(
         ),
     )
     return _fit(tuner, run)
+
+
+def _member_of(study_name: str) -> Any:
+    """The study's own trainable: ``train_member`` under a name of the study's.
+
+    Ray Tune keeps two things per process: its trainable registry, by the trainable's
+    ``__name__``, and ``with_parameters``' objects, by the trainable's ``str()``. With
+    ``train_member`` itself, two populations driven at once in one process would overwrite
+    each other's entries: a member of one would train on the other's data and plan. A function
+    object of its own per study, named after the study (the same name on a restore, which
+    checks it), keeps each population's entries apart.
+    """
+
+    def member(config: dict[str, Any], **parameters: Any) -> None:
+        train_member(config, **parameters)
+
+    member.__name__ = member.__qualname__ = "member_" + re.sub(r"\W", "_", study_name)
+    return member
 
 
 class Suspended(Exception):

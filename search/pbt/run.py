@@ -2,9 +2,8 @@
 
 Sampler studies are stepped by the scheduler's thread; a population blocks in
 :func:`search.pbt.driver.run_pbt` until it is trained, so it gets a thread of its own, started
-by the first :meth:`PopulationRun.advance`. One population runs at a time in a process: Ray
-Tune's trainable registry is global to the process, so two drivers would overwrite each
-other's; a second one raises :class:`~search.algorithm.Waiting` until the first ends.
+by the first :meth:`PopulationRun.advance`. Several populations run at once, each with a
+trainable of its own in Ray Tune's process-wide registries (:func:`search.pbt.driver.run_pbt`).
 """
 
 import logging
@@ -13,35 +12,20 @@ from typing import Any, ClassVar
 
 import optuna
 
-from search.algorithm import Env, Outcome, Run, StudyRef, Waiting
+from search.algorithm import Env, Outcome, Run, StudyRef
 from search.pbt.driver import run_pbt
 from search.pbt.settings import PB2Settings
 from search.spec import StudySpec, StudyStatus, TrainTask
 
 log = logging.getLogger(__name__)
 
-_active: dict[int, "PopulationRun"] = {}  # the service's study id → its run, in this process
-_lock = threading.Lock()
-
 
 class PopulationRun(Run):
-    """One population study in flight (see the module docstring).
-
-    Raises:
-        Waiting: another population runs in this process.
-    """
+    """One population study in flight (see the module docstring)."""
 
     label: ClassVar[str] = "population"
 
     def __init__(self, spec: StudySpec, study: StudyRef, env: Env, settings: PB2Settings) -> None:
-        with _lock:
-            others = [i for i in _active if i != study.study_id]
-            if others:
-                raise Waiting(
-                    f"waiting for population study {others[0]} to end: Ray Tune drives one "
-                    f"population at a time"
-                )
-            _active[study.study_id] = self
         self.spec = spec
         self._ref = study
         self._env = env
@@ -111,9 +95,6 @@ class PopulationRun(Run):
     def close(self, timeout: float = 20) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
-        with _lock:
-            if _active.get(self._ref.study_id) is self:
-                del _active[self._ref.study_id]
 
     def join(self, timeout: float) -> Any:
         """Wait for the driver's thread (tests)."""

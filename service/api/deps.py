@@ -13,6 +13,7 @@ from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 from service.scheduling.scheduler import Scheduler
 from service.store.keys import ANONYMOUS_ADMIN, Caller, caller_for
+from service.store.quotas import Quota, quota_of
 
 
 def _settings(request: Request) -> Settings:
@@ -80,6 +81,14 @@ def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _quota(caller: CallerDep, session: SessionDep, settings: SettingsDep) -> Quota:
+    """The caller's tenant's limits."""
+    return quota_of(session, caller.tenant, Quota(**settings.quota_defaults()))
+
+
+QuotaDep = Annotated[Quota, Depends(_quota)]
 require_caller = _caller
 AdminDep = Annotated[Caller, Depends(_admin)]
 

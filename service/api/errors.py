@@ -105,6 +105,15 @@ OVER_LIMIT: dict[int | str, dict[str, object]] = {
 }
 
 
+QUOTA_REFUSED: dict[int | str, dict[str, object]] = {
+    403: {
+        "model": OverLimitOut,
+        "description": "Above a quota of the tenant that waiting does not free: change the "
+        "request, delete something, or ask an admin to raise the quota.",
+    }
+}
+
+
 def non_json_responses(
     media_type: str, description: str, item_schema: dict[str, Any] | None = None
 ) -> dict[int | str, dict[str, Any]]:

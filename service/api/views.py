@@ -37,8 +37,9 @@ def study_public(row: StudyRow, session: Session) -> StudyPublic:
     )
 
 
-# Served by their own fields (learning_curve, final_metrics), not repeated in user_attrs.
-_BULKY = ("curve", "final_metrics")
+# Served by their own fields (learning_curve, final_metrics, the artifact routes), not repeated
+# in user_attrs; the artifact folder is a path on the server, which no answer shows.
+_HIDDEN = ("curve", "final_metrics", "artifact_uri")
 
 
 def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
         "intermediate_values": dict(sorted(t.intermediate_values.items())),
         "fail_reason": t.user_attrs.get("fail_reason"),
         "node_id": t.user_attrs.get("node_id"),
-        "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in _BULKY},
+        "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in _HIDDEN},
         "datetime_start": t.datetime_start,
         "datetime_complete": t.datetime_complete,
         "duration_s": duration,

@@ -251,6 +251,17 @@ class Client:
         result: Key = self._json("DELETE", f"/keys/{key_id}")
         return result
 
+    def quota(self, tenant: str | None = None) -> dict[str, Any]:
+        """A tenant's limits and usage: the caller's own, or (admins) ``tenant``'s."""
+        path = "/quota" if tenant is None else f"/tenants/{tenant}/quota"
+        result: dict[str, Any] = self._json("GET", path)
+        return result
+
+    def set_quota(self, tenant: str, **limits: int | float | None) -> dict[str, Any]:
+        """Set some of a tenant's limits (admins); None restores the default."""
+        result: dict[str, Any] = self._json("PUT", f"/tenants/{tenant}/quota", json=limits)
+        return result
+
     # -- transport ------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

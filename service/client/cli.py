@@ -256,3 +256,33 @@ def keys_revoke(key_id: int) -> None:
     with _api() as client:
         client.revoke_key(key_id)
     typer.echo(f"key {key_id} revoked")
+
+
+@app.command()
+def quota(
+    tenant: Annotated[
+        str | None, typer.Argument(help="A tenant (admins); default: your key's own.")
+    ] = None,
+    studies: Annotated[int | None, typer.Option(help="Active studies at once.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Trials in flight at once.")] = None,
+    datasets: Annotated[int | None, typer.Option(help="Datasets kept.")] = None,
+    stored_bytes: Annotated[int | None, typer.Option(help="Bytes of uploads kept.")] = None,
+    weight: Annotated[float | None, typer.Option(help="Share of a full cluster.")] = None,
+) -> None:
+    """Show a tenant's limits and usage; with options, set them (admins)."""
+    changes = {
+        "active_studies": studies,
+        "trials_in_flight": trials,
+        "datasets": datasets,
+        "stored_bytes": stored_bytes,
+        "weight": weight,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    with _api() as client:
+        if changes and tenant is None:
+            raise typer.BadParameter("name the tenant whose quota to set", param_hint="TENANT")
+        shown = client.set_quota(tenant, **changes) if tenant and changes else client.quota(tenant)
+    typer.echo(f"tenant {shown['tenant']}")
+    for name, limit in shown["limits"].items():
+        used = shown["usage"].get(name)
+        typer.echo(f"  {name:<17} {'' if used is None else used:>12} of {limit}")

@@ -12,6 +12,7 @@ parameter appears in a label.
 import logging
 from collections.abc import Iterator
 
+from optuna.trial import TrialState
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -20,8 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.spec import ACTIVE, StudyStatus
-from service.store import optuna_sql
+from service.store import optuna_sql, quotas
 from service.store.orm import StudyRow
+from service.store.quotas import USAGE_FIELDS, Quota
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,9 @@ class DatabaseCollector(Collector):
             tables).
     """
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], quota: Quota | None = None) -> None:
         self._sessions = sessions
+        self._quota = quota
 
     def collect(self) -> Iterator[Metric]:
         """Yield the figures, or only ``tuneforge_database_up 0`` if the database fails."""
@@ -55,6 +58,7 @@ class DatabaseCollector(Collector):
                 families = [
                     _trials_by_state(session),
                     *_studies_and_queues(session),
+                    *_tenants(session, self._quota),
                     _trial_durations(session),
                 ]
         except SQLAlchemyError as exc:
@@ -99,7 +103,7 @@ def _studies_and_queues(session: Session) -> list[Metric]:
     # Enqueued points (warm start) are Optuna trials in state WAITING: the study's next asks
     # take them as its trials in flight finish. Those of ended studies will never run.
     active = select(StudyRow.optuna_study_name).where(StudyRow.status.in_(ACTIVE))
-    queued_trials = optuna_sql.waiting_trials_of(session, active)
+    queued_trials = optuna_sql.trials_in_state_of(session, active, TrialState.WAITING)
     return [
         studies,
         GaugeMetricFamily(
@@ -113,6 +117,30 @@ def _studies_and_queues(session: Session) -> list[Metric]:
             value=int(queued_trials or 0),
         ),
     ]
+
+
+def _tenants(session: Session, defaults: Quota | None) -> list[Metric]:
+    """What tenants hold, as counts: no tenant is named."""
+    usage = quotas.usage_by_tenant(session)
+    limits = (
+        {t: quotas.quota_of(session, t, defaults) for t in usage} if defaults is not None else {}
+    )
+    holding = GaugeMetricFamily(
+        "tuneforge_tenants", "Tenants holding any of each kind of quota'd thing.", labels=["quota"]
+    )
+    most = GaugeMetricFamily(
+        "tuneforge_tenant_usage_max", "The largest usage of any one tenant.", labels=["quota"]
+    )
+    at_limit = GaugeMetricFamily(
+        "tuneforge_tenants_at_limit", "Tenants at their quota (new work refused).", labels=["quota"]
+    )
+    for name in USAGE_FIELDS:
+        values = {t: getattr(u, name) for t, u in usage.items()}
+        holding.add_metric([name], sum(v > 0 for v in values.values()))
+        most.add_metric([name], max(values.values(), default=0))
+        full = sum(values[t] >= getattr(limits[t], name) for t in limits)
+        at_limit.add_metric([name], full)
+    return [holding, most, at_limit]
 
 
 def _trial_durations(session: Session) -> Metric:
@@ -134,11 +162,15 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def render(sessions: sessionmaker[Session], scheduler: CollectorRegistry | None) -> bytes:
+def render(
+    sessions: sessionmaker[Session],
+    scheduler: CollectorRegistry | None,
+    quota: Quota | None = None,
+) -> bytes:
     """The API's ``/metrics`` body: the database's figures, and the scheduler's (its registry)
-    when it runs in this process."""
+    when it runs in this process. ``quota``: the default limits (tenants at their limit)."""
     registry = CollectorRegistry()
-    registry.register(DatabaseCollector(sessions))
+    registry.register(DatabaseCollector(sessions, quota))
     if scheduler is not None:
         registry.register(scheduler)
     return generate_latest(registry)

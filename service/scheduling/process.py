@@ -31,8 +31,8 @@ def run_scheduler_process(settings: Settings, echo: Callable[[str], Any]) -> int
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     migrate(engine)  # idempotent: a no-op once `tuneforge migrate` has run
-    storage = make_storage(settings.db_url)  # creates or checks Optuna's tables
-    scheduler = Scheduler(settings, sessionmaker(engine, expire_on_commit=False))
+    storage = make_storage(settings.db_url)
+    scheduler = Scheduler(settings, sessionmaker(engine, expire_on_commit=False), storage)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

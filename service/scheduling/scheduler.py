@@ -22,19 +22,21 @@ from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.data import Dataset, from_arrays
-from search.algorithm import Env, Run, StudyRef, Waiting
+from search.algorithm import Env, Run, StudyRef
 from search.loop import abandon, wait_any
 from search.ray_runtime import connect, disconnect, unplaceable
 from search.registry import study_algorithm
-from search.spec import DatasetRef, StudyStatus
+from search.spec import DatasetRef, StudySpec, StudyStatus
 from search.trials.train import load_named
 from search.trials.worker import warm_workers
 from service.config import Settings
+from service.scheduling.fair import FairShare
 from service.scheduling.metrics import SchedulerMetrics
-from service.store import crud, leases
+from service.store import crud, leases, quotas
 from service.store.engine import transient
 from service.store.leases import Lease, LeaseLost, fenced_storage
 from service.store.orm import StudyRow, utcnow
+from service.store.quotas import Quota
 from service.store.uploads import load_upload
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,18 @@ _WAIT_S = 0.1  # longest a finished epoch waits before the scheduler sees it
 class Scheduler:
     """Keeps every pending or running study's trials in flight on Ray."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], storage: RDBStorage
+    ) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._storage = storage  # its pool serves every run's fenced storage
         self._runs: dict[int, Run] = {}
         self._specs: dict[int, dict[str, object]] = {}
         self._leases: dict[int, Lease] = {}
+        self._tenants: dict[int, str] = {}
+        self._study_specs: dict[int, StudySpec] = {}
+        self._fair = FairShare(settings.quota_trials_in_flight)
         self._storages: dict[int, RDBStorage] = {}  # each run's, fenced by its lease
         self.owner = leases.replica_id()
         self._replicas = 1  # live schedulers on the database, this one included
@@ -170,10 +178,11 @@ class Scheduler:
         self._dispose(study_id)
 
     def _dispose(self, study_id: int) -> None:
+        self._study_specs.pop(study_id, None)
+        self._tenants.pop(study_id, None)
         storage = self._storages.pop(study_id, None)
         if storage is not None:
-            storage.remove_session()
-            storage.engine.dispose()
+            storage.remove_session()  # its connections go back to the shared pool
 
     def _release(self, study_id: int) -> None:
         lease = self._leases.pop(study_id, None)
@@ -183,6 +192,7 @@ class Scheduler:
                 leases.release(s, lease)
 
     def _step(self) -> None:
+        self._fair.apply(self._runs, self._study_specs, self._tenants)
         for study_id, run in list(self._runs.items()):
             self._guard(study_id, run.advance)
         self._reap()
@@ -233,6 +243,8 @@ class Scheduler:
             if lease.lost:
                 self._drop(study_id)
         with self._sessions() as session:
+            defaults = Quota(**self._settings.quota_defaults())
+            self._fair.set_quotas(quotas.all_quotas(session, defaults))
             rows = {r.id: r for r in crud.active_studies(session)}
             for study_id in list(self._runs):
                 if study_id not in rows:  # finished or deleted elsewhere
@@ -249,7 +261,8 @@ class Scheduler:
                     run.stop("stopped by user")  # _reap records how it ended
                 elif run is not None:
                     if row.spec != self._specs[study_id]:
-                        run.update(crud.study_spec(row))
+                        self._study_specs[study_id] = crud.study_spec(row)
+                        run.update(self._study_specs[study_id])
                         self._specs[study_id] = row.spec
                 elif not leases.held_by_another(row, self.owner) and len(self._runs) < share:
                     self._take(session, row)
@@ -267,8 +280,9 @@ class Scheduler:
     def _claim(self, session: Session, row: StudyRow) -> Lease | None:
         lease = leases.claim(session, row, self.owner, self._settings.lease_s)
         if lease is not None:
+            self._dispose(row.id)  # an earlier try's (its open failed: it is tried again)
             self._leases[row.id] = lease
-            self._storages[row.id] = fenced_storage(self._settings.db_url, lease)
+            self._storages[row.id] = fenced_storage(self._storage, lease)
             if row.owner is not None and row.owner != self.owner:
                 log.info("study %s taken over from scheduler %s", row.id, row.owner)
         return lease
@@ -302,15 +316,11 @@ class Scheduler:
             trial_retries=self._settings.trial_retries,
         )
         study = StudyRef(self._storages[row.id], row.optuna_study_name, row.id)
-        try:
-            run = study_algorithm(spec.algorithm.name).open(spec, study, env)
-        except Waiting as waiting:
-            crud.mark_waiting(session, row.id, str(waiting), lease)
-            self._release(row.id)  # another replica may run it meanwhile
-            return
+        run = study_algorithm(spec.algorithm.name).open(spec, study, env)
         crud.mark_running(session, row.id, started, lease)
         self._runs[row.id] = run
         self._specs[row.id] = row.spec
+        self._study_specs[row.id], self._tenants[row.id] = spec, row.tenant
         run.resume()
         log.info("study %s (%s) running", row.id, row.name)
 

@@ -12,7 +12,8 @@ study from writing to it is the token: every write of a run goes through a stora
 transaction, by a check that the study still has this owner and token (on PostgreSQL the row is
 locked ``FOR SHARE`` until the commit; on SQLite a no-op UPDATE takes the database's one write
 lock). A write after a takeover raises :class:`LeaseLost` and is rolled back; the scheduler's
-own status writes (``crud.mark_*``) carry the same condition.
+own status writes (``crud.mark_*``) carry the same condition. The fenced storages share the
+scheduler's connection pool: the lease rides on their connections as an execution option.
 """
 
 import math
@@ -25,12 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.storages import RDBStorage
-from sqlalchemy import Engine, delete, event, func, or_, select, update
+from sqlalchemy import delete, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.store.engine import engine_kwargs, sqlite_pragmas
+from service.store import optuna_compat
 from service.store.orm import SchedulerRow, StudyRow
-from service.store.storage import RetryingStorage
 
 
 class LeaseLost(Exception):
@@ -171,42 +171,32 @@ _CHECKS = {
 }
 
 
-def fence_engine(engine: Engine, lease: Lease) -> None:
-    """Make every INSERT, UPDATE and DELETE on ``engine`` first check, in its transaction,
-    that ``lease`` still holds; raise :class:`LeaseLost` (the write rolls back) otherwise."""
-    dialect = engine.dialect
-    placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
-    check = _CHECKS[dialect.name].format(p=placeholder)
-
-    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.lstrip()[:6].upper().startswith(_DML):
-            return
-        if not lease.lost:
-            own = conn.connection.cursor()  # the DBAPI connection's: this transaction's
-            own.execute(check, (lease.study_id, lease.owner, lease.token))
-            held = own.fetchone() is not None if dialect.name == "postgresql" else own.rowcount
-            own.close()
-            lease.lost = not held
-        if lease.lost:
-            raise LeaseLost(f"study {lease.study_id} has another scheduler now")
-
-    event.listen(engine, "before_cursor_execute", before)
+_OPTION = "tuneforge_lease"  # the execution option that carries a run's lease
 
 
-def fenced_storage(url: str, lease: Lease, patience_s: float = 60.0) -> RDBStorage:
-    """Optuna's storage for one study's run, whose every write checks ``lease`` (see
-    :func:`fence_engine`). Dispose of its engine when the run ends."""
-    kwargs = engine_kwargs(url)
-    if not url.startswith("sqlite"):
-        kwargs.update(pool_size=2, max_overflow=4)  # one engine per running study
-    storage = RetryingStorage(
-        url,
-        patience_s,
-        engine_kwargs=kwargs,
-        skip_compatibility_check=True,  # the scheduler's own storage checked the schema
-        skip_table_creation=True,
-    )
-    if url.startswith("sqlite"):
-        event.listen(storage.engine, "connect", sqlite_pragmas)
-    fence_engine(storage.engine, lease)
-    return storage
+def _check_fence(
+    conn: Any, cursor: Any, statement: str, params: Any, context: Any, *_: Any
+) -> None:
+    """Before an INSERT, UPDATE or DELETE on a connection that carries a lease: check, in the
+    same transaction, that the lease still holds; LeaseLost (the write rolls back) if not."""
+    lease = None if context is None else context.execution_options.get(_OPTION)
+    if lease is None or not statement.lstrip()[:6].upper().startswith(_DML):
+        return
+    if not lease.lost:
+        dialect = conn.dialect
+        check = _CHECKS[dialect.name].format(p="?" if dialect.paramstyle == "qmark" else "%s")
+        own = conn.connection.cursor()  # the DBAPI connection's: this transaction's
+        own.execute(check, (lease.study_id, lease.owner, lease.token))
+        held = own.fetchone() is not None if dialect.name == "postgresql" else own.rowcount
+        own.close()
+        lease.lost = not held
+    if lease.lost:
+        raise LeaseLost(f"study {lease.study_id} has another scheduler now")
+
+
+def fenced_storage(base: RDBStorage, lease: Lease) -> RDBStorage:
+    """Optuna's storage for one study's run: ``base`` (its connection pool shared), whose every
+    write first checks ``lease`` in its own transaction (see :func:`_check_fence`)."""
+    if not event.contains(base.engine, "before_cursor_execute", _check_fence):
+        event.listen(base.engine, "before_cursor_execute", _check_fence)
+    return optuna_compat.rebound(base, base.engine.execution_options(**{_OPTION: lease}))

@@ -16,8 +16,8 @@ from typing import Any
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models as _models
 from optuna.storages._rdb.storage import _create_scoped_session
-from sqlalchemy import Table
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Table
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 PINNED = "5.0"  # the Optuna release this module is written against
 NOT_FOUND_MSG: str = _models.NOT_FOUND_MSG  # what Optuna's KeyError says of a missing record
@@ -79,3 +79,15 @@ def tables() -> Iterator[Table]:
         trial_system_attributes,
         trial_intermediate_values,
     )
+
+
+def rebound(storage: RDBStorage, engine: Engine) -> RDBStorage:
+    """A shallow copy of ``storage`` that works through ``engine`` (an option engine of its
+    own: the same pool, other execution options): Optuna's RDB storage keeps its engine and
+    its scoped session factory in ``engine`` and ``scoped_session``."""
+    # Not copy.copy: RDBStorage's __setstate__ would make a new engine (and pool) from its URL.
+    copied = object.__new__(type(storage))
+    copied.__dict__.update(storage.__dict__)
+    copied.engine = engine
+    copied.scoped_session = scoped_session(sessionmaker(bind=engine))
+    return copied

@@ -256,13 +256,14 @@ def trials_by_state(session: Session) -> dict[str, int]:
     return counts
 
 
-def waiting_trials_of(session: Session, study_names: Select[Any]) -> int:
-    """Queued (WAITING) trials of the studies whose names ``study_names`` selects."""
+def trials_in_state_of(session: Session, study_names: Select[Any], state: TrialState) -> int:
+    """Trials in ``state`` (WAITING: queued; RUNNING: in flight) of the studies whose names
+    ``study_names`` selects."""
     query = (
         select(func.count())
         .select_from(trials)
         .join(studies, studies.c.study_id == trials.c.study_id)
-        .where(trials.c.state == TrialState.WAITING, studies.c.study_name.in_(study_names))
+        .where(trials.c.state == state, studies.c.study_name.in_(study_names))
     )
     return int(session.scalar(query) or 0)
 

@@ -62,6 +62,19 @@ class SchedulerRow(Base):
     seen_until: Mapped[float] = mapped_column(Float)  # its heartbeat's expiry, epoch seconds
 
 
+class QuotaRow(Base):
+    """A tenant's limits as an admin set them; a null field takes the settings' default."""
+
+    __tablename__ = "tf_quotas"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active_studies: Mapped[int | None] = mapped_column(Integer, default=None)
+    trials_in_flight: Mapped[int | None] = mapped_column(Integer, default=None)
+    datasets: Mapped[int | None] = mapped_column(Integer, default=None)
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    weight: Mapped[float | None] = mapped_column(Float, default=None)  # its share of a full cluster
+
+
 class DatasetRow(Base):
     """An uploaded dataset; its arrays live in ``<data_dir>/datasets/<id>.npz``."""
 

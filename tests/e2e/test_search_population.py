@@ -1,7 +1,9 @@
 """The population methods (PBT, PB2) end to end through the API, on the shared server: a
-study with lineage, checkpoints and a trained best member; stopping one on request while the
-next population study waits for it.
+study with lineage, checkpoints and a trained best member; two populations and a sampler study
+side by side, one population stopped on request.
 """
+
+from typing import Any
 
 import pytest
 
@@ -58,28 +60,53 @@ def test_population_methods_run_a_study_with_lineage(server: Server, method: str
     assert not (server.data_dir / "artifacts" / study["optuna_study_name"]).exists()
 
 
-def test_population_study_stops_on_request_and_the_next_one_waits(server: Server) -> None:
+def lineage_intact(trials: list[dict[str, Any]], members: int) -> None:
+    """Every segment's member, parent and epochs belong to its own population."""
+    by_number = {t["number"]: t for t in trials}
+    assert {t["user_attrs"]["pbt_member"] for t in trials} <= set(range(members))
+    for t in trials:
+        attrs = t["user_attrs"]
+        if attrs["pbt_parent"] is None:
+            continue
+        parent = by_number[attrs["pbt_parent_trial"]]  # in this study, not another's
+        assert parent["user_attrs"]["pbt_member"] == attrs["pbt_parent"]
+        assert parent["params"]["model.width"] == t["params"]["model.width"]
+        # The clone goes on from the epoch its parent's checkpoint was saved at.
+        assert parent["user_attrs"]["pbt_epochs"][0] <= attrs["pbt_exploit_epoch"]
+        assert attrs["pbt_epochs"][0] > attrs["pbt_exploit_epoch"]
+
+
+def test_populations_run_side_by_side_beside_a_sampler_study(server: Server) -> None:
+    """Two population studies and a TPE study at once, each population with its own
+    trainable in Ray Tune's process-wide registries; one of them stopped on request."""
     api = server.api
-    spec = population_study("pop-stop", "pbt")
-    spec["task"]["training"]["epochs"] = 60
-    created = api.post("/studies", json=spec)
-    assert created.status_code == 201, created.text
-    study_id = created.json()["id"]
-    wait_for(api, study_id, lambda s: sum(s["trial_counts"].values()) >= 4, timeout=120)
-    # One population at a time: the next waits, saying for which, while this one runs.
-    queued = api.post("/studies", json=population_study("pop-next", "pbt")).json()["id"]
-    waiting = wait_for(api, queued, lambda s: s["status_reason"] is not None, timeout=30)
-    assert waiting["status"] == "pending"
-    assert waiting["status_reason"].startswith(f"waiting for population study {study_id}")
+    long = population_study("pop-long", "pbt")
+    long["task"]["training"]["epochs"] = 60
+    long_id = api.post("/studies", json=long).raise_for_status().json()["id"]
+    short = {**population_study("pop-short", "pbt"), "seed": 5}
+    short_id = api.post("/studies", json=short).raise_for_status().json()["id"]
+    sampler = {**population_study("beside", "tpe"), "budget": {"max_trials": 6}}
+    sampler["algorithm"] = {"name": "tpe", "settings": {"seed": 1}}
+    sampler_id = api.post("/studies", json=sampler).raise_for_status().json()["id"]
 
-    assert api.post(f"/studies/{study_id}/stop").status_code == 202
-    study = wait_for(api, study_id, finished, timeout=120)
-    assert study["status"] == "stopped" and study["status_reason"] == "stopped by user"
-    trials = api.get(f"/studies/{study_id}/trials").json()["items"]
-    assert trials and {t["state"] for t in trials} <= {"COMPLETE", "FAIL"}
-    assert all(t["user_attrs"]["pbt_epochs"][1] < 60 for t in trials if t["state"] == "COMPLETE")
+    short = wait_for(api, short_id, finished, timeout=300)
+    assert short["status"] == "completed", short
+    assert "4 of 4 members trained 6 epochs" in short["status_reason"]
+    # The long population ran all along: the short one did not wait for it.
+    running = api.get(f"/studies/{long_id}").json()
+    assert running["status"] == "running" and running["started_at"] <= short["started_at"]
 
-    after = wait_for(api, queued, finished, timeout=180)
-    assert after["status"] == "completed", after
-    assert after["started_at"] >= study["finished_at"]
-    assert "4 of 4 members trained 6 epochs" in after["status_reason"]
+    assert api.post(f"/studies/{long_id}/stop").status_code == 202
+    stopped = wait_for(api, long_id, finished, timeout=120)
+    assert stopped["status"] == "stopped" and stopped["status_reason"] == "stopped by user"
+    beside = wait_for(api, sampler_id, finished, timeout=300)
+    assert beside["status"] == "completed" and beside["trial_counts"]["COMPLETE"] == 6
+
+    for study_id in (short_id, long_id):
+        trials = api.get(f"/studies/{study_id}/trials", params={"limit": 500}).json()["items"]
+        lineage_intact(trials, members=4)
+    short_trials = api.get(f"/studies/{short_id}/trials").json()["items"]
+    assert len([t for t in short_trials if t["user_attrs"]["pbt_parent"] is not None]) == 2
+    long_trials = api.get(f"/studies/{long_id}/trials", params={"limit": 500}).json()["items"]
+    done = [t for t in long_trials if t["state"] == "COMPLETE"]
+    assert done and all(t["user_attrs"]["pbt_epochs"][1] < 60 for t in done)

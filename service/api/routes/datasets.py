@@ -5,19 +5,21 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from models.data import Task
-from service.api.deps import CallerDep, Offset, SessionDep, SettingsDep
-from service.api.errors import CONFLICT
+from service.api.deps import CallerDep, Offset, QuotaDep, SessionDep, SettingsDep
+from service.api.errors import CONFLICT, QUOTA_REFUSED
 from service.api.schemas.responses import DatasetPage, DatasetPublic
 from service.errors import SpecInvalid
 from service.store import crud
+from service.store.quotas import check_new_dataset
 from service.store.uploads import NAME_PATTERN, dataset_name, parse_upload
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=QUOTA_REFUSED)
 def upload_dataset(
     caller: CallerDep,
+    quota: QuotaDep,
     session: SessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="A .npz with arrays x and y, or a .csv.")],
@@ -29,12 +31,14 @@ def upload_dataset(
         str | None, Form(description="CSV label column; default target, label or the last.")
     ] = None,
 ) -> DatasetPublic:
-    """Upload a dataset (multipart); studies then train on it by its id."""
+    """Upload a dataset (multipart); studies then train on it by its id. 403 when the
+    tenant keeps its quota of datasets or of stored bytes already."""
     if not file.filename:
         raise SpecInvalid([(("file",), "the upload has no file name (.npz or .csv)")])
     name = dataset_name(file.filename, name)
     # A sync route runs in a worker thread: reading and parsing here keep the event loop free.
     upload = parse_upload(file.filename, file.file.read(), task=task, target=target)
+    check_new_dataset(session, caller.tenant, quota, upload.size_bytes)
     row = crud.create_dataset(session, settings.paths, name, upload, caller.tenant)
     return DatasetPublic.model_validate(row)
 

@@ -3,36 +3,42 @@
 from fastapi import APIRouter, Query, status
 
 from search.checks import complete
+from search.spec import FINISHED
 from service.api.convert import to_spec
 from service.api.deps import (
     CallerDep,
     Id,
     Offset,
+    QuotaDep,
     SchedulerDep,
     SessionDep,
     SettingsDep,
     StorageDep,
 )
-from service.api.errors import CONFLICT
+from service.api.errors import CONFLICT, OVER_LIMIT, QUOTA_REFUSED
 from service.api.schemas.responses import StudyPage, StudyPublic
 from service.api.schemas.study import StudyCreate, StudyPatch
 from service.api.validation import check_submission
 from service.api.views import study_public
 from service.errors import SpecInvalid
 from service.store import crud
+from service.store.quotas import check_new_study, check_parallelism
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses={**OVER_LIMIT, **QUOTA_REFUSED})
 def create_study(
     body: StudyCreate,
     caller: CallerDep,
+    quota: QuotaDep,
     session: SessionDep,
     storage: StorageDep,
     scheduler: SchedulerDep,
 ) -> StudyPublic:
-    """Submit a study; the scheduler starts its trials at once."""
+    """Submit a study; the scheduler starts its trials at once. 429 when the tenant has its
+    quota of active studies already (retry when one ends); 403 when the study's parallelism
+    is above the tenant's trials-in-flight quota."""
     spec = to_spec(body)
     errors = check_submission(
         body,
@@ -42,6 +48,7 @@ def create_study(
     )
     if errors:
         raise SpecInvalid(errors)
+    check_new_study(session, caller.tenant, quota, spec.parallelism)
     # Every default spelled out: the stored study keeps its meaning if a default changes.
     row = crud.create_study(session, storage, complete(spec), caller.tenant)
     if scheduler:
@@ -66,11 +73,12 @@ def get_study(study_id: Id, caller: CallerDep, session: SessionDep) -> StudyPubl
     return study_public(crud.get_study(session, study_id, caller.tenant), session)
 
 
-@router.patch("/{study_id}", responses=CONFLICT)
+@router.patch("/{study_id}", responses={**CONFLICT, **OVER_LIMIT, **QUOTA_REFUSED})
 def patch_study(
     study_id: Id,
     body: StudyPatch,
     caller: CallerDep,
+    quota: QuotaDep,
     session: SessionDep,
     scheduler: SchedulerDep,
 ) -> StudyPublic:
@@ -78,6 +86,11 @@ def patch_study(
     the study changed while the request ran (read it again and retry)."""
     budget = None if body.budget is None else body.budget.model_dump(exclude_unset=True)
     row = crud.get_study(session, study_id, caller.tenant)
+    parallelism = body.parallelism or crud.study_spec(row).parallelism
+    if budget is not None and row.status in FINISHED:  # a new budget resumes it
+        check_new_study(session, caller.tenant, quota, parallelism)
+    elif body.parallelism is not None:
+        check_parallelism(quota, parallelism)
     row = crud.patch_study(session, row, budget, body.parallelism)
     if scheduler:
         scheduler.wake()

@@ -90,7 +90,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def fill(path: str, ids: dict[str, Any]) -> str:
-    values = {**ids, "number": 0, "kind": "weights", "key_id": 1}
+    values = {**ids, "number": 0, "kind": "weights", "key_id": 1, "tenant": "alice"}
     return path.format(**values)
 
 

@@ -152,3 +152,18 @@ def test_spec_files_read_exponents_as_numbers_and_no_python_objects() -> None:
     assert spec == {"lr": 0.001, "wd": 0.0005, "epochs": 10, "name": "1e3x"}
     with pytest.raises(yaml.YAMLError):
         load_spec("x: !!python/object/apply:os.system ['true']")
+
+
+def test_cli_sets_and_shows_a_tenant_s_quota(shared_server: Server) -> None:
+    server = shared_server
+    tenant = "cli-quota"
+    set_run = tuneforge(server, "quota", tenant, "--studies", "3", "--weight", "2")
+    assert set_run.returncode == 0, set_run.stderr
+    lines = set_run.stdout.splitlines()
+    assert lines[0] == f"tenant {tenant}"
+    assert re.search(r"active_studies\s+0 of 3$", set_run.stdout, re.M), set_run.stdout
+    assert re.search(r"weight\s+of 2\.0$", set_run.stdout, re.M), set_run.stdout
+    shown = tuneforge(server, "quota", tenant)
+    assert shown.stdout == set_run.stdout
+    unnamed = tuneforge(server, "quota", "--studies", "3")
+    assert unnamed.returncode != 0 and "name the tenant" in unnamed.stderr

@@ -19,6 +19,7 @@ from service.config import Settings
 from service.scheduling.metrics import SchedulerMetrics, serve_scheduler_metrics
 from service.scheduling.scheduler import Scheduler
 from service.store.engine import make_engine
+from service.store.storage import make_storage
 from tests.conftest import free_port
 from tests.service.conftest import Db
 from tests.service.reports._metrics import Scrape, render
@@ -66,10 +67,12 @@ def test_schedulers_keep_their_own_registries(sqlite_url: str, tmp_path: Path) -
     nothing lands in prometheus_client's global registry."""
     settings = Settings(data_dir=tmp_path, database_url=sqlite_url)
     engine = make_engine(sqlite_url)
+    storage = make_storage(sqlite_url)
     try:
-        first = Scheduler(settings, sessionmaker(engine))
-        second = Scheduler(settings, sessionmaker(engine))
+        first = Scheduler(settings, sessionmaker(engine), storage)
+        second = Scheduler(settings, sessionmaker(engine), storage)
     finally:
+        storage.remove_session()
         engine.dispose()
     first.metrics.pass_done(0.1, fake_runs(3))
     assert first.metrics.registry is not second.metrics.registry
@@ -82,7 +85,8 @@ def test_schedulers_keep_their_own_registries(sqlite_url: str, tmp_path: Path) -
 def test_serve_scheduler_metrics_on_a_socket(sqlite_url: str, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, database_url=sqlite_url)
     engine = make_engine(sqlite_url)
-    scheduler = Scheduler(settings, sessionmaker(engine))
+    storage = make_storage(sqlite_url)
+    scheduler = Scheduler(settings, sessionmaker(engine), storage)
     scheduler.metrics.pass_done(0.05, fake_runs(1, 1))
     assert serve_scheduler_metrics(scheduler.metrics, "127.0.0.1", 0) is None  # 0: off
 
@@ -105,6 +109,7 @@ def test_serve_scheduler_metrics_on_a_socket(sqlite_url: str, tmp_path: Path) ->
         assert again.value("tuneforge_scheduler_trials_in_flight") == 0
     finally:
         server.stop()
+        storage.remove_session()
         engine.dispose()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)

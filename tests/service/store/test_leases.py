@@ -89,13 +89,11 @@ def test_a_released_study_is_taken_at_once(db: Db, study_id: int) -> None:
     assert _take(db, study_id, B) is not None
 
 
-def test_a_stale_owner_writes_nothing_to_the_study(
-    db: Db, study_id: int, database_url: str
-) -> None:
+def test_a_stale_owner_writes_nothing_to_the_study(db: Db, study_id: int) -> None:
     lease_a = _take(db, study_id, A)
     assert lease_a is not None
     name = _row(db, study_id).optuna_study_name
-    storage_a = fenced_storage(database_url, lease_a)
+    storage_a = fenced_storage(db.storage, lease_a)
     try:
         study_a = optuna.load_study(study_name=name, storage=storage_a)
         trial = study_a.ask()  # while A holds the lease, its writes land
@@ -124,18 +122,18 @@ def test_a_stale_owner_writes_nothing_to_the_study(
         assert only.user_attrs["curve"] == [{"epoch": 1, "value": 0.5}]
         assert _row(db, study_id).status == "pending"
 
-        storage_b = fenced_storage(database_url, lease_b)  # the new owner's writes land
+        storage_b = fenced_storage(db.storage, lease_b)  # the new owner's writes land
         try:
             study_b = optuna.load_study(study_name=name, storage=storage_b)
             study_b.tell(only.number, 0.2)
             with db.sessions() as s:
                 crud.mark_finished(s, study_id, crud.StudyStatus.COMPLETED, "done", lease_b)
         finally:
-            storage_b.engine.dispose()
+            storage_b.remove_session()
         assert study.get_trials()[0].value == 0.2
         assert _row(db, study_id).status == "completed"
     finally:
-        storage_a.engine.dispose()
+        storage_a.remove_session()
 
 
 def test_the_replicas_share_the_studies(db: Db) -> None:

@@ -89,3 +89,22 @@ def test_the_not_found_message_is_optunas(storage: RDBStorage) -> None:
     with pytest.raises(KeyError) as missing:
         storage.get_trial(10**9)
     assert compat.NOT_FOUND_MSG in str(missing.value)
+
+
+def test_a_rebound_storage_works_through_its_own_engine(storage: RDBStorage) -> None:
+    seen: list[object] = []
+
+    def spy(
+        conn: object, cursor: object, statement: str, params: object, context: object, many: bool
+    ) -> None:
+        seen.append(context.execution_options.get("marker"))  # type: ignore[attr-defined]
+
+    sa.event.listen(storage.engine, "before_cursor_execute", spy)
+    rebound = compat.rebound(storage, storage.engine.execution_options(marker="mine"))
+    assert rebound.engine.pool is storage.engine.pool  # no engine, no connection of its own
+    study = optuna.create_study(storage=rebound, study_name="rebound")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert "mine" in seen  # Optuna's own sessions and Core calls went through the new engine
+    seen.clear()
+    assert len(optuna.load_study(study_name="rebound", storage=storage).trials) == 2
+    assert "mine" not in seen  # the original is untouched
