@@ -11,11 +11,20 @@ from tests.conftest import Server
 pytestmark = pytest.mark.slow
 
 
+# The API alone, with room in the tenant's quotas for what these tests send (31 studies,
+# parallelism up to 200): the quotas have tests of their own.
+API_ONLY = {
+    "TUNEFORGE_RUN_SCHEDULER": "false",
+    "TUNEFORGE_QUOTA_ACTIVE_STUDIES": "1000",
+    "TUNEFORGE_QUOTA_TRIALS_IN_FLIGHT": "1000",
+}
+
+
 def test_more_concurrent_requests_than_threads_and_connections_all_succeed(
     server_factory: Callable[..., Server], sqlite_url: str
 ) -> None:
     # No scheduler: the studies stay pending, the API alone is under test.
-    server = server_factory(sqlite_url, env={"TUNEFORGE_RUN_SCHEDULER": "false"})
+    server = server_factory(sqlite_url, env=API_ONLY)
     spec = {
         "name": "concurrent",
         "objective": {"metric": "val_accuracy", "direction": "maximize"},
@@ -52,7 +61,7 @@ def test_concurrent_patches_both_land_or_one_is_409(
     # 30 pairs, both answered 200. Now each pair either applies both, or one answers 409 and
     # the study holds the other's change: 200 pairs, none lost.
     url = str(request.getfixturevalue(f"{database}_url"))
-    server = server_factory(url, env={"TUNEFORGE_RUN_SCHEDULER": "false"})
+    server = server_factory(url, env=API_ONLY)
     spec = {
         "name": "patched",
         "objective": {"metric": "value", "direction": "minimize"},
