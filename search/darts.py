@@ -100,7 +100,8 @@ class Darts(StudyAlgorithm):
             pruner=NopPruner(),
         )
         kind = OneShotKind(config, darts_ops(spec))
-        return StudyLoop(spec, loaded, env, kind, trial_cap=1)
+        capped = "the one-shot search trained its supernet and derived its architecture"
+        return StudyLoop(spec, loaded, env, kind, trial_cap=1, capped=capped)
 
 
 ALGORITHMS = {"darts": Darts()}

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import sessionmaker
 
 from service.api.admission import Admission
@@ -35,6 +36,15 @@ from service.store.storage import make_storage
 log = logging.getLogger(__name__)
 
 
+DESCRIPTION = """Hyperparameter and architecture search on Ray; results in Optuna's schema.
+
+**Authentication.** Every `/api/v1` route needs an API key: `Authorization: Bearer <key>` (or
+`X-API-Key: <key>`). The first start writes an admin key to `<TUNEFORGE_DATA_DIR>/admin.key`;
+`tuneforge keys create --tenant NAME` makes more (admin routes: `/api/v1/keys`,
+`/api/v1/tenants/{tenant}/quota`). A key sees its tenant's studies and datasets only. In this
+page, **Authorize** takes the key once for every request you try."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service. With ``settings.run_scheduler`` it also runs the trial scheduler."""
     settings = settings or Settings()
@@ -56,8 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.streams = StreamSlots(settings.max_streams_per_key)
         app.state.scheduler = None
         if settings.run_scheduler:
-            app.state.scheduler = Scheduler(settings, app.state.sessionmaker, app.state.storage)
+            base = f"http://{settings.host}:{settings.port}"
+            app.state.scheduler = Scheduler(
+                settings,
+                app.state.sessionmaker,
+                app.state.storage,
+                announce=f"API {base}/api/v1, docs {base}/docs, ",
+            )
             app.state.scheduler.start()
+        else:
+            log.info("tuneforge ready: API on port %s, no scheduler in this process", settings.port)
         try:
             yield
         finally:
@@ -66,10 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.storage.remove_session()
             engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the package's own copies: the docs work with no internet.
+    app = FastAPIOffline(
         title="tuneforge",
         version="0.1.0",
-        description="Hyperparameter and architecture search on Ray; results in Optuna's schema.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     install_handlers(app)

@@ -44,11 +44,14 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.logs import configure_logging
 
+    configure_logging()
     settings = _settings()
     if not scheduler:
         settings = settings.model_copy(update={"run_scheduler": False})
     host, port = host or settings.host, port or settings.port
+    settings = settings.model_copy(update={"host": host, "port": port})
     typer.echo(f"tuneforge API:       http://{host}:{port}/api/v1")
     typer.echo(f"API docs (OpenAPI):  http://{host}:{port}/docs")
     typer.echo(f"database:            {settings.db_url}")

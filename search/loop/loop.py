@@ -46,6 +46,8 @@ class StudyLoop(Run):
         kind: the trial kind every trial runs.
         trial_cap: the most trials the sampler can propose (a grid's size).
         trial_fn: the generator each Ray task runs (tests substitute failing ones).
+        capped: how the study ends once ``trial_cap`` trials ran (a grid: its space is
+            exhausted; a one-shot search: it is done).
     """
 
     label: ClassVar[str] = "loop"
@@ -58,11 +60,14 @@ class StudyLoop(Run):
         kind: TrialKind,
         trial_cap: int | None = None,
         trial_fn: Callable[..., Any] = run_trial,
+        capped: str = "search space exhausted",
     ) -> None:
         self.spec = spec
         self.study = study
         self.kind = kind
         self.trial_cap = trial_cap
+        self._capped = capped
+        self._last_failure = ""
         self.outcome: Outcome | None = None
         self._started_at = env.started_at
         self._in_flight: dict[Any, InFlight] = {}
@@ -257,10 +262,14 @@ class StudyLoop(Run):
             if self._draining:
                 reason = "stopped by user after its trials finished"
                 self.outcome = Outcome(StudyStatus.STOPPED, reason)
+            elif self._n_trials and self._n_failed >= self._n_trials:
+                # Nothing to show for the budget: that is a failure, whatever ended it.
+                reason = f"every trial failed ({self._n_failed}); the last: {self._last_failure}"
+                self.outcome = Outcome(StudyStatus.FAILED, reason[:MAX_REASON])
             elif self._timed_out():
                 self.outcome = Outcome(StudyStatus.COMPLETED, "timeout reached")
             elif self.trial_cap is not None and self._n_trials >= self.trial_cap:
-                self.outcome = Outcome(StudyStatus.COMPLETED, "search space exhausted")
+                self.outcome = Outcome(StudyStatus.COMPLETED, self._capped)
             else:
                 self.outcome = Outcome(StudyStatus.COMPLETED, "max_trials reached")
 
@@ -410,4 +419,5 @@ class StudyLoop(Run):
         running.save()
         optuna_compat.tell(self.study, running.trial, state=TrialState.FAIL)
         self._n_failed += 1
+        self._last_failure = reason
         self._checkpoints.drop(running.trial.number)

@@ -5,7 +5,6 @@ reads them and runs their trials on the Ray cluster at ``TUNEFORGE_RAY_ADDRESS``
 only in the database, so either can restart alone.
 """
 
-import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 
 from service.config import Settings
+from service.logs import configure_logging
 from service.scheduling.metrics import serve_scheduler_metrics
 from service.scheduling.scheduler import Scheduler
 from service.store.engine import make_engine, migrate
@@ -25,9 +25,7 @@ _STARTUP_S = 300.0  # joining a Ray cluster that is still starting can take a wh
 
 def run_scheduler_process(settings: Settings, echo: Callable[[str], Any]) -> int:
     """Run the scheduler until SIGTERM or SIGINT; returns the process's exit status."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     migrate(engine)  # idempotent: a no-op once `tuneforge migrate` has run

@@ -48,11 +48,16 @@ class Scheduler:
     """Keeps every pending or running study's trials in flight on Ray."""
 
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], storage: RDBStorage
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        storage: RDBStorage,
+        announce: str = "",
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._storage = storage  # its pool serves every run's fenced storage
+        self._announce = announce  # said in the line that tells it is ready
         self._runs: dict[int, Run] = {}
         self._specs: dict[int, dict[str, object]] = {}
         self._leases: dict[int, Lease] = {}
@@ -97,10 +102,11 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        warmed: set[int] = set()
         try:
             connect(self._settings.ray_address, self._settings.ray_num_cpus)
             if self._settings.warm_workers:
-                warm_workers()
+                warmed = warm_workers()
         except Exception as exc:
             self.error = f"cannot start Ray: {exc}"
             log.exception("scheduler cannot start Ray")
@@ -114,7 +120,14 @@ class Scheduler:
             return
         self._renewer.start()
         self.ready.set()
-        log.info("scheduler %s running (lease %.0f s)", self.owner, self._settings.lease_s)
+        workers = f"{len(warmed)} Ray workers warmed" if warmed else "Ray workers start on demand"
+        log.info(
+            "tuneforge ready: %sscheduler %s running, %s, lease %g s",
+            self._announce,
+            self.owner,
+            workers,
+            self._settings.lease_s,
+        )
         next_sync = 0.0
         try:
             while not self._stop.is_set():

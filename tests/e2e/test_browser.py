@@ -263,3 +263,30 @@ def test_dashboard_and_report_in_a_real_browser(
     assert "Download plot as a PNG" in titles and "Share chart..." not in titles
     screenshot(browser, tmp_path / "report.png", full_page=True)
     assert console_errors(browser) == []
+
+
+def test_api_docs_render_with_no_outside_host(
+    browser: WebDriver, shared_server: Server, tmp_path: Path
+) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) load their scripts from the service itself: with
+    every host but 127.0.0.1 unresolvable, both render the API's operations and the page's
+    word on authentication."""
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.get(f"{shared_server.url}/docs")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/v1/studies", "/api/v1/studies/{study_id}", "/api/v1/quota"} <= paths, paths
+    assert "Authentication" in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_elements(By.CSS_SELECTOR, ".btn.authorize")
+    screenshot(browser, tmp_path / "docs.png")
+    assert console_errors(browser) == []
+
+    browser.get(f"{shared_server.url}/redoc")
+    wait.until(lambda d: "Upload Dataset" in d.find_element(By.TAG_NAME, "body").text)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "Create Study" in text and "Authentication" in text
+    screenshot(browser, tmp_path / "redoc.png")
+    # ReDoc's "API docs by Redocly" footer badge is an image on Redocly's CDN (no option in
+    # ReDoc turns it off): the one request the page makes outside, and it needs none of it.
+    badge = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert [e for e in console_errors(browser) if badge not in e["message"]] == []

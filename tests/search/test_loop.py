@@ -222,6 +222,24 @@ def test_max_failed_trials_with_simultaneous_failures(local_ray: None, tmp_path:
     assert len(study.trials) == 2  # no trial started after the limit was hit
 
 
+def test_a_study_whose_every_trial_failed_ends_failed_with_the_reason(
+    local_ray: None, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    def crash(payload: Any, data: Any, seed: int, cpus: float, gpus: float) -> Any:
+        raise MemoryError("simulated")
+        yield  # a generator, like every trial
+
+    spec = replace(make_spec(parallelism=2), budget=Budget(max_trials=3, max_failed_trials=None))
+    study = new_study()
+    loop = make_loop(spec, study, tmp_path, trial_fn=crash)
+    drive(loop)
+    assert loop.outcome == Outcome(
+        StudyStatus.FAILED, "every trial failed (3); the last: MemoryError: simulated"
+    )
+
+
 def test_wait_any_reports_a_loop_error_and_keeps_going(
     local_ray: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,10 +1,13 @@
 """``/api/v1/keys``: API keys, for admins only. A new key is shown once, in the POST's answer."""
 
+from typing import Annotated
+
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import AdminDep, Id, SessionDep
 from service.api.errors import ADMIN_ERRORS
+from service.api.examples import KEY_BODY
 from service.api.schemas.responses import UtcDatetime
 from service.store import keys
 from service.store.orm import ApiKeyRow
@@ -40,7 +43,9 @@ class KeyCreated(KeyPublic):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_key(body: KeyCreate, _: AdminDep, session: SessionDep) -> KeyCreated:
+def create_key(
+    body: Annotated[KeyCreate, KEY_BODY], _: AdminDep, session: SessionDep
+) -> KeyCreated:
     row, key = keys.create_key(session, body.tenant, body.name, body.admin)
     return KeyCreated(**KeyPublic.of(row).model_dump(), key=key)
 

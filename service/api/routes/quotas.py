@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import AdminDep, CallerDep, QuotaDep, SessionDep, SettingsDep
 from service.api.errors import ADMIN_ERRORS
+from service.api.examples import QUOTA_BODY
 from service.store import quotas
 from service.store.quotas import Quota
 
@@ -75,7 +76,7 @@ def tenant_quota(
 @router.put("/tenants/{tenant}/quota", responses=ADMIN_ERRORS)
 def set_tenant_quota(
     tenant: Tenant,
-    body: QuotaChange,
+    body: Annotated[QuotaChange, QUOTA_BODY],
     _: AdminDep,
     session: SessionDep,
     settings: SettingsDep,

@@ -1,5 +1,8 @@
 """``/api/v1/studies``: submit, list, inspect, change, stop and delete studies."""
 
+import logging
+from typing import Annotated
+
 from fastapi import APIRouter, Query, status
 
 from search.checks import complete
@@ -16,6 +19,7 @@ from service.api.deps import (
     StorageDep,
 )
 from service.api.errors import CONFLICT, OVER_LIMIT, QUOTA_REFUSED
+from service.api.examples import PATCH_BODY, STUDY_BODY
 from service.api.schemas.responses import StudyPage, StudyPublic
 from service.api.schemas.study import StudyCreate, StudyPatch
 from service.api.validation import check_submission
@@ -24,12 +28,13 @@ from service.errors import SpecInvalid
 from service.store import crud
 from service.store.quotas import check_new_study, check_parallelism
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/studies", tags=["studies"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**OVER_LIMIT, **QUOTA_REFUSED})
 def create_study(
-    body: StudyCreate,
+    body: Annotated[StudyCreate, STUDY_BODY],
     caller: CallerDep,
     quota: QuotaDep,
     session: SessionDep,
@@ -51,6 +56,7 @@ def create_study(
     check_new_study(session, caller.tenant, quota, spec.parallelism)
     # Every default spelled out: the stored study keeps its meaning if a default changes.
     row = crud.create_study(session, storage, complete(spec), caller.tenant)
+    log.info("study %s (%s) submitted by tenant %s", row.id, row.name, caller.tenant)
     if scheduler:
         scheduler.wake()
     return study_public(row, session)
@@ -76,7 +82,7 @@ def get_study(study_id: Id, caller: CallerDep, session: SessionDep) -> StudyPubl
 @router.patch("/{study_id}", responses={**CONFLICT, **OVER_LIMIT, **QUOTA_REFUSED})
 def patch_study(
     study_id: Id,
-    body: StudyPatch,
+    body: Annotated[StudyPatch, PATCH_BODY],
     caller: CallerDep,
     quota: QuotaDep,
     session: SessionDep,

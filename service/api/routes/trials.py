@@ -9,6 +9,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from search.results import pareto_front
+from search.spec import FINISHED
 from service.api.artifacts import ArtifactKind, artifact_file
 from service.api.deps import (
     CallerDep,
@@ -69,6 +70,10 @@ def _best(session: Session, study_id: int) -> FrozenTrial:
     sid = q.optuna_study_id(session, row.optuna_study_name)
     best = q.best_trial(session, sid, dirs[0])
     trial = None if best is None else q.trial_by_id(session, best.trial_id)
+    if trial is None and row.status in FINISHED:
+        raise NotFound(
+            f"study {study_id} ended ({row.status}) with no completed trial: none has a value"
+        )
     if trial is None:
         raise NotFound(f"study {study_id} has no completed trial yet")
     return trial

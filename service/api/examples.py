@@ -1,0 +1,51 @@
+"""The request bodies the API documentation shows: each one valid, as sent by the docs page's
+"Try it out" (``tests/service/api/test_examples.py`` posts every one and gets a 2xx)."""
+
+from typing import Any
+
+from fastapi import Body
+
+# The README's quickstart (examples/digits-mlp.yaml, which the test compares it with).
+STUDY: dict[str, Any] = {
+    "name": "digits-mlp",
+    "objective": {"metric": "val_accuracy", "direction": "maximize"},
+    "algorithm": {"name": "tpe", "settings": {"seed": 0, "n_startup_trials": 5}},
+    "search_space": {
+        "model.hidden_layers": {"type": "int", "low": 1, "high": 3},
+        "model.width": {"type": "int", "low": 32, "high": 256, "log": True},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.4},
+        "training.lr": {"type": "float", "low": 0.0003, "high": 0.03, "log": True},
+        "training.batch_size": {"type": "categorical", "choices": [32, 64, 128]},
+    },
+    "budget": {"max_trials": 12, "max_failed_trials": 4, "timeout_s": 900},
+    "parallelism": 2,
+    "resources": {"cpu": 1, "gpu": 0},
+    "task": {
+        "dataset": {"name": "digits", "val_fraction": 0.2, "split_seed": 0},
+        "model": {"family": "mlp"},
+        "training": {"epochs": 15, "optimizer": "adam"},
+    },
+}
+
+
+def examples(**named: tuple[str, dict[str, Any]]) -> Any:
+    """A request body's documented examples: name -> (summary, value)."""
+    return Body(
+        openapi_examples={name: {"summary": s, "value": v} for name, (s, v) in named.items()}
+    )
+
+
+STUDY_BODY = examples(quickstart=("The quickstart: an MLP on digits, TPE, 12 trials", STUDY))
+PATCH_BODY = examples(
+    extend=("Twelve more trials (a finished study resumes)", {"budget": {"max_trials": 24}}),
+    parallelism=("Four trials at a time", {"parallelism": 4}),
+)
+KEY_BODY = examples(tenant=("A key for tenant alice", {"tenant": "alice", "name": "laptop"}))
+QUOTA_BODY = examples(
+    limits=(
+        "Five active studies, 16 trials in flight",
+        {"active_studies": 5, "trials_in_flight": 16},
+    ),
+    weight=("Twice the share of a full cluster", {"weight": 2.0}),
+)
