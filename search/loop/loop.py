@@ -24,7 +24,15 @@ from search.algorithm import Env, Outcome, Run
 from search.artifacts import data_facts, write_artifacts
 from search.loop.checkpoints import Checkpoints
 from search.loop.inflight import InFlight
-from search.loop.outcomes import INTERRUPTED, MAX_REASON, failure_reason, lost_worker
+from search.loop.outcomes import (
+    INTERRUPTED,
+    MAX_REASON,
+    count_trials,
+    ended,
+    failure_reason,
+    lost_worker,
+    reaches,
+)
 from search.space import suggest_all
 from search.spec import StudySpec, StudyStatus, TrainTask
 from search.trials import TrialKind
@@ -46,8 +54,7 @@ class StudyLoop(Run):
         kind: the trial kind every trial runs.
         trial_cap: the most trials the sampler can propose (a grid's size).
         trial_fn: the generator each Ray task runs (tests substitute failing ones).
-        capped: how the study ends once ``trial_cap`` trials ran (a grid: its space is
-            exhausted; a one-shot search: it is done).
+        capped: the reason the study ends with once ``trial_cap`` trials ran.
     """
 
     label: ClassVar[str] = "loop"
@@ -128,21 +135,8 @@ class StudyLoop(Run):
         self._resumed = True
 
     def _count(self) -> None:
-        # Trials cut short by a stop were not the study's fault: they neither use up the
-        # budget nor count as failures. Trials copied from another study (warm start) were not
-        # run here and do not count either. Queued warm-start points (WAITING) count when they
-        # run, not before. Resumed trials count once, as themselves.
-        every = self.study.get_trials(deepcopy=False)
-        trials = [
-            t
-            for t in every
-            if t.state != TrialState.WAITING
-            and not t.user_attrs.get(INTERRUPTED)
-            and not str(t.user_attrs.get("warm_start", "")).startswith("study")
-        ]
-        self._n_trials = len(trials)
-        self._n_waiting = sum(t.state == TrialState.WAITING for t in every)
-        self._n_failed = sum(t.state == TrialState.FAIL for t in trials)
+        counted = count_trials(self.study.get_trials(deepcopy=False))
+        self._n_trials, self._n_waiting, self._n_failed = counted
 
     def update(self, spec: StudySpec) -> None:
         """Apply a budget extended (or cut), or a new parallelism, while the study runs."""
@@ -166,11 +160,12 @@ class StudyLoop(Run):
     def wanted(self) -> int:
         if self.outcome is not None or not self._may_start():
             return 0
+        room = self.spec.parallelism - len(self._in_flight)
+        return max(0, min(room, self._max_trials() - self._n_trials))
+
+    def _max_trials(self) -> int:
         cap = self.spec.budget.max_trials
-        if self.trial_cap is not None:
-            cap = min(cap, self.trial_cap)
-        room = min(self.spec.parallelism - len(self._in_flight), cap - self._n_trials)
-        return max(0, room)
+        return cap if self.trial_cap is None else min(cap, self.trial_cap)
 
     def on_ready(self, ref: Any) -> None:
         """Consume the next event of a trial's stream (call only when it is ready)."""
@@ -237,12 +232,7 @@ class StudyLoop(Run):
     # -- starting trials --------------------------------------------------------------------
 
     def _may_start(self) -> bool:
-        if self._draining:
-            return False
-        cap = self.spec.budget.max_trials
-        if self.trial_cap is not None:
-            cap = min(cap, self.trial_cap)
-        if self._n_trials >= cap:
+        if self._draining or self._n_trials >= self._max_trials():
             return False
         return not self._timed_out()
 
@@ -259,19 +249,13 @@ class StudyLoop(Run):
             self.interrupt(f"study failed: {reason}")
             self.outcome = Outcome(StudyStatus.FAILED, reason)
         elif not self._in_flight and not self._may_start():
-            if self._draining:
-                reason = "stopped by user after its trials finished"
-                self.outcome = Outcome(StudyStatus.STOPPED, reason)
-            elif self._n_trials and self._n_failed >= self._n_trials:
-                # Nothing to show for the budget: that is a failure, whatever ended it.
-                reason = f"every trial failed ({self._n_failed}); the last: {self._last_failure}"
-                self.outcome = Outcome(StudyStatus.FAILED, reason[:MAX_REASON])
-            elif self._timed_out():
-                self.outcome = Outcome(StudyStatus.COMPLETED, "timeout reached")
-            elif self.trial_cap is not None and self._n_trials >= self.trial_cap:
-                self.outcome = Outcome(StudyStatus.COMPLETED, self._capped)
-            else:
-                self.outcome = Outcome(StudyStatus.COMPLETED, "max_trials reached")
+            capped = self.trial_cap is not None and self._n_trials >= self.trial_cap
+            self.outcome = ended(
+                self._draining,
+                (self._n_trials, self._n_failed, self._last_failure),
+                self._timed_out(),
+                self._capped if capped else None,
+            )
 
     def _ask(self) -> optuna.Trial:
         # Points are queued only when a study is created (warm start): once none is left,
@@ -381,12 +365,8 @@ class StudyLoop(Run):
                 running.set(**{key: getattr(event, key)})
         if event.state_dict is not None and event.torchscript is not None:
             folder = self._artifact_dir / f"trial-{trial.number}"
-            record = {
-                "trial": trial.number,
-                "params": running.params,
-                "seed": self.spec.seed + trial.number,
-                "metrics": event.metrics,
-            }
+            record = {"trial": trial.number, "params": running.params, "metrics": event.metrics}
+            record["seed"] = self.spec.seed + trial.number
             write_artifacts(
                 folder, event.state_dict, event.torchscript, self.spec, record, self._data_facts
             )
@@ -399,14 +379,11 @@ class StudyLoop(Run):
         optuna_compat.tell(self.study, trial, values[0] if len(values) == 1 else values)
         self._checkpoints.drop(trial.number)
         target = self.spec.budget.target_value
-        if target is not None and self._reaches(values[0], target):
+        if target is not None and reaches(values[0], target, self.spec.objective.direction):
             reason = f"target value {target:g} reached by trial {trial.number} ({values[0]:g})"
             self.interrupt(f"study ended: {reason}")
             self.outcome = Outcome(StudyStatus.COMPLETED, reason)
         self._check_end()
-
-    def _reaches(self, value: float, target: float) -> bool:
-        return value >= target if self.spec.objective.direction == "maximize" else value <= target
 
     def _fail(self, ref: Any, running: InFlight, reason: str) -> None:
         del self._in_flight[ref]

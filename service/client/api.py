@@ -143,8 +143,11 @@ class Client:
         result: Study = self._json("POST", "/studies", json=spec)
         return result
 
-    def studies(self, offset: int = 0, limit: int = 50) -> StudyPage:
-        result: StudyPage = self._json("GET", "/studies", params={"offset": offset, "limit": limit})
+    def studies(self, offset: int = 0, limit: int = 50, status: str | None = None) -> StudyPage:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if status is not None:
+            params["status"] = status
+        result: StudyPage = self._json("GET", "/studies", params=params)
         return result
 
     def study(self, study_id: int) -> Study:

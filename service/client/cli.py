@@ -161,11 +161,87 @@ def best(study_id: int) -> None:
 
 
 @app.command()
-def stop(study_id: int) -> None:
-    """Stop a study; trials in flight are cancelled."""
+def stop(
+    study_id: int,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Let the trials in flight finish; start no more.")
+    ] = False,
+) -> None:
+    """Stop a study; trials in flight are cancelled (or, with --drain, finish first)."""
     with _api() as client:
-        study = client.stop(study_id)
-    typer.echo(f"study {study_id}: stop requested (status {study['status']})")
+        study = client.stop(study_id, drain=drain)
+    how = "stop (drain)" if drain else "stop"
+    typer.echo(f"study {study_id}: {how} requested (status {study['status']})")
+
+
+STATUSES = ("pending", "running", "completed", "failed", "stopped")
+
+
+@app.command()
+def studies(
+    state: Annotated[
+        str | None, typer.Option("--state", help=f"Only studies with this status: {STATUSES}.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List your studies: id, status, trials by state, best value, name."""
+    status = None if state is None else state.lower()
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(
+            f"{state!r} is none of {', '.join(STATUSES)}", param_hint="--state"
+        )
+    with _api() as client:
+        items, offset = [], 0
+        while True:
+            page = client.studies(offset=offset, limit=500, status=status)
+            items += page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                break
+    if as_json:
+        _print(items)
+        return
+    typer.echo(f"{'id':>5}  {'status':<9} {'done':>5} {'running':>7} {'best':>9}  name")
+    for s in items:
+        counts = s["trial_counts"]
+        done = sum(counts.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
+        best = "-" if s["best_value"] is None else f"{s['best_value']:.4g}"
+        typer.echo(
+            f"{s['id']:>5}  {s['status']:<9} {done:>5} {counts.get('RUNNING', 0):>7} "
+            f"{best:>9}  {s['name']}"
+        )
+    typer.echo(f"{len(items)} studies")
+
+
+@app.command()
+def update(
+    study_id: int,
+    max_trials: Annotated[int | None, typer.Option(help="A new trial budget.")] = None,
+    parallelism: Annotated[int | None, typer.Option(help="Trials at once.")] = None,
+) -> None:
+    """Change a study's budget or parallelism; a new budget resumes a finished study."""
+    changes: dict[str, Any] = {}
+    if max_trials is not None:
+        changes["budget"] = {"max_trials": max_trials}
+    if parallelism is not None:
+        changes["parallelism"] = parallelism
+    if not changes:
+        raise typer.BadParameter("give --max-trials and/or --parallelism")
+    with _api() as client:
+        study = client.patch(study_id, changes)
+    spec = study["spec"]
+    typer.echo(
+        f"study {study_id}: {study['status']}, max_trials {spec['budget']['max_trials']}, "
+        f"parallelism {spec['parallelism']}"
+    )
+
+
+@app.command()
+def delete(study_id: int) -> None:
+    """Delete a finished study with its trials, models and checkpoints."""
+    with _api() as client:
+        client.delete(study_id)
+    typer.echo(f"study {study_id} deleted")
 
 
 @app.command()

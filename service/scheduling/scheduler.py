@@ -34,7 +34,7 @@ from service.scheduling.fair import FairShare
 from service.scheduling.metrics import SchedulerMetrics
 from service.store import crud, leases, quotas
 from service.store.engine import transient
-from service.store.leases import Lease, LeaseLost, fenced_storage
+from service.store.leases import Lease, LeaseLost, fenced_storage, lost_lease
 from service.store.orm import StudyRow, utcnow
 from service.store.quotas import Quota
 from service.store.uploads import load_upload
@@ -214,7 +214,7 @@ class Scheduler:
 
     def _on_run_error(self, run: Run, exc: Exception) -> None:
         study_id = next(i for i, candidate in self._runs.items() if candidate is run)
-        if _lost(exc):
+        if lost_lease(exc):
             self._drop(study_id)
         else:
             self._fail_study(study_id, exc)
@@ -223,7 +223,7 @@ class Scheduler:
         try:
             action()
         except Exception as exc:
-            if _lost(exc):
+            if lost_lease(exc):
                 self._drop(study_id)
             elif transient(exc):  # the database is away for longer than the storage waits
                 log.warning("study %s waits for the database: %s", study_id, exc)
@@ -384,16 +384,6 @@ class Scheduler:
             log.exception(
                 "cannot release the leases: they expire in %.0f s", self._settings.lease_s
             )
-
-
-def _lost(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the study has another scheduler now."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, LeaseLost):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _timestamp(dt: datetime) -> float:

@@ -132,11 +132,17 @@ def get_study(session: Session, study_id: int, tenant: str | None = None) -> Stu
 
 
 def list_studies(
-    session: Session, offset: int, limit: int, tenant: str | None = None
+    session: Session,
+    offset: int,
+    limit: int,
+    tenant: str | None = None,
+    status: str | None = None,
 ) -> tuple[Sequence[StudyRow], int]:
-    query = (
-        select(StudyRow) if tenant is None else select(StudyRow).where(StudyRow.tenant == tenant)
-    )
+    query = select(StudyRow)
+    if tenant is not None:
+        query = query.where(StudyRow.tenant == tenant)
+    if status is not None:
+        query = query.where(StudyRow.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(StudyRow.id).offset(offset).limit(limit))
     return rows.all(), total

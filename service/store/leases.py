@@ -37,6 +37,16 @@ class LeaseLost(Exception):
     """This replica no longer owns the study: another took it over (its lease had expired)."""
 
 
+def lost_lease(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the study has another scheduler now."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, LeaseLost):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def replica_id() -> str:
     """A new replica's id: host, process and a random part (a pid may be reused)."""
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -343,7 +343,7 @@ def test_the_ray_dashboard_is_not_published_unless_asked(
     opt_in = _load(COMPOSE_RAY_DASHBOARD)["services"]["ray-head"]
     (port,) = opt_in["ports"]
     assert interpolate(port, {}) == "127.0.0.1:8265:8265"
-    assert environment(opt_in)["TUNEFORGE_RAY_DASHBOARD_HOST"] == "0.0.0.0"
+    assert ipaddress.ip_address(environment(opt_in)["TUNEFORGE_RAY_DASHBOARD_HOST"]).is_unspecified
     assert set(opt_in["networks"]) == {"ray", "public"}  # an internal network cannot publish
 
 

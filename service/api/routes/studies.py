@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from search.checks import complete
-from search.spec import FINISHED
+from search.spec import FINISHED, StudyStatus
 from service.api.convert import to_spec
 from service.api.deps import (
     CallerDep,
@@ -68,8 +68,9 @@ def list_studies(
     session: SessionDep,
     offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
+    status: StudyStatus | None = Query(None, description="Only studies with this status."),
 ) -> StudyPage:
-    rows, total = crud.list_studies(session, offset, limit, caller.tenant)
+    rows, total = crud.list_studies(session, offset, limit, caller.tenant, status)
     items = [study_public(r, session) for r in rows]
     return StudyPage(items=items, total=total, offset=offset, limit=limit)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, digits_study, finished, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -167,3 +167,40 @@ def test_cli_sets_and_shows_a_tenant_s_quota(shared_server: Server) -> None:
     assert shown.stdout == set_run.stdout
     unnamed = tuneforge(server, "quota", "--studies", "3")
     assert unnamed.returncode != 0 and "name the tenant" in unnamed.stderr
+
+
+def test_cli_lists_updates_stops_and_deletes_studies(shared_server: Server) -> None:
+    import json
+
+    server = shared_server
+    spec = digits_study("cli-lifecycle", max_trials=2, epochs=2, lr=0.01)
+    study_id = server.api.post("/studies", json=spec).raise_for_status().json()["id"]
+    wait_for(server.api, study_id, finished)
+
+    listed = tuneforge(server, "studies", "--state", "COMPLETED")  # states in any case
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["id", "status", "done", "running", "best", "name"]
+    mine = [r for r in rows if r.split()[:1] == [str(study_id)]]
+    assert mine and mine[0].split()[1:3] == ["completed", "2"]
+    as_json = json.loads(tuneforge(server, "studies", "--state", "completed", "--json").stdout)
+    assert study_id in {s["id"] for s in as_json}
+    assert all(s["status"] == "completed" for s in as_json)
+    wrong = tuneforge(server, "studies", "--state", "done")
+    assert wrong.returncode != 0 and "--state" in wrong.stderr and "query." not in wrong.stderr
+
+    # A budget far beyond what runs before the drain below: the study is running then.
+    resumed = tuneforge(
+        server, "update", str(study_id), "--max-trials", "200", "--parallelism", "1"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"study {study_id}: pending, max_trials 200, parallelism 1" in resumed.stdout
+    wait_for(server.api, study_id, lambda s: s["status"] == "running", timeout=60)
+    drained = tuneforge(server, "stop", str(study_id), "--drain")
+    assert drained.returncode == 0 and "stop (drain) requested" in drained.stdout
+    study = wait_for(server.api, study_id, finished)
+    assert study["status"] == "stopped"
+
+    deleted = tuneforge(server, "delete", str(study_id))
+    assert deleted.returncode == 0 and f"study {study_id} deleted" in deleted.stdout
+    assert server.api.get(f"/studies/{study_id}").status_code == 404
