@@ -23,8 +23,9 @@ What differs from the compose file, and why:
   the second serves its metrics on another port (two containers may share one, two local
   processes may not);
 - TUNEFORGE_NODE_IP=127.0.0.1 for the Ray nodes (in a container Ray finds the address);
-- RAY_EXTRA_ARGS gives the head a temporary folder of its own, and the worker and the
-  scheduler's node other ports for their dashboard agents (three nodes on one machine);
+- RAY_EXTRA_ARGS gives the head a temporary folder of its own, and the worker's and the
+  schedulers' nodes other ports for their dashboard agents (four nodes on one machine), which
+  join one after the other (on one machine, two at once can pick the same socket files);
 - servers bind 127.0.0.1 (TUNEFORGE_HOST, TUNEFORGE_DASHBOARD_HOST), not every interface.
 """
 
@@ -285,6 +286,7 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
         "scheduler": "--dashboard-agent-listen-port=52367",
         "scheduler-2": "--dashboard-agent-listen-port=52368",
     }
+    joining: list[str] = []  # Ray nodes started after the head, in order
     services = {**services, "scheduler-2": services["scheduler"]}  # --scale scheduler=2
     envs: dict[str, dict[str, str]] = {}
     for name in start_order(services):
@@ -317,6 +319,13 @@ def test_compose_topology_runs_the_quickstart_with_trials_on_the_worker(
             interpolate(str(part), dotenv).replace("/ray-secret", str(secret_dir))
             for part in service["command"]
         ]
+        if name in extra_args and name != "ray-head":
+            # One node joins at a time: two `ray start` at the same moment on one machine can
+            # pick the same socket files (seen once: the second's object store died on bind).
+            # Containers have a file system each; compose starts them together.
+            for earlier in joining:
+                wait_node_started(namespace, earlier, services[earlier])
+            joining.append(name)
         namespace.start(name, command, env)
 
     for name in ("api", "dashboard"):
