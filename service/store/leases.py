@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,10 +163,6 @@ def leave(session: Session, owner: str) -> None:
 def fair_share(n_active: int, n_replicas: int) -> int:
     """How many of ``n_active`` studies one of ``n_replicas`` replicas should hold."""
     return max(1, math.ceil(n_active / max(1, n_replicas)))
-
-
-def live_replicas(session: Session) -> Sequence[SchedulerRow]:
-    return session.scalars(select(SchedulerRow).where(SchedulerRow.seen_until >= time.time())).all()
 
 
 # -- fenced writes ----------------------------------------------------------------------------
