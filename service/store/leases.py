@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.storages import RDBStorage
-from sqlalchemy import delete, event, func, or_, select, update
+from sqlalchemy import delete, event, func, or_, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from service.store import optuna_compat
@@ -65,22 +66,37 @@ class Lease:
 def claim(session: Session, row: StudyRow, owner: str, lease_s: float) -> Lease | None:
     """Take ``row``'s study if it is unowned, its lease has expired, or it is this replica's;
     None when another replica holds it or took it meanwhile (the token ``row`` was read with
-    changed)."""
+    changed, or a write of the owner's still holds the row: it is tried again next round).
+
+    On PostgreSQL the update waits at most a second for the row's lock, so a replica paused in
+    the middle of a write holds up this replica's rounds no longer than that (the database
+    ends the paused one's transaction after :data:`IDLE_IN_TRANSACTION_S`)."""
     now = time.time()
-    done = session.execute(
-        update(StudyRow)
-        .where(
-            StudyRow.id == row.id,
-            StudyRow.fence == row.fence,
-            or_(StudyRow.owner.is_(None), StudyRow.owner == owner, StudyRow.lease_until < now),
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL lock_timeout = '1s'"))
+        done = session.execute(
+            update(StudyRow)
+            .where(
+                StudyRow.id == row.id,
+                StudyRow.fence == row.fence,
+                or_(StudyRow.owner.is_(None), StudyRow.owner == owner, StudyRow.lease_until < now),
+            )
+            .values(owner=owner, fence=row.fence + 1, lease_until=now + lease_s)
+            .execution_options(synchronize_session=False)
         )
-        .values(owner=owner, fence=row.fence + 1, lease_until=now + lease_s)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+        session.commit()
+    except sa_exc.OperationalError as exc:
+        session.rollback()
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            return None
+        raise
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return None
     return Lease(row.id, owner, row.fence + 1)
+
+
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ran out
 
 
 def held_by_another(row: StudyRow, owner: str) -> bool:
@@ -168,10 +184,16 @@ def fair_share(n_active: int, n_replicas: int) -> int:
 # -- fenced writes ----------------------------------------------------------------------------
 
 _DML = ("INSERT", "UPDATE", "DELETE")
+# PostgreSQL ends a fenced write's transaction that waits this long on its client (a replica
+# paused or hung in the middle of the write), and the row lock with it, so no such replica keeps
+# the others from taking the study. A fenced write does no other work between its statements.
+IDLE_IN_TRANSACTION_S = 10.0
+
 _CHECKS = {
-    # PostgreSQL: lock the study's row until the commit, so a takeover waits for this write.
-    "postgresql": "SELECT 1 FROM tf_studies WHERE id = {p} AND owner = {p} AND fence = {p} "
-    "FOR SHARE",
+    # PostgreSQL: lock the study's row until the commit, so a takeover waits for this write;
+    # set_config(..., true) is SET LOCAL: the bound holds for this transaction only.
+    "postgresql": "SELECT set_config('idle_in_transaction_session_timeout', {p}, true) "
+    "FROM tf_studies WHERE id = {p} AND owner = {p} AND fence = {p} FOR SHARE",
     # SQLite: a no-op UPDATE begins the write transaction and takes the one write lock.
     "sqlite": "UPDATE tf_studies SET fence = fence WHERE id = {p} AND owner = {p} AND fence = {p}",
 }
@@ -192,7 +214,10 @@ def _check_fence(
         dialect = conn.dialect
         check = _CHECKS[dialect.name].format(p="?" if dialect.paramstyle == "qmark" else "%s")
         own = conn.connection.cursor()  # the DBAPI connection's: this transaction's
-        own.execute(check, (lease.study_id, lease.owner, lease.token))
+        args = (lease.study_id, lease.owner, lease.token)
+        if dialect.name == "postgresql":
+            args = (f"{int(IDLE_IN_TRANSACTION_S * 1000)}ms", *args)
+        own.execute(check, args)
         held = own.fetchone() is not None if dialect.name == "postgresql" else own.rowcount
         own.close()
         lease.lost = not held

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from service.store import crud, leases
 from service.store.leases import Lease, LeaseLost, fenced_storage
@@ -134,6 +136,35 @@ def test_a_stale_owner_writes_nothing_to_the_study(db: Db, study_id: int) -> Non
         assert _row(db, study_id).status == "completed"
     finally:
         storage_a.remove_session()
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_write_left_open_by_a_paused_owner_holds_up_no_takeover(
+    db: Db, study_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica paused in the middle of a fenced write keeps the study's row locked: a claim
+    gives up on the lock within a second (the study is tried again next round), and the
+    database ends the paused transaction after IDLE_IN_TRANSACTION_S, which frees the row."""
+    monkeypatch.setattr(leases, "IDLE_IN_TRANSACTION_S", 4.0)
+    lease_a = _take(db, study_id, A)
+    assert lease_a is not None
+    _expire(db, study_id)
+    storage_a = fenced_storage(db.storage, lease_a)
+    with storage_a.engine.connect() as paused:
+        # A's write: its fence check locks the row (FOR SHARE) until the commit, which never
+        # comes while A is paused.
+        paused.execute(text("UPDATE studies SET study_name = study_name WHERE 1 = 0"))
+        assert paused.scalar(text("SHOW idle_in_transaction_session_timeout")) == "4s"
+        started = time.monotonic()
+        assert _take(db, study_id, B) is None  # the row is locked: not taken, and not stuck
+        assert time.monotonic() - started < 3
+        time.sleep(4.5)  # the database ends A's transaction
+        lease_b = _take(db, study_id, B)
+        assert lease_b is not None and lease_b.token == lease_a.token + 1
+        with pytest.raises(DBAPIError):
+            paused.execute(text("SELECT 1"))  # A's connection was closed under it
 
 
 def test_the_replicas_share_the_studies(db: Db) -> None:
