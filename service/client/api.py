@@ -90,13 +90,16 @@ class Key(TypedDict):
 
 
 class ApiError(Exception):
-    """The API answered 4xx or 5xx. ``errors`` lists ``(path, message)`` for a 422."""
+    """The API answered 4xx or 5xx. ``errors`` lists ``(path, message)`` for a 422,
+    ``fields`` its items as sent (``loc``, ``path``, ``msg``, ``type``)."""
 
     def __init__(self, status: int, detail: Any) -> None:
         self.status = status
         self.detail = detail
         self.errors: list[tuple[str, str]] = []
+        self.fields: list[dict[str, Any]] = []
         if isinstance(detail, list):
+            self.fields = [e for e in detail if isinstance(e, dict)]
             self.errors = [(str(e.get("path") or "(body)"), str(e.get("msg"))) for e in detail]
             message = "; ".join(f"{p}: {m}" for p, m in self.errors)
         else:

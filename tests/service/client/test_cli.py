@@ -34,18 +34,26 @@ def test_quickstart_submit_wait_reaches_095(shared_server: Server, tmp_path: Pat
     assert run.returncode == 0, run.stderr + run.stdout
     study_id = re.search(r"^study (\d+) submitted", run.stdout, re.M).group(1)  # type: ignore[union-attr]
     assert f"study {study_id} completed: max_trials reached" in run.stdout
-    best = float(re.search(r"best trial \d+: val_accuracy=([0-9.]+)", run.stdout).group(1))  # type: ignore[union-attr]
+    best = float(re.search(r"best trial \d+: val_accuracy=([0-9.]+)  ", run.stdout).group(1))  # type: ignore[union-attr]
     assert best > 0.95, run.stdout
 
     status = tuneforge(server, "status", study_id)
-    assert status.returncode == 0 and "complete=12" in status.stdout, status.stdout
+    assert status.returncode == 0, status.stderr
+    assert "[completed] 12/12 done · " in status.stdout, status.stdout
     trials = tuneforge(server, "trials", study_id)
     assert trials.returncode == 0 and trials.stdout.strip().endswith("12 trials")
     shown = tuneforge(server, "best", study_id)
-    assert shown.returncode == 0 and '"learning_curve"' in shown.stdout
+    assert shown.returncode == 0 and f"tuneforge download {study_id}" in shown.stdout
+    as_json = tuneforge(server, "best", study_id, "--json")
+    assert as_json.returncode == 0 and '"learning_curve"' in as_json.stdout
     # --wait followed the event stream: a line per finished trial, then the totals.
-    assert len(re.findall(r"^trial \d+ COMPLETE value=0\.\d{4}$", run.stdout, re.M)) == 12
-    assert "[completed] complete=12 running=0 failed=0 pruned=0 best=" in run.stdout
+    finished_trials = re.findall(r"^trial (\d+) (COMPLETE|PRUNED|FAIL)\b", run.stdout, re.M)
+    assert sorted(int(n) for n, _ in finished_trials) == list(range(12))
+    assert re.search(
+        r"^\[completed\] 12/12 done · \d+ complete · \d+ pruned · 0 failed · best ",
+        run.stdout,
+        re.M,
+    )
     report_file = tmp_path / "report.html"
     report = tuneforge(server, "report", study_id, "-o", str(report_file))
     assert report.returncode == 0 and f"wrote {report_file}" in report.stdout, report.stderr
@@ -120,7 +128,7 @@ def test_dashboard_command_serves_the_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tuneforge.db'}"
     optuna.create_study(study_name="seen-by-dashboard", storage=url)
     port = free_port()
-    env = {**os.environ, "TUNEFORGE_DATABASE_URL": url}
+    env = {**os.environ, "TUNEFORGE_DATABASE_URL": url, "TUNEFORGE_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "dashboard", "--port", str(port)],
         env=env,

@@ -1,5 +1,6 @@
-"""The CLI starts without the server: ``tuneforge --help`` (and every client command's help)
-loads no server module, no web framework, database, Optuna, Ray or PyTorch, and no rich.
+"""The CLI starts without the server: importing it, ``tuneforge --help`` and every client
+command's help load no server module, no web framework, database, Optuna, Ray or PyTorch, no
+HTTP client, no YAML parser and no rich.
 
 How long it takes is measured by hand (the figure is in the redesign's closing note); what
 decides it is what gets imported, which is checked here.
@@ -27,6 +28,8 @@ HEAVY = (
     "torch",
     "numpy",
     "rich",
+    "httpx",
+    "yaml",
 )
 
 PROBE = """
@@ -42,12 +45,39 @@ print("LOADED", sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.s
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["submit", "--help"], ["keys", "--help"]])
-def test_help_loads_no_server_module(args: list[str]) -> None:
-    code = PROBE.format(args=args, heavy=HEAVY)
+IMPORT_ONLY = """
+import sys
+import service.cli
+heavy = {heavy!r}
+print("LOADED", sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith(heavy)))
+"""
+
+
+def probe(code: str) -> tuple[str, str]:
+    """What ``code`` printed in a fresh interpreter, and the heavy modules it loaded."""
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert "Usage: tuneforge" in out.stdout
-    loaded = out.stdout.rsplit("LOADED", 1)[1].strip()
+    printed, loaded = out.stdout.rsplit("LOADED", 1)
+    return printed, loaded.strip()
+
+
+def test_importing_the_cli_loads_nothing_heavy() -> None:
+    assert probe(IMPORT_ONLY.format(heavy=HEAVY)) == ("", "[]")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["submit", "--help"],
+        ["watch", "--help"],
+        ["trials", "--help"],
+        ["keys", "--help"],
+        ["serve", "--help"],
+    ],
+)
+def test_help_loads_no_server_module(args: list[str]) -> None:
+    printed, loaded = probe(PROBE.format(args=args, heavy=HEAVY))
+    assert "Usage: tuneforge" in printed
     assert loaded == "[]", f"tuneforge {' '.join(args)} imported: {loaded}"
