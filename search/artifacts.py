@@ -9,14 +9,33 @@ from pathlib import Path
 from typing import Any
 
 from models.data import DatasetInfo
+from models.training.config import TrainConfig, loss_for
 from search.document import task_document
 from search.spec import StudySpec
 
 USAGE = (
-    "weights.pt is the state_dict of models.training.export.Exported(pre, net, post): raw "
-    "inputs in, logits (classification) or targets in original units (regression) out; "
-    "model.ts is the same module as TorchScript: torch.jit.load('model.ts')."
+    "model.ts is TorchScript: model = torch.jit.load('model.ts'); y = model(x), where x is a "
+    "float32 tensor of the shape spec.json's input.shape gives (its first dimension is the "
+    "batch) holding raw values, as in the dataset: the module applies its input scaling "
+    "(input.preprocessing) itself. y has output.shape: logits per class, column k for class "
+    "label k (classification; output.classes), or the targets in their original units "
+    "(regression). weights.pt is the state_dict of the same module, "
+    "models.training.export.Exported(pre, net, post)."
 )
+
+# One sample's axes, by the dataset's kind (models.data.DatasetInfo.input_shape).
+_AXES = {
+    "tabular": "batch, features",
+    "sequence": "batch, channels, length",
+    "image": "batch, channels, height, width",
+}
+_SCALING = {
+    "standardize": "inside the module: (x - pre.shift) / pre.scale, the mean and standard "
+    "deviation of each input element on the training split",
+    "minmax": "inside the module: (x - pre.shift) / pre.scale, the minimum and the range "
+    "(max - min) of each input element on the training split",
+    "none": "none: the module takes the values as they are",
+}
 
 
 def data_facts(info: DatasetInfo) -> dict[str, Any]:
@@ -27,6 +46,53 @@ def data_facts(info: DatasetInfo) -> dict[str, Any]:
         "input_shape": list(info.input_shape),
         "n_outputs": info.n_outputs,
     }
+
+
+def model_io(data: Mapping[str, Any], training: Mapping[str, Any]) -> dict[str, Any]:
+    """What the exported module takes and returns: spec.json's ``input`` and ``output``.
+
+    Args:
+        data: the dataset's facts (:func:`data_facts`).
+        training: the trial's training fields (its ``loss`` and ``preprocess``; defaults where
+            absent).
+    """
+    defaults = TrainConfig()
+    preprocess = str(training.get("preprocess", defaults.preprocess))
+    task, n = data["task"], int(data["n_outputs"])
+    inputs = {
+        "shape": ["batch", *data["input_shape"]],
+        "dtype": "float32",
+        "axes": _AXES[data["kind"]],
+        "preprocessing": preprocess,
+        "note": f"Raw values, as in the dataset. Scaling: {_SCALING[preprocess]}.",
+    }
+    output: dict[str, Any]
+    if task == "regression":
+        output = {
+            "shape": ["batch", n],
+            "dtype": "float32",
+            "values": "targets",
+            "note": f"The {'target' if n == 1 else f'{n} targets'} in original units: the "
+            "module undoes the target scaling it trained with.",
+        }
+    elif loss_for(str(training.get("loss", defaults.loss)), task) == "bce":
+        output = {
+            "shape": ["batch", 1],
+            "dtype": "float32",
+            "values": "logit",
+            "classes": [0, 1],
+            "note": "The logit of class 1: sigmoid gives its probability; above 0 predicts 1.",
+        }
+    else:
+        output = {
+            "shape": ["batch", n],
+            "dtype": "float32",
+            "values": "logits",
+            "classes": list(range(n)),
+            "note": "One logit per class, column k for class label k: argmax gives the "
+            "class, softmax the probabilities.",
+        }
+    return {"input": inputs, "output": output}
 
 
 def write_artifacts(
@@ -41,7 +107,8 @@ def write_artifacts(
 
     ``record`` holds the trial's ``trial``, ``params``, ``seed`` and ``metrics`` (and whatever
     else the run adds, e.g. a population member's ``pbt_schedule``); ``data`` the facts of the
-    dataset (:func:`data_facts`).
+    dataset (:func:`data_facts`). spec.json states the model's ``input`` and ``output``
+    (:func:`model_io`) and how to use the files (``usage``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder / "weights.pt", weights)
@@ -54,6 +121,7 @@ def write_artifacts(
         "model": task.get("model"),
         "training": task.get("training"),
         "dataset": {**task.get("dataset", {}), **data},
+        **model_io(data, task.get("training", {})),
         "metrics": record["metrics"],
         **{k: v for k, v in record.items() if k not in ("trial", "params", "seed", "metrics")},
         "usage": record.get("usage", USAGE),

@@ -45,7 +45,8 @@ class TrainConfig:
     clip_value: float = setting(0.0, "Clip each gradient to ±this (0: off).", low=0.0, high=1e6)
     early_stopping_patience: int = setting(
         0,
-        "Stop after this many epochs without improvement and keep the best weights (0: off).",
+        "Stop after this many epochs without improvement (0: off); either way the best "
+        "epoch's weights are the ones kept.",
         low=0,
         high=10_000,
     )
@@ -66,10 +67,15 @@ def training_fields() -> dict[str, dict[str, Any]]:
     return describe(TrainConfig)
 
 
+def loss_for(loss: str, task: str) -> str:
+    """The loss a training config's ``loss`` names on a ``task`` dataset (``auto``: by task)."""
+    if loss != "auto":
+        return loss
+    return {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}[task]
+
+
 def resolve_loss(cfg: TrainConfig, info: DatasetInfo) -> str:
-    if cfg.loss != "auto":
-        return cfg.loss
-    return {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}[info.task]
+    return loss_for(cfg.loss, info.task)
 
 
 def n_outputs(cfg: TrainConfig, info: DatasetInfo) -> int:

@@ -2,11 +2,11 @@
 
 ``train`` is a generator: it yields an :class:`EpochMetrics` after every epoch (learning
 curves, pruning), a :class:`TrainCheckpoint` every ``checkpoint_every`` epochs, and a
-:class:`TrainResult` last (final metrics, weights, TorchScript).
+:class:`TrainResult` last: the weights of the epoch that scored best on the monitored metric,
+that epoch's metrics and number, and its exports (state_dict, TorchScript).
 """
 
 import contextlib
-import copy
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -163,6 +163,10 @@ class Trainer:
             state["cuda_rng"] = torch.cuda.get_rng_state()
         return state
 
+    def copy_weights(self) -> State:
+        """A copy of the network's weights as they are now (CPU)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
+
     def load(self, state: State) -> None:
         """Continue from a :meth:`state`: the next epoch is the one after it.
 
@@ -318,7 +322,9 @@ def train(
         data: raw train/validation split.
         seed: seeds weight init, batch order and augmentation: a trial is reproducible.
         device: ``"cpu"`` or a CUDA device.
-        monitor: the per-epoch metric early stopping watches, and its direction.
+        monitor: the per-epoch metric, and its direction, that picks the epoch whose weights
+            are kept and exported (the result's ``best_epoch``; ties keep the earlier epoch);
+            early stopping watches it too.
         checkpoint_every: yield a :class:`TrainCheckpoint` after every this many epochs
             (0: never); none after the last epoch, whose result follows at once.
         resume: a checkpoint's ``state``: continue after its epoch. With the same arguments the
@@ -332,7 +338,7 @@ def train(
     monitor_name, monitor_dir = monitor
     sign = 1.0 if monitor_dir == "maximize" else -1.0
     best_score, best_epoch = -math.inf, 0
-    best_state: dict[str, Any] | None = None
+    best_state: State | None = None
     best_metrics: dict[str, float] = {}
     if resume is not None:
         saved = load_state(resume)
@@ -346,8 +352,7 @@ def train(
         score = sign * item.metrics[monitor_name]
         if score > best_score:
             best_score, best_epoch, best_metrics = score, item.epoch, item.metrics
-            if cfg.early_stopping_patience:
-                best_state = to_cpu(copy.deepcopy(trainer.net.state_dict()))
+            best_state = trainer.copy_weights()
         elif cfg.early_stopping_patience and item.epoch - best_epoch >= cfg.early_stopping_patience:
             stopped_early = True
             break
@@ -360,8 +365,9 @@ def train(
                 "best_state": best_state,
             }
             yield TrainCheckpoint(item.epoch, save_state(state))
-    if best_state is None:
+    if best_state is None:  # resumed from a checkpoint of a release that kept no best weights
         yield trainer.result()
         return
-    trainer.net.load_state_dict(best_state)  # early stopping keeps the best epoch's weights
+    # The best epoch's weights are the ones exported, with that epoch's metrics.
+    trainer.net.load_state_dict(best_state)
     yield trainer.result(best_metrics, best_epoch, stopped_early)

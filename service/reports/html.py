@@ -31,6 +31,7 @@ th { background: #f5f5f5; }
 .tf-note { color: #666; font-style: italic; }
 .tf-plot { margin: 0.5rem 0 1.5rem; }
 .tf-muted { color: #666; }
+.tf-caption { color: #444; margin-bottom: 0; }
 """
 
 
@@ -55,7 +56,13 @@ def fmt(value: object) -> str:
 
 
 def note(text: str) -> str:
+    """A note standing in for what cannot be shown yet."""
     return f'<p class="tf-note">{e(text)}</p>'
+
+
+def caption(text: str) -> str:
+    """What the plot after it shows and how it was computed."""
+    return f'<p class="tf-caption">{e(text)}</p>'
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], total: int) -> str:

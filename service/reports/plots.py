@@ -10,12 +10,20 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import trial_curve
 from search.results import best_trial, pareto_front
-from service.reports.html import Page, e, fmt, note, table
+from service.reports.axes import (
+    constant_range,
+    constant_value,
+    integer_axis,
+    parallel_integer_ticks,
+)
+from service.reports.html import Page, caption, e, fmt, note, table
+from service.reports.importance import METHOD, importance_figure
 
-# fANOVA fits a random forest: about 3 s for 300 trials on one core. Later trials are the
-# sampler's better-informed ones, so a large study's importances come from its newest.
-IMPORTANCE_MAX_TRIALS = 300
+# PED-ANOVA takes about 1.3 s for 10,000 trials on one core. optuna-dashboard reads every
+# trial; a larger study's importances come from its newest, the sampler's better-informed ones.
+IMPORTANCE_MAX_TRIALS = 10_000
 TABLE_MAX_ROWS = 100  # rows of the failed-trial and Pareto tables; the rest are counted
 _METRIC_NAMES = "study:metric_names"  # what Study.set_metric_names stores
 
@@ -99,26 +107,49 @@ def _per_objective(
     )
 
 
+def _history_figure(study: optuna.Study, **options: Any) -> Any:
+    """Optuna's optimization history, ticking whole trial numbers."""
+    fig = optuna.visualization.plot_optimization_history(study, **options)
+    fig.update_xaxes(**integer_axis([t.number for t in study.get_trials(deepcopy=False)]))
+    return fig
+
+
 def history(page: Page, study: optuna.Study, objectives: Sequence[Objective]) -> str:
     if not _complete(study.get_trials(deepcopy=False)):
         return note("No trial has completed yet: the history starts with the first.")
-    return _per_objective(
-        page,
-        "optimization-history",
-        optuna.visualization.plot_optimization_history,
-        study,
-        objectives,
-    )
+    return _per_objective(page, "optimization-history", _history_figure, study, objectives)
 
 
-def intermediate(page: Page, study: optuna.Study) -> str:
+def _intermediate_figure(study: optuna.Study, metric: str) -> Any:
+    """Optuna's intermediate values: one line per trial, named in a legend, over whole epochs."""
+    fig = optuna.visualization.plot_intermediate_values(study)
+    epochs = [s for t in study.get_trials(deepcopy=False) for s in t.intermediate_values]
+    fig.update_layout(showlegend=True, legend_title_text="Trial")
+    fig.update_xaxes(title_text="Epoch", **integer_axis(epochs))
+    fig.update_yaxes(title_text=metric)
+    return fig
+
+
+def intermediate(page: Page, study: optuna.Study, objectives: Sequence[Objective]) -> str:
     if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         if len(study.directions) > 1:  # Optuna's trial.report takes one objective only
             return note("Trials of a study with several objectives report no values per epoch.")
         return note("No trial has reported intermediate values (the objective per epoch) yet.")
     return page.plot(
-        "intermediate-values", lambda: optuna.visualization.plot_intermediate_values(study)
+        "intermediate-values", lambda: _intermediate_figure(study, objectives[0].metric)
     )
+
+
+def _parallel_figure(study: optuna.Study, **options: Any) -> Any:
+    """Optuna's parallel coordinates, integer parameters ticking whole numbers."""
+    fig = optuna.visualization.plot_parallel_coordinate(study, **options)
+    pick = options.get("target") or (lambda t: t.value)
+    drawn = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if math.isfinite(pick(t))
+    ]
+    return parallel_integer_ticks(fig, drawn)
 
 
 def parallel(page: Page, study: optuna.Study, objectives: Sequence[Objective]) -> str:
@@ -127,22 +158,18 @@ def parallel(page: Page, study: optuna.Study, objectives: Sequence[Objective]) -
         return note("No trial has completed yet.")
     if not any(t.params for t in done):
         return note("The study searches no parameters.")
-    return _per_objective(
-        page,
-        "parallel-coordinate",
-        optuna.visualization.plot_parallel_coordinate,
-        study,
-        objectives,
-    )
+    return _per_objective(page, "parallel-coordinate", _parallel_figure, study, objectives)
 
 
 def importances(page: Page, study: optuna.Study, objectives: Sequence[Objective]) -> str:
     done = _complete(study.get_trials(deepcopy=False))
-    # fANOVA compares trials over the parameters all of them have; one that never changed
-    # explains nothing.
-    common = set.intersection(*(set(t.params) for t in done)) if done else set()
-    varying = sorted(p for p in common if len({repr(t.params[p]) for t in done}) > 1)
-    if len(done) < 2 or not varying:
+    # A parameter that never changed explains nothing (PED-ANOVA would call every parameter
+    # equally important).
+    seen: dict[str, set[str]] = {}
+    for t in done:
+        for name, value in t.params.items():
+            seen.setdefault(name, set()).add(repr(value))
+    if len(done) < 2 or not any(len(values) > 1 for values in seen.values()):
         return note(
             "Parameter importances need at least two completed trials whose parameters "
             f"differ ({len(done)} completed so far)."
@@ -153,18 +180,10 @@ def importances(page: Page, study: optuna.Study, objectives: Sequence[Objective]
         told = note(
             f"From the {IMPORTANCE_MAX_TRIALS} most recent of {len(done)} completed trials."
         )
-    # fANOVA (scikit-learn's random forest) is imported with the first report, not at start.
-    from optuna.importance import FanovaImportanceEvaluator
-
-    # A fixed seed: the same study gives the same report.
-    return told + page.plot(
-        "param-importances",
-        lambda: optuna.visualization.plot_param_importances(
-            used,
-            evaluator=FanovaImportanceEvaluator(seed=0),
-            params=varying,
-            target_name=objectives[0].metric,
-        ),
+    return told + "".join(
+        caption(METHOD.format(metric=o.metric))
+        + page.plot("param-importances", partial(importance_figure, used, i, o.metric))
+        for i, o in enumerate(objectives)
     )
 
 
@@ -195,10 +214,7 @@ def _params_text(params: Mapping[str, Any]) -> str:
 
 
 def _curve_points(trial: FrozenTrial) -> list[Mapping[str, Any]]:
-    curve = trial.user_attrs.get("curve")
-    if not isinstance(curve, list):
-        return []
-    return [p for p in curve if isinstance(p, Mapping) and "epoch" in p]
+    return [p for p in trial_curve(trial) if isinstance(p, Mapping) and "epoch" in p]
 
 
 def _number(value: object) -> float | None:
@@ -209,31 +225,42 @@ def _number(value: object) -> float | None:
 
 def _curves_figure(points: Sequence[Mapping[str, Any]]) -> Any:
     """One panel and one line per metric: losses, accuracies and learning rates differ by
-    orders of magnitude, so a shared axis would flatten most of them."""
+    orders of magnitude, so a shared axis would flatten most of them. A metric that never
+    changes (a constant learning rate) says so in its title, on a range around its value."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     metrics = list(dict.fromkeys(k for p in points for k in p if k != "epoch"))
+    series = {m: [_number(p.get(m)) for p in points] for m in metrics}
+    constants = {m: constant_value(series[m]) for m in metrics}
+    titles = [m if constants[m] is None else f"{m} (constant {constants[m]:.6g})" for m in metrics]
     cols = 2 if len(metrics) > 1 else 1
     rows = math.ceil(len(metrics) / cols)
-    height = 80 + 250 * rows
-    # About 70 px between rows: room for the x-axis ticks and the next panel's title.
+    height = 80 + 280 * rows
+    # No panel where no metric is left (an odd count's last cell).
+    cells: list[list[dict[str, Any] | None]] = [
+        [{} if r * cols + c < len(metrics) else None for c in range(cols)] for r in range(rows)
+    ]
+    # About 100 px between rows: room for the x-axis ticks and title, and the next panel's title.
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=metrics, vertical_spacing=min(0.3, 70 / height)
+        rows=rows,
+        cols=cols,
+        specs=cells,
+        subplot_titles=titles,
+        vertical_spacing=min(0.3, 100 / height),
     )
     epochs = [p["epoch"] for p in points]
+    ticks = integer_axis([_number(e) or 0.0 for e in epochs])
     for i, metric in enumerate(metrics):
+        at = {"row": i // cols + 1, "col": i % cols + 1}
         fig.add_trace(
-            go.Scatter(
-                x=epochs,
-                y=[_number(p.get(metric)) for p in points],
-                mode="lines+markers",
-                name=metric,
-            ),
-            row=i // cols + 1,
-            col=i % cols + 1,
+            go.Scatter(x=epochs, y=series[metric], mode="lines+markers", name=metric), **at
         )
-    fig.update_layout(height=height, showlegend=False, margin={"t": 60, "b": 40})
+        fig.update_xaxes(title_text="Epoch", **ticks, **at)
+        value = constants[metric]
+        if value is not None:
+            fig.update_yaxes(range=constant_range(value), **at)
+    fig.update_layout(height=height, showlegend=False, margin={"t": 60, "b": 50})
     return fig
 
 

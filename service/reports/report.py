@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import trial_attr
 from search.results import pareto_front, trial_counts
 from service.reports.html import STYLE, Page, e, fmt, plotly_js, section, table
 from service.reports.plots import (
@@ -75,7 +76,7 @@ def _failures(trials: Sequence[FrozenTrial]) -> str:
     if not failed:
         return "<p>No trial failed.</p>"
     rows = [
-        [e(t.number), e(t.user_attrs.get("fail_reason") or "(no reason recorded)")]
+        [e(t.number), e(trial_attr(t, "fail_reason") or "(no reason recorded)")]
         for t in failed[:TABLE_MAX_ROWS]
     ]
     return table(["Trial", "Reason"], rows, len(failed))
@@ -125,7 +126,7 @@ def render_report(
     sections = [
         _header(title, spec, study, trials, objectives, info),
         section("history", "Optimization history", history(page, snap, objectives)),
-        section("intermediate", "Intermediate values", intermediate(page, snap)),
+        section("intermediate", "Intermediate values", intermediate(page, snap, objectives)),
         section("parallel", "Parallel coordinates", parallel(page, snap, objectives)),
         section("importances", "Parameter importances", importances(page, snap, objectives)),
     ]

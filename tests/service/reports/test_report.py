@@ -10,6 +10,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import split
 from service.reports import plots as report
 from service.reports.report import render_report
 from tests.service.reports._report import SINGLE_PLOTS, Page
@@ -42,8 +43,9 @@ def make_trial(
     epochs: int = 0,
     fail_reason: str | None = None,
 ) -> FrozenTrial:
-    """A trial as the scheduler records it: per-epoch objective, a curve of every metric."""
-    user_attrs: dict[str, Any] = {}
+    """A trial as the scheduler records it: per-epoch objective, a curve of every metric (a
+    system attribute: search.attrs)."""
+    recorded: dict[str, Any] = {}
     intermediate: dict[int, float] = {}
     if epochs:
         final = values[0] if values else 0.5
@@ -57,10 +59,11 @@ def make_trial(
             }
             for e in range(1, epochs + 1)
         ]
-        user_attrs["curve"] = curve
+        recorded["curve"] = curve
         intermediate = {p["epoch"]: p["val_accuracy"] for p in curve}
     if fail_reason:
-        user_attrs["fail_reason"] = fail_reason
+        recorded["fail_reason"] = fail_reason
+    user_attrs, system_attrs = split(recorded)
     return optuna.trial.create_trial(
         state=state,
         params=params,
@@ -68,6 +71,7 @@ def make_trial(
         values=values,
         intermediate_values=intermediate,
         user_attrs=user_attrs,
+        system_attrs=system_attrs,
     )
 
 
