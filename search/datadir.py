@@ -2,9 +2,11 @@
 
 ``<DATA_DIR>/`` holds ``tuneforge.db`` (the default SQLite database), ``admin.key`` (the first
 admin API key, mode 0600), ``datasets/<id>.npz`` (uploads), ``artifacts/<study>/trial-<n>/``
-(trained models), ``checkpoints/<study>/trial-<n>.pt`` (running trials' newest checkpoints)
-and ``pbt/<study>/`` (a population study's Ray Tune experiment). ``<study>`` is the Optuna
-study's name.
+(trained models), ``checkpoints/<study>/trial-<n>.pt`` (running trials' newest checkpoints),
+``pbt/<study>/`` (a population study's Ray Tune experiment) and ``optuna-artifacts/`` (Optuna's
+artifact store, every study's files in one folder, named by artifact id: what
+optuna-dashboard lists; :mod:`search.optuna_artifacts`). ``<study>`` is the Optuna study's
+name.
 """
 
 import re
@@ -48,6 +50,11 @@ class DataDir:
     @property
     def artifact_root(self) -> Path:
         return (self.root / "artifacts").resolve()
+
+    @property
+    def optuna_artifacts(self) -> Path:
+        """Optuna's artifact store (``optuna.artifacts.FileSystemArtifactStore``)."""
+        return self.root / "optuna-artifacts"
 
     def artifacts(self, study: str) -> Path:
         """A study's trained models, one folder per trial (``trial-<n>``)."""

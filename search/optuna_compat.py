@@ -3,8 +3,8 @@
 The loop, the population mirror and the NAS samplers need a few things Optuna's public API
 does not offer: telling a trial without reading it back, asking without Optuna's scan for
 queued trials, creating a trial from a template, reading the study's cached trials, writing
-several user attributes in one transaction. Each is one function here, built on the private
-names of the Optuna release pinned in ``pyproject.toml`` (5.0); ``tests/search/
+a trial's user and system attributes in one transaction. Each is one function here, built on
+the private names of the Optuna release pinned in ``pyproject.toml`` (5.0); ``tests/search/
 test_optuna_compat.py`` pins that release and exercises every function against it, so an
 upgrade that moves one of them fails there, not inside a running study.
 """
@@ -86,18 +86,35 @@ def set_system_attr(study: optuna.Study, trial_id: int, key: str, value: Any) ->
     storage_of(study).set_trial_system_attr(trial_id, key, value)
 
 
-def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
-    """Set several user attributes of a trial: in one transaction where the storage can
-    (``set_trial_user_attrs``, e.g. the service's ``RetryingStorage``), else one by one."""
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    """A system attribute of a study (Optuna's ``Study`` has no public setter)."""
+    storage_of(study).set_study_system_attr(study_id_of(study), key, value)
+
+
+def set_attrs(trial: optuna.Trial, user: Mapping[str, Any], system: Mapping[str, Any]) -> None:
+    """Set user and system attributes of a running trial: in one transaction where the
+    storage can (``set_trial_attrs``, e.g. the service's ``RetryingStorage``), else one by
+    one. The trial handle sees them too."""
     storage = storage_of(trial.study)
     backend = getattr(storage, "_backend", storage)  # under Optuna's cache
-    many = getattr(backend, "set_trial_user_attrs", None)
-    if many is None:
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return
-    many(trial_id_of(trial), attrs)
-    trial._cached_frozen_trial.user_attrs.update(attrs)
+    many = getattr(backend, "set_trial_attrs", None)
+    trial_id = trial_id_of(trial)
+    if many is not None:
+        many(trial_id, user, system)
+    else:
+        for key, value in user.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        for key, value in system.items():
+            storage.set_trial_system_attr(trial_id, key, value)
+    trial._cached_frozen_trial.user_attrs.update(user)
+    trial._cached_frozen_trial.system_attrs.update(system)
+
+
+def known_system_attrs(trial: optuna.Trial) -> Mapping[str, Any]:
+    """A trial's system attributes as its handle read them when it was made (plus those
+    :func:`set_attrs` wrote through it since), without a read of the database."""
+    attrs: Mapping[str, Any] = trial._cached_frozen_trial.system_attrs
+    return attrs
 
 
 def frozen(study: optuna.Study, trial_id: int) -> FrozenTrial:

@@ -6,6 +6,26 @@ import os
 import ray
 
 _LOOPBACK = "127.0.0.1"
+# What Ray says on every start of the service that its user can do nothing about: a driver
+# started outside the main thread (the scheduler's) sets no SIGTERM handler (the service
+# handles its own signals); a new local Ray turned on token authentication, as it should.
+_NOISE = {
+    "ray._private.worker": "SIGTERM handler is not set",
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+}
+
+
+class _Drop(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._text not in record.getMessage()
+
+
+for _logger, _text in _NOISE.items():
+    logging.getLogger(_logger).addFilter(_Drop(_text))
 
 
 def connect(address: str = "", num_cpus: int | None = None) -> None:

@@ -35,12 +35,15 @@ def serve(
     scheduler: Annotated[
         bool,
         typer.Option(
-            help="Run the trial scheduler in this process (--no-scheduler: the API alone, "
-            "with `tuneforge scheduler` running elsewhere on the same database)."
+            help="Run the trial scheduler in this process. Without it, run `tuneforge "
+            "scheduler` elsewhere on the same database."
         ),
     ] = True,
 ) -> None:
-    """Run the API and the scheduler (starts a local Ray unless TUNEFORGE_RAY_ADDRESS is set)."""
+    """Run the API and the scheduler.
+
+    The scheduler starts a local Ray unless TUNEFORGE_RAY_ADDRESS names a cluster.
+    """
     import uvicorn
 
     from service.app import create_app
@@ -62,8 +65,11 @@ def serve(
 
 @app.command("scheduler")
 def run_scheduler() -> None:
-    """Run only the trial scheduler (cluster mode): it reads the studies from the database and
-    runs their trials on the Ray cluster at TUNEFORGE_RAY_ADDRESS, until SIGTERM or Ctrl-C."""
+    """Run only the trial scheduler (cluster mode).
+
+    It reads the studies from the database and runs their trials on the Ray cluster at
+    TUNEFORGE_RAY_ADDRESS, until SIGTERM or Ctrl-C.
+    """
     from service.scheduling.process import run_scheduler_process
 
     raise typer.Exit(run_scheduler_process(_settings(), typer.echo))
@@ -71,7 +77,10 @@ def run_scheduler() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database: Optuna's tables and the service's (idempotent)."""
+    """Create or upgrade the database.
+
+    Optuna's tables and the service's; running it again changes nothing.
+    """
     from service.store.engine import migrate_all
 
     settings = _settings()
@@ -86,22 +95,34 @@ def dashboard(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="TUNEFORGE_DASHBOARD_PORT", help="Port.")] = 8080,
 ) -> None:
-    """Serve optuna-dashboard on the service's database."""
+    """Serve optuna-dashboard on the service's database.
+
+    Each trial's model files (weights, TorchScript, spec, curve) are listed and downloadable,
+    from Optuna's artifact store in the data directory.
+    """
     import optuna_dashboard
 
+    from search.optuna_artifacts import artifact_store
     from service.store.storage import make_storage
 
     settings = _settings()
+    store = artifact_store(settings.paths)
     typer.echo(f"optuna-dashboard:    http://{host}:{port}/dashboard  ({settings.db_url})")
-    optuna_dashboard.run_server(make_storage(settings.db_url), host=host, port=port)
+    typer.echo(f"artifacts:           {settings.paths.optuna_artifacts.resolve()}")
+    optuna_dashboard.run_server(
+        make_storage(settings.db_url), host=host, port=port, artifact_store=store
+    )
 
 
 @app.command()
 def secret(
     path: Annotated[Path, typer.Argument(help="The file (kept as it is if it holds one).")],
 ) -> None:
-    """Write a random secret to PATH, readable by its owner alone, unless it holds one: the
-    compose stack's Ray token (RAY_AUTH_TOKEN_PATH)."""
+    """Write a random secret to PATH, unless it holds one.
+
+    The file is readable by its owner alone: the compose stack's Ray token
+    (RAY_AUTH_TOKEN_PATH).
+    """
     from service.secret import ensure_secret
 
     os.umask(0o077)

@@ -6,7 +6,7 @@ from typing import Any
 
 import optuna
 
-from search import optuna_compat
+from search import attrs as trial_attrs
 
 CURVE_EVERY_S = 1.0  # longest a running trial's stored curve lags its last epoch
 
@@ -22,14 +22,15 @@ class InFlight:
     saved_at: float = field(default_factory=time.monotonic)  # of the last write
     params: dict[str, Any] = field(default_factory=dict)  # set by the kind (a one-shot search)
     notes: dict[str, Any] = field(default_factory=dict)  # the trial kind's own bookkeeping
-    pending: dict[str, Any] = field(default_factory=dict)  # user attributes not yet written
+    pending: dict[str, Any] = field(default_factory=dict)  # attributes not yet written
 
     def set(self, **attrs: Any) -> None:
-        """User attributes of the trial, written with its next :meth:`save`."""
+        """Attributes of the trial, written with its next :meth:`save` (each where
+        :mod:`search.attrs` keeps it)."""
         self.pending.update(attrs)
 
     def save(self, force: bool = True) -> None:
-        """Write the pending user attributes and the learning curve (rewritten whole) in one
+        """Write the pending attributes and the learning curve (rewritten whole) in one
         transaction: at the trial's end, and while it runs at most every ``CURVE_EVERY_S``,
         so a short trial's attributes and short epochs do not turn into one write each."""
         now = time.monotonic()
@@ -39,6 +40,6 @@ class InFlight:
         if len(self.curve) != self.curve_saved:
             attrs["curve"] = self.curve
         if attrs:
-            optuna_compat.set_user_attrs(self.trial, attrs)
+            trial_attrs.write(self.trial, attrs)
         self.pending.clear()
         self.curve_saved, self.saved_at = len(self.curve), now

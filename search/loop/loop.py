@@ -19,7 +19,7 @@ import optuna
 import ray
 from optuna.trial import FrozenTrial, TrialState
 
-from search import optuna_compat
+from search import attrs, optuna_artifacts, optuna_compat
 from search.algorithm import Env, Outcome, Run
 from search.artifacts import data_facts, write_artifacts
 from search.loop.checkpoints import Checkpoints
@@ -89,6 +89,7 @@ class StudyLoop(Run):
         )
         name = study.study_name
         self._artifact_dir = env.data_dir.artifacts(name)
+        self._artifact_store = optuna_artifacts.artifact_store(env.data_dir)
         self._checkpoints = Checkpoints(env.data_dir.checkpoints(name) if kind.resumable else None)
         self._checkpoint_every = env.checkpoint_every if kind.resumable else 0
         self._max_retries = env.trial_retries
@@ -124,11 +125,10 @@ class StudyLoop(Run):
                 continue
             trial = optuna_compat.trial_of(self.study, optuna_compat.trial_id_of(frozen))
             if not self.kind.resumable:
-                trial.set_user_attr("fail_reason", reason)
-                trial.set_user_attr(INTERRUPTED, True)
+                attrs.write(trial, {"fail_reason": reason, INTERRUPTED: True})
             else:  # it used up its retries: a failure of the study's budget
-                tries = len(frozen.user_attrs.get("resumes", []))
-                trial.set_user_attr("fail_reason", f"{reason} (after {tries} retries)")
+                tries = len(attrs.trial_attr(frozen, "resumes", []))
+                attrs.write(trial, {"fail_reason": f"{reason} (after {tries} retries)"})
             self.study.tell(frozen.number, state=TrialState.FAIL)
             self._checkpoints.drop(frozen.number)
         self._count()
@@ -178,10 +178,8 @@ class StudyLoop(Run):
             self._fail(ref, running, "the trial ended without a result")
             return
         except Exception as exc:  # the trial's own failure, or its worker's
-            if lost_worker(exc):
-                self._retry(ref, running, failure_reason(exc))
-            else:
-                self._fail(ref, running, failure_reason(exc))
+            handle = self._retry if lost_worker(exc) else self._fail
+            handle(ref, running, failure_reason(exc))
             return
         if isinstance(event, Started):  # written at once: where a trial runs shows as it starts
             running.set(**{key: getattr(event, key) for key in _WHERE})
@@ -300,17 +298,17 @@ class StudyLoop(Run):
 
         Returns False, and leaves the trial alone, when it may not be retried any more.
         """
-        resumes = list(frozen.user_attrs.get("resumes", []))
+        resumes = list(attrs.trial_attr(frozen, "resumes", []))
         if len(resumes) >= self._max_retries:
             return False
         state, checkpoint_epoch = self._checkpoints.read(frozen.number)
         trial = optuna_compat.trial_of(self.study, optuna_compat.trial_id_of(frozen))
-        curve = [c for c in frozen.user_attrs.get("curve", []) if c["epoch"] <= checkpoint_epoch]
+        curve = [c for c in attrs.trial_curve(frozen) if c["epoch"] <= checkpoint_epoch]
         # When it was started again: after the earlier run's end (tests check no two overlap).
         resumes.append(
             {"from_epoch": checkpoint_epoch, "reason": reason[:MAX_REASON], "at": time.time()}
         )
-        optuna_compat.set_user_attrs(trial, {"resumes": resumes, "curve": curve})
+        attrs.write(trial, {"resumes": resumes, "curve": curve})
         running = InFlight(trial, curve=curve, curve_saved=len(curve), params=dict(frozen.params))
         running.reported = max(frozen.intermediate_values, default=0)
         log.info(
@@ -329,7 +327,7 @@ class StudyLoop(Run):
         running.save()
         frozen = optuna_compat.frozen(self.study, optuna_compat.trial_id_of(running.trial))
         if not self.kind.resumable or not self._resume(frozen, f"worker lost: {reason}"):
-            tries = len(frozen.user_attrs.get("resumes", []))
+            tries = len(attrs.trial_attr(frozen, "resumes", []))
             self._record_failure(running, f"worker lost after {tries} retries: {reason}")
         self._check_end()
 
@@ -370,6 +368,7 @@ class StudyLoop(Run):
             write_artifacts(
                 folder, event.state_dict, event.torchscript, self.spec, record, self._data_facts
             )
+            optuna_artifacts.upload_trial(self._artifact_store, trial, folder, running.curve)
             running.set(artifact_uri=str(folder))
         bad = [v for v in values if not math.isfinite(v)]
         if bad:

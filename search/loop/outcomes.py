@@ -7,7 +7,7 @@ import optuna
 import ray
 from optuna.trial import FrozenTrial, TrialState
 
-from search import optuna_compat
+from search import attrs, optuna_compat
 from search.algorithm import Outcome
 from search.spec import StudyStatus
 
@@ -47,7 +47,7 @@ def abandon(study: optuna.Study, reason: str) -> None:
     """Fail the trials a study left RUNNING (it ended while no scheduler ran it)."""
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial = optuna_compat.trial_of(study, optuna_compat.trial_id_of(frozen))
-        trial.set_user_attr("fail_reason", reason)
+        attrs.write(trial, {"fail_reason": reason})
         study.tell(frozen.number, state=TrialState.FAIL)
 
 

@@ -19,9 +19,10 @@ objective at each of the member's epochs as intermediate values, its value at th
 last epoch; user attributes ``pbt_member``, ``pbt_segment``, ``pbt_parent`` (the member whose
 checkpoint the segment started from), ``pbt_parent_trial``, ``pbt_exploit_epoch``,
 ``pbt_perturbation`` (param → [parent's value, new value]), ``pbt_epochs`` ([first, last]),
-``pbt_method``, ``seed``, ``curve``; a member's last segment also ``final_metrics``,
-``grad_norms`` and ``artifact_uri``. Parameters that change the network's shape are sampled
-once per member and inherited with the weights, never perturbed.
+``pbt_method``, ``seed``; the records ``curve`` and, on a member's last segment,
+``final_metrics``, ``grad_norms`` and ``artifact_uri`` (system attributes: :mod:`search.attrs`),
+whose model files are uploaded to Optuna's artifact store too. Parameters that change the
+network's shape are sampled once per member and inherited with the weights, never perturbed.
 """
 
 from dataclasses import dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
 from models.data import Dataset
@@ -101,6 +102,7 @@ def run_pbt(
     stop: threading.Event,
     *,
     artifact_dir: Path | None = None,
+    artifact_store: FileSystemArtifactStore | None = None,
     started_at: float | None = None,
     suspend: threading.Event | None = None,
 ) -> PBTOutcome:
@@ -123,6 +125,8 @@ def run_pbt(
             segments RUNNING; the next call on the same ``storage_dir`` restores both.
         artifact_dir: where each member's final model is written (``trial-<n>/``); None
             writes none.
+        artifact_store: Optuna's artifact store, where the final models' files are uploaded
+            too (:mod:`search.optuna_artifacts`); None uploads none.
         started_at: wall-clock start of the study; ``budget.timeout_s`` counts from it
             (default: now).
 
@@ -201,6 +205,7 @@ def run_pbt(
     timeout = spec.budget.timeout_s
     deadline = None if timeout is None else (started_at or time.time()) + timeout
     run = Mirror(plan, study, stop, population, artifact_dir, data_facts(dataset.info), deadline)
+    run.artifact_store = artifact_store
     if suspend is not None:
         run.suspend = suspend
     mirror, stopper = _tune_hooks(run)

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
-from search import optuna_compat
+from search import attrs as trial_attrs
+from search import optuna_artifacts, optuna_compat
 from search.algorithm import Outcome
 from search.artifacts import USAGE, write_artifacts
 from search.pbt.explore import Plan
@@ -79,6 +81,7 @@ class Mirror:
         self.stop_event = stop
         self.population = population
         self.artifact_dir = artifact_dir
+        self.artifact_store: FileSystemArtifactStore | None = None  # Optuna's, if any
         self.data_info = data_info
         self.deadline = deadline
         self.distributions = {p.name: to_distribution(p) for p in plan.spec.search_space}
@@ -117,7 +120,7 @@ class Mirror:
             first_epoch = int(attrs.get("pbt_epochs", [0, 0])[0])
             trial = optuna_compat.trial_of(self.study, optuna_compat.trial_id_of(t))
             seg = Segment(member, len(own), trial, dict(t.params), first_epoch, parent, origin)
-            seg.curve = list(attrs.get("curve", []))
+            seg.curve = trial_attrs.trial_curve(t)
             values = t.intermediate_values
             seg.value = t.value if t.value is not None else values.get(max(values, default=-1))
             own.append(seg)
@@ -166,11 +169,13 @@ class Mirror:
             "pbt_perturbation": lineage.get("perturbation", {}),
             "seed": self.plan.spec.seed + member,
         }
+        user, system = trial_attrs.split(attrs)
         frozen = optuna.trial.create_trial(
             state=TrialState.RUNNING,
             params=lineage["params"],
             distributions=self.distributions,
-            user_attrs=attrs,
+            user_attrs=user,
+            system_attrs=system,
         )
         # One write creates the trial with its params and lineage; ask() would pop any
         # WAITING trial of the study and run the sampler for nothing.
@@ -204,8 +209,7 @@ class Mirror:
         point = {"epoch": epoch, **{k: result[k] for k in self.metric_keys.get(member, [])}}
         # A retried member re-runs epochs after its last checkpoint: keep the latest run.
         seg.curve = [c for c in seg.curve if c["epoch"] < epoch] + [point]
-        seg.trial.set_user_attr("curve", seg.curve)
-        seg.trial.set_user_attr("pbt_epochs", [seg.first_epoch, epoch])
+        trial_attrs.write(seg.trial, {"curve": seg.curve, "pbt_epochs": [seg.first_epoch, epoch]})
         if math.isfinite(value):
             seg.trial.report(value, step=epoch)
         seg.value = value
@@ -228,11 +232,11 @@ class Mirror:
                 if seg.value is None
                 else f"non-finite objective value {seg.value}"
             )
-            seg.trial.set_user_attr("fail_reason", reason)
+            trial_attrs.write(seg.trial, {"fail_reason": reason})
             self.study.tell(seg.trial, state=TrialState.FAIL)
             return
         if cut_short is not None:
-            seg.trial.set_user_attr("pbt_cut_short", cut_short)
+            trial_attrs.write(seg.trial, {"pbt_cut_short": cut_short})
         self.study.tell(seg.trial, seg.value)
 
     def on_complete(self, member: int, checkpoint: Any) -> None:
@@ -252,8 +256,8 @@ class Mirror:
         with checkpoint.as_directory() as folder:
             src = Path(folder)
             summary = json.loads((src / RESULT).read_text())
-            seg.trial.set_user_attr("final_metrics", summary["metrics"])
-            seg.trial.set_user_attr("grad_norms", summary["grad_norms"])
+            results = {"final_metrics": summary["metrics"], "grad_norms": summary["grad_norms"]}
+            trial_attrs.write(seg.trial, results)
             if self.artifact_dir is None:
                 return
             dest = self.artifact_dir / f"trial-{seg.trial.number}"
@@ -267,7 +271,9 @@ class Mirror:
             }
             weights, torchscript = (src / WEIGHTS).read_bytes(), (src / TORCHSCRIPT).read_bytes()
             write_artifacts(dest, weights, torchscript, self.plan.spec, record, self.data_info)
-        seg.trial.set_user_attr("artifact_uri", str(dest))
+        if self.artifact_store is not None:  # before the segment is told
+            optuna_artifacts.upload_trial(self.artifact_store, seg.trial, dest, seg.curve)
+        trial_attrs.write(seg.trial, {"artifact_uri": str(dest)})
 
     def _schedule(self, seg: Segment) -> list[dict[str, Any]]:
         """The spans of epochs, back through the ancestors, that trained ``seg``'s weights."""
@@ -294,7 +300,7 @@ class Mirror:
             lineage = {"start": "failed", "params": self.plan.decode(config)}
             seg = self._open_segment(member, lineage, 0)
             del self.open[member]
-        seg.trial.set_user_attr("fail_reason", reason)
+        trial_attrs.write(seg.trial, {"fail_reason": reason})
         self.study.tell(seg.trial, state=TrialState.FAIL)
 
     def finish(self) -> None:
@@ -305,8 +311,8 @@ class Mirror:
         for seg in list(self.open.values()):
             if seg.value is None:
                 del self.open[seg.member]
-                seg.trial.set_user_attr("fail_reason", f"interrupted: {why}")
-                seg.trial.set_user_attr("interrupted", True)
+                failed = {"fail_reason": f"interrupted: {why}", "interrupted": True}
+                trial_attrs.write(seg.trial, failed)
                 self.study.tell(seg.trial, state=TrialState.FAIL)
             else:
                 self._close(seg, cut_short=why)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import optuna
 
 from search.algorithm import Env, Outcome, Run, StudyRef
+from search.optuna_artifacts import artifact_store
 from search.pbt.driver import run_pbt
 from search.pbt.settings import PB2Settings
 from search.spec import StudySpec, StudyStatus, TrainTask
@@ -61,6 +62,7 @@ class PopulationRun(Run):
                 self._settings,
                 self._stop,
                 artifact_dir=data_dir.artifacts(self._ref.name),
+                artifact_store=artifact_store(data_dir),
                 started_at=self._env.started_at,
                 suspend=self._suspend,
             )

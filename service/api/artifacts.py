@@ -2,7 +2,7 @@
 
 The scheduler writes ``<DATA_DIR>/artifacts/<optuna study>/trial-<n>/`` with ``weights.pt``
 (state_dict), ``model.ts`` (TorchScript) and ``spec.json`` (what rebuilds the model); a
-trial's ``artifact_uri`` user attribute names the folder. Only files inside the artifact tree
+trial's ``artifact_uri`` record names the folder. Only files inside the artifact tree
 are served, whatever the attribute says.
 """
 
@@ -11,6 +11,7 @@ from typing import Literal
 
 from optuna.trial import FrozenTrial
 
+from search.attrs import trial_attr
 from search.datadir import DataDir
 from service.errors import NotFound
 
@@ -44,7 +45,7 @@ def artifact_file(trial: FrozenTrial, data_dir: DataDir, kind: str) -> tuple[Pat
 
 
 def _folder(trial: FrozenTrial, data_dir: DataDir) -> Path | None:
-    uri = trial.user_attrs.get("artifact_uri")
+    uri = trial_attr(trial, "artifact_uri")
     if not isinstance(uri, str):
         return None
     folder = Path(uri).resolve()

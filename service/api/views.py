@@ -5,6 +5,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
+from search.attrs import full_attrs, trial_attr, trial_curve
 from search.datadir import DataDir
 from search.retrain import retrain_spec
 from service.api.artifacts import available
@@ -38,7 +39,8 @@ def study_public(row: StudyRow, session: Session) -> StudyPublic:
 
 
 # Served by their own fields (learning_curve, final_metrics, the artifact routes), not repeated
-# in user_attrs; the artifact folder is a path on the server, which no answer shows.
+# in user_attrs; the artifact folder is a path on the server, which no answer shows. The other
+# attributes are shown whole, wherever the trial keeps them (search.attrs).
 _HIDDEN = ("curve", "final_metrics", "artifact_uri")
 
 
@@ -51,9 +53,9 @@ def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
         "value": t.values[0] if t.state == TrialState.COMPLETE and t.values else None,
         "values": t.values if t.state == TrialState.COMPLETE else None,
         "intermediate_values": dict(sorted(t.intermediate_values.items())),
-        "fail_reason": t.user_attrs.get("fail_reason"),
-        "node_id": t.user_attrs.get("node_id"),
-        "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in _HIDDEN},
+        "fail_reason": trial_attr(t, "fail_reason"),
+        "node_id": trial_attr(t, "node_id"),
+        "user_attrs": {k: v for k, v in full_attrs(t).items() if k not in _HIDDEN},
         "datetime_start": t.datetime_start,
         "datetime_complete": t.datetime_complete,
         "duration_s": duration,
@@ -69,12 +71,12 @@ def trial_detail(t: FrozenTrial, data_dir: DataDir) -> TrialDetail:
         CurvePoint(
             epoch=int(p["epoch"]), metrics={k: float(v) for k, v in p.items() if k != "epoch"}
         )
-        for p in t.user_attrs.get("curve", [])
+        for p in trial_curve(t)
     ]
     return TrialDetail(
         **_trial_fields(t),
         learning_curve=curve,
-        final_metrics=t.user_attrs.get("final_metrics", {}),
+        final_metrics=trial_attr(t, "final_metrics", {}),
         artifacts=available(t, data_dir),
     )
 

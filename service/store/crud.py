@@ -14,11 +14,13 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from models.data import DatasetInfo, Kind, Task
+from search import attrs, optuna_artifacts
 from search.datadir import DataDir
 from search.document import from_document, task_of, to_document
 from search.space import to_distribution
 from search.spec import ACTIVE, FINISHED, Budget, StudySpec, StudyStatus
 from service.errors import Conflict, NotFound
+from service.store import optuna_sql
 from service.store.leases import Lease, LeaseLost, held
 from service.store.orm import DEFAULT_TENANT, DatasetRow, StudyRow, utcnow
 from service.store.uploads import Upload, new_dataset_id, remove_upload, save_upload
@@ -41,7 +43,7 @@ def create_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([o.metric for o in spec.objectives])
         _warm_start(session, storage, study, spec)
-        study.set_user_attr("tuneforge_spec", document)
+        attrs.record_spec(study, spec, document)
         row = StudyRow(
             tenant=tenant,
             name=spec.name,
@@ -63,7 +65,8 @@ def _warm_start(
     session: Session, storage: RDBStorage, study: optuna.Study, spec: StudySpec
 ) -> None:
     """Queue the given points first; copy the finished trials of another study whose
-    parameters fit this space, so the sampler starts from what is already known."""
+    parameters fit this space, so the sampler starts from what is already known (with what
+    tuneforge recorded of each: :mod:`search.attrs`)."""
     for point in spec.warm_start.points:
         study.enqueue_trial(dict(point), user_attrs={"warm_start": "point"})
     if spec.warm_start.from_study is None:
@@ -77,6 +80,7 @@ def _warm_start(
             values=t.values,
             intermediate_values=t.intermediate_values,
             user_attrs={**t.user_attrs, "warm_start": f"study {source.id} trial {t.number}"},
+            system_attrs={k: v for k, v in t.system_attrs.items() if k.startswith(attrs.PREFIX)},
         )
         for t in load_trials(storage, source.optuna_study_name)
         if t.state == TrialState.COMPLETE
@@ -206,15 +210,27 @@ def patch_study(
 
 
 def delete_study(session: Session, storage: RDBStorage, data_dir: DataDir, row: StudyRow) -> None:
-    """Delete a finished study with all its trials, then its models and checkpoints. The row
-    goes first, and only as it was read (finished): a study resumed meanwhile is a 409 and
-    keeps everything."""
+    """Delete a finished study with all its trials, then its models, checkpoints and files in
+    Optuna's artifact store. The row goes first, and only as it was read (finished): a study
+    resumed meanwhile is a 409 and keeps everything."""
     if row.status in ACTIVE:
         raise Conflict(f"study {row.id} is {row.status}; stop it first (POST .../stop)")
     name = row.optuna_study_name
     _conditionally(session, row, delete(StudyRow))
+    uploaded = _artifact_ids(session, storage, name)  # named by the trials about to go
     delete_optuna_study(storage, name)
+    optuna_artifacts.remove(optuna_artifacts.artifact_store(data_dir), uploaded)
     data_dir.remove_study(name)
+
+
+def _artifact_ids(session: Session, storage: RDBStorage, name: str) -> list[str]:
+    """The ids of the Optuna artifacts of a study and its trials (those the scheduler and
+    optuna-dashboard's users uploaded)."""
+    sid = _optuna_id(storage, name)
+    if sid is None:
+        return []
+    own = [k.rsplit(":", 1)[1] for k in storage.get_study_system_attrs(sid) if "artifacts:" in k]
+    return optuna_sql.artifact_ids(session, sid) + own
 
 
 # -- the scheduler's writes -------------------------------------------------------------------

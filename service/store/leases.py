@@ -214,7 +214,7 @@ def _check_fence(
         dialect = conn.dialect
         check = _CHECKS[dialect.name].format(p="?" if dialect.paramstyle == "qmark" else "%s")
         own = conn.connection.cursor()  # the DBAPI connection's: this transaction's
-        args = (lease.study_id, lease.owner, lease.token)
+        args: tuple[Any, ...] = (lease.study_id, lease.owner, lease.token)
         if dialect.name == "postgresql":
             args = (f"{int(IDLE_IN_TRANSACTION_S * 1000)}ms", *args)
         own.execute(check, args)

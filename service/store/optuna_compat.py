@@ -52,13 +52,13 @@ def orm_session(storage: RDBStorage) -> AbstractContextManager[Session]:
     return _create_scoped_session(storage.scoped_session, True)
 
 
-def set_user_attr_without_commit(
-    storage: RDBStorage, session: Session, trial_id: int, key: str, value: Any
+def set_attr_without_commit(
+    storage: RDBStorage, session: Session, trial_id: int, key: str, value: Any, system: bool
 ) -> None:
-    """Optuna's upsert of one user attribute, inside ``session``'s transaction."""
-    storage._set_trial_attr_without_commit(
-        session, _models.TrialUserAttributeModel, trial_id, key, value
-    )
+    """Optuna's upsert of one user (or ``system``) attribute of a trial, inside ``session``'s
+    transaction."""
+    model = _models.TrialSystemAttributeModel if system else _models.TrialUserAttributeModel
+    storage._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
 
 def create_trial_with_optuna(storage: RDBStorage, study_id: int, template: Any) -> Any:

@@ -52,9 +52,8 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 def optuna_study_id(session: Session, optuna_study_name: str) -> int | None:
     """The Optuna study's id (None: it does not exist, e.g. it was deleted)."""
-    return session.scalar(
-        select(studies.c.study_id).where(studies.c.study_name == optuna_study_name)
-    )
+    query = select(studies.c.study_id).where(studies.c.study_name == optuna_study_name)
+    return session.scalar(query)
 
 
 def count_by_state(session: Session, study_id: int | None) -> dict[str, int]:
@@ -143,9 +142,8 @@ def trial_page(
     if state_name is not None:
         where.append(trials.c.state == TrialState[state_name])
     total = session.scalar(select(func.count()).select_from(trials).where(*where)) or 0
-    rows = session.execute(
-        _TRIAL_ROWS.where(*where).order_by(trials.c.trial_id).offset(offset).limit(limit)
-    ).all()
+    query = _TRIAL_ROWS.where(*where).order_by(trials.c.trial_id).offset(offset).limit(limit)
+    rows = session.execute(query).all()
     return _frozen(session, rows), int(total)
 
 
@@ -160,8 +158,7 @@ def trial_by_number(session: Session, study_id: int | None, number: int) -> Froz
 
 def trial_by_id(session: Session, trial_id: int) -> FrozenTrial | None:
     """The trial ``trial_id`` (None: there is none)."""
-    found = trials_by_id(session, [trial_id])
-    return found[0] if found else None
+    return next(iter(trials_by_id(session, [trial_id])), None)
 
 
 def trials_by_id(session: Session, trial_ids: list[int]) -> list[FrozenTrial]:
@@ -209,6 +206,14 @@ def _attrs(session: Session, table: Any, ids: list[int]) -> Any:
         .where(table.c.trial_id.in_(ids))
         .order_by(table.primary_key.columns[0])
     )
+
+
+def artifact_ids(session: Session, study_id: int) -> list[str]:
+    """The ids of the artifacts uploaded to a study's trials (``artifacts:<id>`` attributes)."""
+    ta = trial_system_attributes
+    query = select(ta.c.key).join(trials, trials.c.trial_id == ta.c.trial_id)
+    query = query.where(trials.c.study_id == study_id, ta.c.key.startswith("artifacts:"))
+    return [key.removeprefix("artifacts:") for key in session.scalars(query)]
 
 
 # -- the event stream ---------------------------------------------------------------------------
@@ -384,9 +389,9 @@ def statements() -> Statements:
 
 
 @functools.cache
-def user_attr_upsert(dialect: str) -> Insert:
-    """Insert-or-update of user attributes (rows of trial_id, key, value_json), built once."""
-    ua = trial_user_attributes
+def attr_upsert(dialect: str, system: bool) -> Insert:
+    """Upsert of a trial's user (or ``system``) attributes: rows of trial_id, key, value_json."""
+    ua = trial_system_attributes if system else trial_user_attributes
     statement = (sqlite_dialect if dialect == "sqlite" else pg_dialect).insert(ua)
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[ua.c.trial_id, ua.c.key],

@@ -4,8 +4,9 @@
 restart of up to ``patience_s`` seconds, which reads one trial and creates one trial with
 prepared Core statements instead of Optuna's ORM (the scheduler reads every trial it starts and
 every trial it finishes: half its time per trial went to the ORM), and which writes several
-user attributes of a trial in one transaction. ``tests/service/store/test_storage.py`` runs
-it against Optuna's own reader, and Optuna's storage test suite passes on it.
+user and system attributes of a trial in one transaction. ``tests/service/store/
+test_storage.py`` runs it against Optuna's own reader, and Optuna's storage test suite passes
+on it.
 """
 
 import inspect
@@ -20,7 +21,7 @@ from sqlalchemy import event
 
 from service.store import optuna_compat
 from service.store.engine import engine_kwargs, retrying, sqlite_pragmas
-from service.store.optuna_sql import statements, user_attr_upsert
+from service.store.optuna_sql import attr_upsert, statements
 from service.store.optuna_trials import distribution, local_time
 
 # Calls that must not run twice: a retried create could add a second study or trial.
@@ -35,24 +36,32 @@ class RetryingStorage(optuna.storages.RDBStorage):
         self._patience_s = patience_s
         super().__init__(url, **kwargs)
 
-    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
-        """Set several user attributes of a trial in one transaction (Optuna's own call
-        commits each one alone), with Optuna's rule: a finished trial cannot change."""
+    def set_trial_attrs(
+        self, trial_id: int, user: Mapping[str, Any], system: Mapping[str, Any]
+    ) -> None:
+        """Set several user and system attributes of a trial in one transaction (Optuna's own
+        calls commit each one alone), with Optuna's rule: a finished trial cannot change."""
+        kinds = ((False, user), (True, system))
         if self.engine.name not in ("sqlite", "postgresql"):
             with optuna_compat.orm_session(self) as session:
-                for key, value in attrs.items():
-                    optuna_compat.set_user_attr_without_commit(self, session, trial_id, key, value)
+                for is_system, attrs in kinds:
+                    for key, value in attrs.items():
+                        optuna_compat.set_attr_without_commit(
+                            self, session, trial_id, key, value, is_system
+                        )
             return
-        rows = [
-            {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-            for key, value in attrs.items()
-        ]
         with self.engine.begin() as conn:
             state = conn.execute(statements().state, {"id": trial_id}).scalar_one_or_none()
             if state is None:
                 raise KeyError(optuna_compat.NOT_FOUND_MSG)
             self.check_trial_is_updatable(trial_id, TrialState(state))
-            conn.execute(user_attr_upsert(self.engine.name), rows)
+            for is_system, attrs in kinds:
+                rows = [
+                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                    for key, value in attrs.items()
+                ]
+                if rows:
+                    conn.execute(attr_upsert(self.engine.name, is_system), rows)
 
     def _create_new_trial(
         self, study_id: int, template_trial: FrozenTrial | None = None

@@ -1,5 +1,6 @@
 """``StudyLoop`` on a real local Ray with an in-memory Optuna study."""
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -9,9 +10,11 @@ import optuna
 import pytest
 import ray
 import torch
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 
 from models.data import load_dataset
 from search.algorithm import Outcome
+from search.attrs import MAX_ATTR_JSON, trial_attr, trial_curve
 from search.loop import StudyLoop, failure_reason, wait_any
 from search.ray_runtime import node_ip
 from search.spec import Budget, DatasetRef, Resources, StudySpec, StudyStatus
@@ -100,13 +103,25 @@ def test_dataset_is_put_once_and_parallelism_is_held(local_ray: None, tmp_path: 
     assert loop.outcome is not None and loop.outcome.status == "completed"
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE] * 5
+    storage = study._storage
     artifacts = (tmp_path / "artifacts" / study.study_name).resolve()
+    store = FileSystemArtifactStore(tmp_path / "optuna-artifacts")
     for t in study.trials:
         assert sorted(t.intermediate_values) == [1, 2]
-        assert t.user_attrs["curve"][-1]["val_accuracy"] == t.value
-        assert t.user_attrs["final_metrics"]["val_accuracy"] == t.value
-        # The model goes under the data directory, where the API serves it from.
-        assert Path(t.user_attrs["artifact_uri"]).resolve().parent == artifacts
+        assert trial_curve(t)[trial_attr(t, "best_epoch") - 1]["val_accuracy"] == t.value
+        assert trial_attr(t, "final_metrics")["val_accuracy"] == t.value
+        assert (t.user_attrs["final_val_accuracy"], t.user_attrs["epochs"]) == (t.value, 2)
+        # Every user attribute is one short line in optuna-dashboard.
+        assert max(len(json.dumps(v)) for v in t.user_attrs.values()) <= MAX_ATTR_JSON
+        # The model goes under the data directory, where the API serves it from...
+        folder = Path(trial_attr(t, "artifact_uri")).resolve()
+        assert folder.parent == artifacts
+        # ... and into Optuna's artifact store, where optuna-dashboard lists it.
+        uploaded = {m.filename: m.artifact_id for m in get_all_artifact_meta(t, storage=storage)}
+        assert sorted(uploaded) == ["curve.csv", "model.ts", "spec.json", "weights.pt"]
+        for name, artifact_id in uploaded.items():
+            with store.open_reader(artifact_id) as f:
+                assert f.read() == (folder / name).read_bytes()
 
 
 def test_exception_fails_the_trial_alone(local_ray: None, tmp_path: Path) -> None:

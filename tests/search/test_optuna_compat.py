@@ -89,7 +89,15 @@ def test_set_param_and_system_attr_land_on_the_trial(study: optuna.Study) -> Non
     assert stored.system_attrs["parent"] == 7
 
 
-def test_set_user_attrs_one_by_one_where_the_storage_has_no_batch(study: optuna.Study) -> None:
+def test_set_attrs_one_by_one_where_the_storage_has_no_batch(study: optuna.Study) -> None:
     trial = study.ask()
-    compat.set_user_attrs(trial, {"a": 1, "b": [2, 3]})
-    assert compat.frozen(study, compat.trial_id_of(trial)).user_attrs == {"a": 1, "b": [2, 3]}
+    compat.set_attrs(trial, {"a": 1, "b": [2, 3]}, {"c": "d"})
+    stored = compat.frozen(study, compat.trial_id_of(trial))
+    assert (stored.user_attrs, stored.system_attrs) == ({"a": 1, "b": [2, 3]}, {"c": "d"})
+    assert compat.known_system_attrs(trial) == {"c": "d"}  # the handle saw it written
+
+
+def test_a_study_system_attr_lands_on_the_study(study: optuna.Study) -> None:
+    compat.set_study_system_attr(study, "tuneforge:spec", {"name": "s"})
+    stored = study._storage.get_study_system_attrs(study._study_id)  # Study has no reader
+    assert stored["tuneforge:spec"] == {"name": "s"}

@@ -24,9 +24,11 @@ from typing import Any
 import optuna
 import pytest
 import torch
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import FrozenTrial, TrialState
 
 from models.data import Dataset, load_dataset
+from search.attrs import MAX_ATTR_JSON, trial_attr, trial_curve
 from search.pbt.driver import run_pbt
 from search.pbt.mirror import PBTOutcome
 from search.pbt.settings import pb2_unavailable
@@ -66,6 +68,7 @@ def run(spec: StudySpec, data: Dataset, folder: Path, **kwargs: Any) -> Run:
         checked(spec),
         threading.Event(),
         artifact_dir=folder / "artifacts",
+        artifact_store=FileSystemArtifactStore(folder),  # the files beside the folders
         **kwargs,
     )
     return outcome, study, folder / "artifacts"
@@ -161,7 +164,7 @@ def test_every_segment_is_an_optuna_trial_with_lineage_and_curve(pbt: Run) -> No
             epochs = list(range(first, last + 1))
             assert sorted(t.intermediate_values) == epochs
             assert t.value == t.intermediate_values[last]
-            curve = t.user_attrs["curve"]
+            curve = trial_curve(t)
             assert [c["epoch"] for c in curve] == epochs
             assert [c["val_loss"] for c in curve] == [t.intermediate_values[e] for e in epochs]
             assert {"train_loss", "val_accuracy", "lr"} <= set(curve[0])
@@ -172,7 +175,7 @@ def test_every_segment_is_an_optuna_trial_with_lineage_and_curve(pbt: Run) -> No
             if t.user_attrs["pbt_segment"] == 0:
                 assert first == 1 and parent is None
                 assert t.user_attrs["pbt_exploit_epoch"] is None
-                assert t.user_attrs["pbt_perturbation"] == {}
+                assert trial_attr(t, "pbt_perturbation") == {}
                 assert t.user_attrs["pbt_parent_trial"] is None
                 continue
             # A later segment starts from the checkpoint another member saved at the epoch
@@ -183,19 +186,28 @@ def test_every_segment_is_an_optuna_trial_with_lineage_and_curve(pbt: Run) -> No
             assert source.user_attrs["pbt_member"] == parent
             src_first, src_last = source.user_attrs["pbt_epochs"]
             assert src_first <= first - 1 <= src_last
-            for name, (old, new) in t.user_attrs["pbt_perturbation"].items():
+            for name, (old, new) in trial_attr(t, "pbt_perturbation").items():
                 assert old == source.params[name] and new == t.params[name]
         assert segments[-1].user_attrs["pbt_epochs"][1] == EPOCHS
 
 
 def test_final_segments_carry_the_trained_model(pbt: Run, data: Dataset) -> None:
     _, study, artifacts = pbt
+    storage = study._storage
     final = [t for t in study.trials if t.user_attrs["pbt_epochs"][1] == EPOCHS]
     assert len(final) == POPULATION
+    store = FileSystemArtifactStore(artifacts.parent)
     for t in final:
-        assert {"param_count", "latency_ms", "val_loss"} <= set(t.user_attrs["final_metrics"])
-        folder = Path(t.user_attrs["artifact_uri"])
+        assert {"param_count", "latency_ms", "val_loss"} <= set(trial_attr(t, "final_metrics"))
+        assert max(len(json.dumps(v)) for v in t.user_attrs.values()) <= MAX_ATTR_JSON
+        folder = Path(trial_attr(t, "artifact_uri"))
         assert folder == artifacts / f"trial-{t.number}"
+        # Uploaded to Optuna's artifact store, for optuna-dashboard to list and serve.
+        uploaded = {m.filename: m.artifact_id for m in get_all_artifact_meta(t, storage=storage)}
+        assert sorted(uploaded) == ["curve.csv", "model.ts", "spec.json", "weights.pt"]
+        for name, artifact_id in uploaded.items():
+            with store.open_reader(artifact_id) as f:
+                assert f.read() == (folder / name).read_bytes()
         spec = json.loads((folder / "spec.json").read_text())
         assert spec["params"] == t.params and spec["training"]["lr"] == t.params["training.lr"]
         spans = spec["pbt_schedule"]  # the learning rates that trained these weights, in order
@@ -204,7 +216,12 @@ def test_final_segments_carry_the_trained_model(pbt: Run, data: Dataset) -> None
         assert spans[-1]["trial"] == t.number
         model = torch.jit.load(str(folder / "model.ts"))
         assert tuple(model(torch.tensor(data.x_val[:5])).shape) == (5, 3)
-    assert not [t for t in study.trials if t not in final and "artifact_uri" in t.user_attrs]
+    others = [t for t in study.trials if t not in final]
+    assert not [
+        t
+        for t in others
+        if trial_attr(t, "artifact_uri") or get_all_artifact_meta(t, storage=storage)
+    ]
 
 
 # -- refused before starting -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from models.data import load_dataset
 from models.training.config import TrainConfig
 from models.training.results import EpochMetrics, TrainCheckpoint, TrainResult
 from models.training.trainer import train
+from search.attrs import trial_attr, trial_curve, write
 from search.loop import StudyLoop, lost_worker, wait_any
 from search.spec import Budget, StudySpec, StudyStatus
 from search.trials.events import EpochEnd, Event, Started
@@ -146,14 +147,14 @@ def test_lost_worker_resumes_the_trial_from_its_checkpoint(local_ray: None, tmp_
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     for t, ref in zip(trials, reference.get_trials(), strict=True):
-        (resume,) = t.user_attrs["resumes"]
+        (resume,) = trial_attr(t, "resumes")
         assert resume["from_epoch"] == 4  # checkpoints at 2 and 4; the worker died after 5
         assert resume["reason"].startswith("worker lost: WorkerCrashedError")
-        assert [c["epoch"] for c in t.user_attrs["curve"]] == list(range(1, 9))
+        assert [c["epoch"] for c in trial_curve(t)] == list(range(1, 9))
         # The same computation as a trial nobody interrupted.
         assert t.params == ref.params
         assert t.value == ref.value
-        assert t.user_attrs["curve"] == ref.user_attrs["curve"]
+        assert trial_curve(t) == trial_curve(ref)
         assert t.intermediate_values == ref.intermediate_values
     # Dropped as trials end.
     assert list((tmp_path / "checkpoints" / study.study_name).iterdir()) == []
@@ -177,7 +178,7 @@ def test_a_trial_whose_worker_keeps_dying_fails_after_its_retries(
     assert loop.outcome.reason.startswith("every trial failed (2); the last: worker lost after 2")
     for t in study.get_trials():
         assert t.state == TrialState.FAIL
-        assert len(t.user_attrs["resumes"]) == 2
+        assert len(trial_attr(t, "resumes")) == 2
         assert t.user_attrs["fail_reason"].startswith(
             "worker lost after 2 retries: WorkerCrashedError"
         )
@@ -217,9 +218,9 @@ def test_restart_resumes_trials_in_flight_and_counts_each_once(
     assert all(t.state == TrialState.COMPLETE for t in trials)
     for t, ref in zip(trials, reference.get_trials(), strict=True):
         assert t.params == ref.params and t.value == ref.value
-        assert [c["epoch"] for c in t.user_attrs["curve"]] == list(range(1, 13))
+        assert [c["epoch"] for c in trial_curve(t)] == list(range(1, 13))
     for number, epoch in cut.items():
-        (resume,) = trials[number].user_attrs["resumes"]
+        (resume,) = trial_attr(trials[number], "resumes")
         assert resume["from_epoch"] == epoch
         assert resume["reason"] == "interrupted: the scheduler restarted while the trial ran"
 
@@ -251,16 +252,16 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
 
     drive(loop())
     (done,) = study.get_trials()
-    (resume,) = done.user_attrs["resumes"]
+    (resume,) = trial_attr(done, "resumes")
     assert resume["from_epoch"] == on_disk  # the file's own epoch
-    assert [c["epoch"] for c in done.user_attrs["curve"]] == list(range(1, 13))
+    assert [c["epoch"] for c in trial_curve(done)] == list(range(1, 13))
     assert done.value == reference.get_trials()[0].value
 
 
 def test_a_trial_that_used_up_its_retries_fails_at_restart(local_ray: None, tmp_path: Path) -> None:
     study = new_study()
     trial = study.ask({"model.width": optuna.distributions.IntDistribution(8, 32)})
-    trial.set_user_attr("resumes", [{"from_epoch": 0, "reason": "x"}] * 3)
+    write(trial, {"resumes": [{"from_epoch": 0, "reason": "x"}] * 3})
     loop = make_loop(replace(spec(), budget=Budget(max_trials=1)), study, tmp_path)
     loop.resume()
     assert loop.n_in_flight == 0

@@ -62,15 +62,15 @@ def test_stored_values_read_back_as_optuna_reads_them(storage: RDBStorage) -> No
     assert {k for _, k in steps} <= set(compat.IntermediateType)
 
 
-def test_a_user_attr_written_in_optunas_session_is_committed_on_exit(
-    storage: RDBStorage,
-) -> None:
+def test_attrs_written_in_optunas_session_are_committed_on_exit(storage: RDBStorage) -> None:
     study = optuna.create_study(storage=storage)
     trial = study.ask()
     with compat.orm_session(storage) as session:
-        compat.set_user_attr_without_commit(storage, session, trial._trial_id, "seed", 7)
-        compat.set_user_attr_without_commit(storage, session, trial._trial_id, "seed", 8)
-    assert storage.get_trial(trial._trial_id).user_attrs == {"seed": 8}
+        compat.set_attr_without_commit(storage, session, trial._trial_id, "seed", 7, False)
+        compat.set_attr_without_commit(storage, session, trial._trial_id, "seed", 8, False)
+        compat.set_attr_without_commit(storage, session, trial._trial_id, "curve", [1], True)
+    stored = storage.get_trial(trial._trial_id)
+    assert (stored.user_attrs, stored.system_attrs) == ({"seed": 8}, {"curve": [1]})
 
 
 def test_optunas_trial_creation_copies_a_template(storage: RDBStorage) -> None:

@@ -6,6 +6,7 @@ routes of an in-process app."""
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,24 @@ import optuna
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from optuna.artifacts import upload_artifact
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from search import attrs
+from search.datadir import DataDir
+from search.optuna_artifacts import artifact_store
 from search.results import best_trial, pareto_front, trial_counts
+from search.spec import StudyStatus
 from service.api.views import trial_detail, trial_public
 from service.app import create_app
 from service.client.cli import read_admin_key
 from service.config import Settings
+from service.store import crud
 from service.store import optuna_sql as q
 from tests.service.conftest import Db
+from tests.service.store.test_conditional_updates import SPEC  # a function study: no data
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "digits-mlp.yaml"
 C, P, F, R, W = (
@@ -319,3 +327,69 @@ def test_several_objectives_answer_their_front(client: TestClient) -> None:
     old = pareto_front(every, ["maximize", "minimize"])
     assert [t["number"] for t in front["trials"]] == [t.number for t in old] == [0, 1]
     assert front["trials"] == [trial_public(t).model_dump(mode="json") for t in old]
+
+
+def test_a_trial_answers_the_same_with_its_records_in_system_attributes(
+    client: TestClient,
+) -> None:
+    """A trial recorded as the scheduler records it now (search.attrs) answers as one stored
+    with everything in user attributes, as studies before were: one shape for API clients."""
+    storage: RDBStorage = client.app.state.storage  # type: ignore[attr-defined]
+    study_id, _ = submit(client, "layouts")
+    recorded = {
+        "seed": 3,
+        "curve": [{"epoch": e, "val_loss": 1 / e, "val_accuracy": 0.5} for e in range(1, 30)],
+        "final_metrics": {"val_accuracy": 0.5, "val_loss": 0.03},
+        "grad_norms": {f"layer{i}.weight": 0.1 * i for i in range(20)},
+        "resumes": [{"from_epoch": 5, "reason": "worker lost", "at": 1.0}],
+        "fail_reason": "RuntimeError: " + "x" * 500,
+    }
+    user, system = attrs.split(recorded)
+    name = client.get(f"/api/v1/studies/{study_id}").json()["optuna_study_name"]
+    optuna.load_study(study_name=name, storage=storage).add_trials(
+        [trial(C, 0.5, user_attrs=recorded), trial(C, 0.5, user_attrs=user, system_attrs=system)]
+    )
+    old, new = (client.get(f"/api/v1/studies/{study_id}/trials/{n}").json() for n in (0, 1))
+    compact = set(user) - set(recorded)
+    assert compact == {"epochs", "final_val_accuracy", "final_val_loss", "retries"}
+    assert {k: v for k, v in new["user_attrs"].items() if k not in compact} == old["user_attrs"]
+    own = ("number", "user_attrs", "datetime_start", "datetime_complete")
+    assert {k: v for k, v in new.items() if k not in own} == {
+        k: v for k, v in old.items() if k not in own
+    }
+    assert len(new["learning_curve"]) == 29 and new["final_metrics"]["val_loss"] == 0.03
+    assert new["fail_reason"] == recorded["fail_reason"]
+    assert new["user_attrs"]["grad_norms"] == recorded["grad_norms"]
+
+
+def test_a_deleted_study_takes_its_optuna_artifacts_and_no_others(db: Db, tmp_path: Path) -> None:
+    data_dir = DataDir(tmp_path)
+    store = artifact_store(data_dir)
+    uploaded: dict[str, set[str]] = {}
+    with db.sessions() as session:
+        rows = [crud.create_study(session, db.storage, replace(SPEC, name=n)) for n in "ab"]
+        for row in rows:
+            crud.mark_finished(session, row.id, StudyStatus.COMPLETED, "done")
+            study = optuna.load_study(study_name=row.optuna_study_name, storage=db.storage)
+            sid = study._study_id
+            summary = "function branin; minimize value; random; 10 trials"
+            assert study.user_attrs["tuneforge_spec"] == summary
+            assert db.storage.get_study_system_attrs(sid)["tuneforge:spec"] == row.spec
+            files = tmp_path / row.name
+            files.mkdir()
+            (files / "weights.pt").write_bytes(b"w")
+            (files / "notes.txt").write_bytes(b"n")
+            ids = set()
+            for _ in range(2):
+                t = study.ask()
+                weights = str(files / "weights.pt")
+                ids.add(upload_artifact(artifact_store=store, file_path=weights, study_or_trial=t))
+                study.tell(t, 1.0)
+            notes = str(files / "notes.txt")  # the study's own artifact
+            own = upload_artifact(artifact_store=store, file_path=notes, study_or_trial=study)
+            assert set(q.artifact_ids(session, sid)) == ids
+            uploaded[row.name] = ids | {own}
+    with db.sessions() as session:
+        crud.delete_study(session, db.storage, data_dir, crud.get_study(session, rows[0].id))
+    left = {p.name for p in data_dir.optuna_artifacts.iterdir()}
+    assert left == uploaded["b"]

@@ -1,6 +1,6 @@
-"""The service's Optuna storage: several user attributes in one transaction, on SQLite and
-PostgreSQL, with Optuna's own rules (a finished trial cannot change); SQLite connections in
-WAL mode with synchronous=NORMAL; the search loop's batched writes through it."""
+"""The service's Optuna storage: several user and system attributes in one transaction, on
+SQLite and PostgreSQL, with Optuna's own rules (a finished trial cannot change); SQLite
+connections in WAL mode with synchronous=NORMAL; the search loop's batched writes through it."""
 
 import optuna
 import pytest
@@ -8,7 +8,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy import event, text
 
-from search.optuna_compat import set_user_attrs
+from search.optuna_compat import set_attrs
 from service.store.storage import make_storage
 
 
@@ -18,26 +18,34 @@ def url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
-def test_several_user_attrs_are_written_in_one_transaction(url: str) -> None:
+def test_user_and_system_attrs_are_written_in_one_transaction(url: str) -> None:
     storage = make_storage(url)
     study = optuna.create_study(storage=storage, study_name="attrs")
     trial = study.ask()
     trial.set_user_attr("seed", 1)
+    storage.set_trial_system_attr(trial._trial_id, "tuneforge:curve", [])
     commits: list[int] = []
     event.listen(storage.engine, "commit", lambda conn: commits.append(1))
 
-    storage.set_trial_user_attrs(  # type: ignore[attr-defined]
-        trial._trial_id, {"seed": 7, "node_id": "abc", "curve": [{"epoch": 1, "loss": 0.5}]}
+    storage.set_trial_attrs(  # type: ignore[attr-defined]
+        trial._trial_id,
+        {"seed": 7, "node_id": "abc"},
+        {"tuneforge:curve": [{"epoch": 1, "loss": 0.5}], "tuneforge:resumes": []},
     )
+    storage.set_trial_attrs(trial._trial_id, {"epochs": 1}, {})  # type: ignore[attr-defined]
 
-    assert len(commits) == 1
-    stored = optuna.load_study(study_name="attrs", storage=url).trials[0].user_attrs
-    assert stored == {"seed": 7, "node_id": "abc", "curve": [{"epoch": 1, "loss": 0.5}]}
+    assert len(commits) == 2
+    [stored] = optuna.load_study(study_name="attrs", storage=url).trials
+    assert stored.user_attrs == {"seed": 7, "node_id": "abc", "epochs": 1}
+    assert stored.system_attrs == {
+        "tuneforge:curve": [{"epoch": 1, "loss": 0.5}],
+        "tuneforge:resumes": [],
+    }
     study.tell(trial, 1.0)
     with pytest.raises(UpdateFinishedTrialError):
-        storage.set_trial_user_attrs(trial._trial_id, {"late": True})  # type: ignore[attr-defined]
+        storage.set_trial_attrs(trial._trial_id, {}, {"late": True})  # type: ignore[attr-defined]
     with pytest.raises(KeyError):
-        storage.set_trial_user_attrs(10**9, {"x": 1})  # type: ignore[attr-defined]
+        storage.set_trial_attrs(10**9, {"x": 1}, {})  # type: ignore[attr-defined]
 
 
 def test_the_loop_helper_batches_through_the_cache_and_keeps_the_trial_current(
@@ -48,20 +56,23 @@ def test_the_loop_helper_batches_through_the_cache_and_keeps_the_trial_current(
     # As the scheduler does: load_study wraps the RDB storage in Optuna's cache.
     study = optuna.load_study(study_name="cached", storage=storage)
     trial = study.ask()
-    set_user_attrs(trial, {"a": 1, "b": [1, 2]})
+    set_attrs(trial, {"a": 1, "b": [1, 2]}, {"tuneforge:c": {"d": 3}})
     assert trial.user_attrs == {"a": 1, "b": [1, 2]}
+    assert trial._cached_frozen_trial.system_attrs == {"tuneforge:c": {"d": 3}}
     study.tell(trial, 0.5)
     [done] = optuna.load_study(study_name="cached", storage=url).get_trials(
         states=(TrialState.COMPLETE,)
     )
     assert done.user_attrs == {"a": 1, "b": [1, 2]}
+    assert done.system_attrs == {"tuneforge:c": {"d": 3}}
 
 
 def test_the_loop_helper_falls_back_to_one_write_per_attr_on_other_storages() -> None:
     study = optuna.create_study()  # in memory: no batch call
     trial = study.ask()
-    set_user_attrs(trial, {"a": 1, "b": "x"})
+    set_attrs(trial, {"a": 1, "b": "x"}, {"tuneforge:c": [1]})
     assert study.trials[0].user_attrs == {"a": 1, "b": "x"}
+    assert study.trials[0].system_attrs == {"tuneforge:c": [1]}
 
 
 def test_sqlite_storage_connections_use_wal_and_synchronous_normal(sqlite_url: str) -> None:
