@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: install browser run test test-fast lint format dashboard clean
+.PHONY: install browser run test test-fast lint format dashboard docs docs-build screenshots clean
 
 install: $(STAMP)
 
@@ -56,5 +56,19 @@ format: install
 dashboard: install
 	$(BIN)/tuneforge dashboard
 
+# The reference documentation (mkdocs.yml, docs/): served on loopback, or built into site/.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8001
+
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
+
+# The docs' images (docs/img/*.png): the browser tests that open the report and a trial in
+# optuna-dashboard also save what they see.
+screenshots: install browser
+	TUNEFORGE_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q -p no:randomly \
+	  tests/e2e/test_browser.py::test_dashboard_and_report_in_a_real_browser \
+	  tests/e2e/test_dashboard.py
+
 clean:
-	rm -rf $(VENV) .tuneforge .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tuneforge site .pytest_cache .mypy_cache .ruff_cache

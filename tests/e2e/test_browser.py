@@ -134,7 +134,15 @@ def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def screenshot(driver: WebDriver, path: Path, full_page: bool = False) -> None:
+def screenshot(driver: WebDriver, path: Path, full_page: bool = False, docs_name: str = "") -> None:
+    """Save the page as ``path``. With ``docs_name`` and ``TUNEFORGE_SCREENSHOTS`` set (``make
+    screenshots``), also a 1400 by 1200 view of its top as that file in that folder: the docs'
+    images."""
+    docs_dir = os.environ.get("TUNEFORGE_SCREENSHOTS")
+    if docs_name and docs_dir:
+        driver.set_window_size(1400, 1200)
+        assert driver.save_screenshot(str(Path(docs_dir) / docs_name)), docs_name
+        driver.set_window_size(1400, 1000)
     if full_page:  # headless Chromium shoots the window: make it as tall as the page
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1400, min(int(height) + 100, 16000))
@@ -261,7 +269,7 @@ def test_dashboard_and_report_in_a_real_browser(
         for b in browser.find_elements(By.CSS_SELECTOR, ".modebar-btn")
     }
     assert "Download plot as a PNG" in titles and "Share chart..." not in titles
-    screenshot(browser, tmp_path / "report.png", full_page=True)
+    screenshot(browser, tmp_path / "report.png", full_page=True, docs_name="report.png")
     assert console_errors(browser) == []
 
 

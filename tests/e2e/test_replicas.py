@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, text
 
 from benchmarks.harness import SchedulerProcess, start_scheduler
+from search.attrs import trial_attr
 from tests.conftest import Server, digits_study
 
 pytestmark = pytest.mark.slow
@@ -123,6 +124,7 @@ def same(trial: FrozenTrial) -> tuple[Any, ...]:
         trial.values,
         trial.params,
         trial.user_attrs,
+        trial.system_attrs,  # the records (curve, metrics) and the uploads
         trial.intermediate_values,
         trial.datetime_complete,
     )
@@ -205,7 +207,7 @@ def test_a_killed_replica_s_studies_finish_on_the_other(
                 assert same(t) == finished[(i, t.number)]  # finished before: unchanged
     for (i, number), pid in cut.items():
         resumed = optuna_trials(database_url, i)[number]
-        last = resumed.user_attrs["resumes"][-1]
+        last = trial_attr(resumed, "resumes")[-1]
         # Its next run started after the killed replica's run of it had ended: never two.
         assert last["at"] >= gone[pid], (i, number, last, gone[pid])
 
@@ -257,7 +259,7 @@ def test_a_replica_that_lost_its_lease_writes_nothing_to_the_study(
     wait(lambda: replica_of(b, row(database_url, study_id)["owner"]), "B to take the study")
     wait(
         lambda: any(
-            "resumes" in t.user_attrs and t.user_attrs.get("pid")
+            trial_attr(t, "resumes") and t.user_attrs.get("pid")
             for t in optuna_trials(database_url, study_id)
         ),
         "B to resume a trial",

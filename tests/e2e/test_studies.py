@@ -118,7 +118,7 @@ def test_study_runs_on_ray_and_lands_in_optuna(
         "grad_norm",
         "lr",
     }
-    assert curve[-1]["metrics"]["val_accuracy"] == best["value"]
+    assert curve[best["user_attrs"]["best_epoch"] - 1]["metrics"]["val_accuracy"] == best["value"]
 
     # What Optuna itself reads from the same database.
     loaded = optuna.load_study(study_name=optuna_name, storage=database_url)
