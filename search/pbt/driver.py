@@ -18,6 +18,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,9 +210,11 @@ def run_pbt(
     if suspend is not None:
         run.suspend = suspend
     mirror, stopper = _tune_hooks(run)
-    trainable = tune.with_resources(
-        tune.with_parameters(_member_of(study.study_name), data=dataset, plan=plan),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    trainable = _registered(
+        lambda: tune.with_resources(
+            tune.with_parameters(_member_of(study.study_name), data=dataset, plan=plan),
+            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+        )
     )
     # Tune saves its experiment state (members, their checkpoints, the scheduler) at most
     # this often: what a restore after a crash starts from.
@@ -273,6 +276,25 @@ def _member_of(study_name: str) -> Any:
 
     member.__name__ = member.__qualname__ = "member_" + re.sub(r"\W", "_", study_name)
     return member
+
+
+# Ray Tune's process-wide registries (trainables, with_parameters' objects) are plain dicts
+# flushed to Ray by iterating them: two population studies starting at once in one process
+# (one driver thread each) failed with "dictionary changed size during iteration".
+_REGISTRIES = threading.Lock()
+
+
+def _registered(make: Callable[[], Any]) -> str:
+    """Make a trainable and register it under its name, one thread at a time; the name is
+    what the Tuner gets, so Tune registers nothing itself."""
+    from ray import tune
+    from ray.tune.experiment import Experiment
+
+    with _REGISTRIES:
+        trainable = make()
+        name = str(Experiment.get_trainable_name(trainable))
+        tune.register_trainable(name, trainable)
+    return name
 
 
 class Suspended(Exception):

@@ -94,7 +94,8 @@ def test_populations_run_side_by_side_beside_a_sampler_study(server: Server) -> 
     assert "4 of 4 members trained 6 epochs" in short["status_reason"]
     # The long population ran all along: the short one did not wait for it.
     running = api.get(f"/studies/{long_id}").json()
-    assert running["status"] == "running" and running["started_at"] <= short["started_at"]
+    assert running["status"] == "running", running
+    assert running["started_at"] <= short["started_at"]
 
     assert api.post(f"/studies/{long_id}/stop").status_code == 202
     stopped = wait_for(api, long_id, finished, timeout=120)
