@@ -21,6 +21,7 @@ Usage::
     .venv/bin/python benchmarks/trainer.py --quick    # smoke run (< 1 min)
     .venv/bin/python benchmarks/trainer.py --write    # also rewrite its block of RESULTS.md
     .venv/bin/python benchmarks/trainer.py --profile mlp-digits   # where the time goes
+    .venv/bin/python benchmarks/trainer.py --case gnn-motifs      # one case (the GNN family)
 """
 
 import argparse
@@ -81,6 +82,14 @@ CASES = (
         32,
         "bce",
         100,
+    ),
+    Case(
+        "gnn-motifs",
+        "motifs",
+        {"family": "gnn", "layer": "gin", "readout": "sum", "width": 64, "layers": 3},
+        32,
+        "auto",
+        20,
     ),
 )
 
@@ -144,6 +153,17 @@ def run_tuneforge(case: Case, data: Dataset, epochs: int) -> Run:
 # -- the hand-written loop -----------------------------------------------------------------
 
 
+def _graph_feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of padded graphs' (N, M, 2 + F + M) node features over real nodes (column
+    0 is the node mask, columns 2..2+F the features); 0 and 1 for the other columns."""
+    m = x.shape[1]
+    f = x.shape[2] - 2 - m
+    feats = x[..., 2 : 2 + f][x[..., 0] > 0]
+    mean, std = np.zeros((1, x.shape[2]), np.float32), np.ones((1, x.shape[2]), np.float32)
+    mean[0, 2 : 2 + f], std[0, 2 : 2 + f] = feats.mean(axis=0), feats.std(axis=0)
+    return mean, std
+
+
 def run_hand(case: Case, data: Dataset, epochs: int) -> Run:
     """The plain loop a PyTorch user writes for the same model, data and batch size."""
     torch.manual_seed(SEED)
@@ -151,6 +171,8 @@ def run_hand(case: Case, data: Dataset, epochs: int) -> Run:
     binary = case.loss == "bce"
     # Standardize with the training split's statistics (constant features keep scale 1).
     mean, std = data.x_train.mean(axis=0), data.x_train.std(axis=0)
+    if data.info.kind == "graph":  # padded graphs: only the real nodes' feature columns
+        mean, std = _graph_feature_stats(data.x_train)
     std = np.where(std == 0, 1.0, std)
     mean_t = torch.tensor(mean, dtype=torch.float32)
     std_t = torch.tensor(std, dtype=torch.float32)

@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models import graph_data
 from models.fields import Declared, as_dict, check, declared, setting
 
 Task = Literal["multiclass", "binary", "regression"]
-Kind = Literal["tabular", "image", "sequence"]
+Kind = Literal["tabular", "image", "sequence", "graph"]
 
 MAX_SYNTHETIC_SAMPLES = 50_000
 
@@ -179,7 +180,17 @@ _SOURCES: dict[str, tuple[Callable[..., Arrays], Task, type]] = {
     "moons": (_moons, "binary", MoonsOptions),
     "regression": (_regression, "regression", RegressionOptions),
     "waveforms": (_waveforms, "multiclass", WaveformOptions),
+    "motifs": (graph_data.motifs, "multiclass", graph_data.MotifOptions),
+    "distances": (graph_data.distances, "binary", graph_data.DistanceOptions),
+    "karate": (graph_data.karate, "binary", NoOptions),
+    "sbm": (graph_data.block_model, "multiclass", graph_data.BlockModelOptions),
 }
+# Datasets of padded graphs (models.graph_data): rank 3 like sequences, so named here.
+_GRAPH_SETS = frozenset({"motifs", "distances", "karate", "sbm"})
+
+
+def _kind(name: str) -> Kind | None:
+    return "graph" if name in _GRAPH_SETS else None
 
 
 def list_datasets() -> list[str]:
@@ -219,9 +230,16 @@ def kind_of(x: np.ndarray) -> Kind:
 
 
 def from_arrays(
-    name: str, x: np.ndarray, y: np.ndarray, task: Task, val_fraction: float, split_seed: int
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    val_fraction: float,
+    split_seed: int,
+    kind: Kind | None = None,
 ) -> Dataset:
-    """Split validated arrays into a :class:`Dataset` (stratified for classification)."""
+    """Split validated arrays into a :class:`Dataset` (stratified for classification); the
+    kind is ``x``'s rank's (:func:`kind_of`) unless given (``graph``)."""
     x = np.asarray(x, np.float32)
     if task == "regression":
         y = np.asarray(y, np.float32).reshape(len(y), -1)
@@ -235,7 +253,7 @@ def from_arrays(
     x_tr, x_va, y_tr, y_va = train_test_split(
         x, y, test_size=val_fraction, random_state=split_seed, stratify=stratify
     )
-    info = DatasetInfo(name, task, kind_of(x), tuple(x.shape[1:]), n_outputs, len(x))
+    info = DatasetInfo(name, task, kind or kind_of(x), tuple(x.shape[1:]), n_outputs, len(x))
     return Dataset(info, x_tr, y_tr, x_va, y_va)
 
 
@@ -252,7 +270,7 @@ def load_dataset(
     """
     loader, task, _ = _source(name)
     x, y = loader(**check_options(name, options or {}))
-    return from_arrays(name, x, y, task, val_fraction, split_seed)
+    return from_arrays(name, x, y, task, val_fraction, split_seed, _kind(name))
 
 
 # A synthetic dataset's metadata comes from a sample this small, generated with the same
@@ -268,10 +286,54 @@ def _info(name: str, options: tuple[tuple[str, Any], ...]) -> DatasetInfo:
         return load_dataset(name, options=given).info
     loader, task, _ = _source(name)
     x, y = loader(**check_options(name, {**given, "n_samples": _PROBE_SAMPLES}))
-    probe = from_arrays(name, x, y, task, 0.2, 0).info
+    probe = from_arrays(name, x, y, task, 0.2, 0, _kind(name)).info
     return replace(probe, n_samples=int(n_samples))
 
 
 def dataset_info(name: str, options: Mapping[str, Any] | None = None) -> DatasetInfo:
     """A dataset's metadata (cached), for validating a spec before anything runs."""
     return _info(name, tuple(sorted(check_options(name, options or {}).items())))
+
+
+# -- class subsets (a dataset's ``classes``: digits 0-4 to pre-train, 5-9 to fine-tune) ------
+
+MAX_CLASSES = 10_000  # the longest class list a study may name
+
+
+def classes_error(classes: tuple[int, ...], info: DatasetInfo) -> str | None:
+    """Why ``classes`` cannot select a subset of ``info``'s classes (None: it can)."""
+    if info.task == "regression":
+        return f"a class subset needs class labels; dataset {info.name!r} is regression"
+    unknown = [c for c in classes if not 0 <= c < info.n_outputs]
+    if unknown:
+        return f"class {unknown[0]} is not one of {info.name!r}'s 0..{info.n_outputs - 1}"
+    if len(set(classes)) != len(classes):
+        return "each class may be named once"
+    if len(classes) < 2:
+        return "a class subset needs at least 2 classes"
+    return None
+
+
+def subset_info(info: DatasetInfo, classes: tuple[int, ...] | None) -> DatasetInfo:
+    """What a model sees of the subset: ``len(classes)`` outputs (binary when 2 of a binary
+    set; a subset of a multiclass set stays multiclass). The sample count is an upper bound."""
+    return info if classes is None else replace(info, n_outputs=len(classes))
+
+
+def subset_arrays(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> Arrays:
+    """The samples of ``classes`` only, relabelled ``0..k-1`` in the order given."""
+    table = np.full(int(max(int(y.max()), *classes)) + 1, -1, np.int64)
+    table[list(classes)] = np.arange(len(classes))
+    keep = table[y] >= 0
+    return x[keep], table[y[keep]]
+
+
+def subset(data: Dataset, classes: tuple[int, ...] | None) -> Dataset:
+    """``data`` restricted to ``classes`` (None: all), each split on its own, so the fixed
+    validation split of the whole set stays stratified."""
+    if classes is None:
+        return data
+    x_tr, y_tr = subset_arrays(data.x_train, data.y_train, classes)
+    x_va, y_va = subset_arrays(data.x_val, data.y_val, classes)
+    info = replace(subset_info(data.info, classes), n_samples=len(x_tr) + len(x_va))
+    return Dataset(info, x_tr, y_tr, x_va, y_va)

@@ -157,3 +157,42 @@ def linear(in_features: int, out_features: int, dropconnect: float = 0.0) -> nn.
     if dropconnect > 0:
         return DropConnectLinear(in_features, out_features, dropconnect)
     return nn.Linear(in_features, out_features)
+
+
+# -- attention pooling ------------------------------------------------------------------------
+
+
+class AttentionPool(nn.Module):
+    """Learned queries attend to a set of tokens; (B, T, D) → (B, D).
+
+    Each of ``queries`` learned vectors attends (``heads`` heads, scaled dot product) to the
+    tokens' keys and takes the weighted sum of their values; the queries' results are
+    concatenated and projected back to D. ``mask`` (B, T), 1 for a real token, keeps padding
+    out: a padded graph's empty node slots, for example.
+    """
+
+    def __init__(self, dim: int, heads: int = 1, queries: int = 1) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"{heads} heads do not divide {dim} features")
+        self.heads, self.queries = heads, queries
+        self.query = nn.Parameter(torch.randn(queries, dim) * dim**-0.5)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.out = nn.Linear(queries * dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        h, q = self.heads, self.queries
+        keys = self.key(x).view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, d/h)
+        values = self.value(x).view(b, t, h, d // h).transpose(1, 2)
+        query = self.query.view(q, h, d // h).transpose(0, 1)  # (h, Q, d/h)
+        scores = torch.matmul(query, keys.transpose(-1, -2)) * (d // h) ** -0.5  # (B, h, Q, T)
+        if mask is not None:
+            scores = scores.masked_fill(mask[:, None, None, :] <= 0, float("-inf"))
+            # A sample without tokens would be all -inf: give it zeros, not NaN.
+            scores = torch.nan_to_num(scores.softmax(dim=-1), nan=0.0)
+        else:
+            scores = scores.softmax(dim=-1)
+        pooled = torch.matmul(scores, values)  # (B, h, Q, d/h)
+        return self.out(pooled.permute(0, 2, 1, 3).reshape(b, q * d))  # type: ignore[no-any-return]

@@ -60,8 +60,24 @@ METRICS: dict[str, Metric] = {
             "mc_ece", _CLASS, False, "minimize", "MC-dropout expected calibration error (15 bins)."
         ),
         Metric("value", (), False, "minimize", "A function task's value (task.kind: function)."),
+        Metric(
+            "val_episode_accuracy",
+            (),
+            True,
+            "maximize",
+            "Mean query accuracy over meta-validation episodes (task.kind: fewshot).",
+        ),
+        Metric(
+            "val_episode_ci95",
+            (),
+            True,
+            "minimize",
+            "Half-width of val_episode_accuracy's 95% interval (task.kind: fewshot).",
+        ),
     )
 }
+# The metrics of one task kind only (no dataset task measures them), by kind.
+_KIND_ONLY = {"val_episode_accuracy": "fewshot", "val_episode_ci95": "fewshot"}
 
 
 def list_metrics() -> list[str]:
@@ -73,7 +89,8 @@ def metric_error(name: str, task: Task) -> str | None:
     if name not in METRICS:
         return f"unknown metric {name!r}; valid: {', '.join(METRICS)}"
     if not METRICS[name].tasks:
-        return f"{name} is measured by function tasks (task.kind: function) only"
+        kind = _KIND_ONLY.get(name, "function")
+        return f"{name} is measured by {kind} tasks (task.kind: {kind}) only"
     if task not in METRICS[name].tasks:
         return f"{name} needs a {' or '.join(METRICS[name].tasks)} dataset; this one is {task}"
     return None

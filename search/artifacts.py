@@ -4,7 +4,7 @@ exact spec that rebuilds it. The scheduler's process writes them (workers need n
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ _AXES = {
     "tabular": "batch, features",
     "sequence": "batch, channels, length",
     "image": "batch, channels, height, width",
+    "graph": "batch, nodes, columns (mask, target, node features, adjacency row)",
 }
 _SCALING = {
     "standardize": "inside the module: (x - pre.shift) / pre.scale, the mean and standard "
@@ -38,14 +39,19 @@ _SCALING = {
 }
 
 
-def data_facts(info: DatasetInfo) -> dict[str, Any]:
-    """What the exported spec records of the data the model was trained on."""
-    return {
+def data_facts(info: DatasetInfo, classes: Sequence[int] | None = None) -> dict[str, Any]:
+    """What the exported spec records of the data the model was trained on; ``classes``: the
+    subset of the dataset's classes a task trained on (``task.dataset.classes``), column k of
+    the output then being the dataset's class ``classes[k]``."""
+    facts: dict[str, Any] = {
         "task": info.task,
         "kind": info.kind,
         "input_shape": list(info.input_shape),
-        "n_outputs": info.n_outputs,
+        "n_outputs": info.n_outputs if classes is None else len(classes),
     }
+    if classes is not None:
+        facts["classes"] = list(classes)
+    return facts
 
 
 def model_io(data: Mapping[str, Any], training: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,9 +94,9 @@ def model_io(data: Mapping[str, Any], training: Mapping[str, Any]) -> dict[str, 
             "shape": ["batch", n],
             "dtype": "float32",
             "values": "logits",
-            "classes": list(range(n)),
-            "note": "One logit per class, column k for class label k: argmax gives the "
-            "class, softmax the probabilities.",
+            "classes": list(data.get("classes", range(n))),
+            "note": "One logit per class, column k for the k-th of the classes listed: argmax "
+            "gives the class, softmax the probabilities.",
         }
     return {"input": inputs, "output": output}
 

@@ -2,11 +2,11 @@
 
 ``<DATA_DIR>/`` holds ``tuneforge.db`` (the default SQLite database), ``admin.key`` (the first
 admin API key, mode 0600), ``datasets/<id>.npz`` (uploads), ``artifacts/<study>/trial-<n>/``
-(trained models), ``checkpoints/<study>/trial-<n>.pt`` (running trials' newest checkpoints),
-``pbt/<study>/`` (a population study's Ray Tune experiment) and ``optuna-artifacts/`` (Optuna's
-artifact store, every study's files in one folder, named by artifact id: what
-optuna-dashboard lists; :mod:`search.optuna_artifacts`). ``<study>`` is the Optuna study's
-name.
+(trained models; ``ensemble-<job>/``: ensembles of them), ``checkpoints/<study>/trial-<n>.pt``
+(running trials' newest checkpoints), ``pbt/<study>/`` (a population study's Ray Tune
+experiment) and ``optuna-artifacts/`` (Optuna's artifact store, every study's files in one
+folder, named by artifact id: what optuna-dashboard lists; :mod:`search.optuna_artifacts`).
+``<study>`` is the Optuna study's name.
 """
 
 import re
@@ -59,6 +59,10 @@ class DataDir:
     def artifacts(self, study: str) -> Path:
         """A study's trained models, one folder per trial (``trial-<n>``)."""
         return self.root / "artifacts" / study
+
+    def ensemble(self, study: str, job_id: int) -> Path:
+        """An ensemble of a study's trials (``model.ts``, ``spec.json``), by its job's id."""
+        return self.artifacts(study) / f"ensemble-{job_id}"
 
     def checkpoints(self, study: str) -> Path:
         """A study's running trials' newest checkpoints (``trial-<n>.pt``)."""

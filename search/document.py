@@ -13,6 +13,8 @@ Versions:
   ``objective`` (null once ``objectives`` was spelled out), conditions as ``in_``, and tasks
   without ``kind`` in releases before function tasks.
 - 2: ``spec_version``; ``objectives`` only; conditions as ``in``.
+- 3: a train task's ``init_from`` and a dataset's ``classes`` (absent before: none); the
+  ``fewshot`` task kind.
 """
 
 from collections.abc import Mapping
@@ -24,7 +26,9 @@ from search.spec import (
     Budget,
     Condition,
     DatasetRef,
+    FewShotTask,
     FunctionTask,
+    InitFrom,
     Objective,
     ParamSpec,
     Resources,
@@ -34,7 +38,7 @@ from search.spec import (
     WarmStart,
 )
 
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 
 class DocumentError(ValueError):
@@ -105,7 +109,7 @@ def task_document(task: Task) -> dict[str, Any]:
     if isinstance(task, FunctionTask):
         return {"kind": task.kind, "name": task.name, "options": dict(task.options)}
     ds = task.dataset
-    return {
+    out: dict[str, Any] = {
         "kind": task.kind,
         "dataset": {
             "name": ds.name,
@@ -117,6 +121,22 @@ def task_document(task: Task) -> dict[str, Any]:
         "model": dict(task.model),
         "training": dict(task.training),
     }
+    if ds.classes is not None:
+        out["dataset"]["classes"] = list(ds.classes)
+    if isinstance(task, FewShotTask):
+        del out["training"]
+        out["fewshot"] = dict(task.fewshot)
+    elif task.init_from is not None:
+        init = task.init_from
+        out["init_from"] = {
+            "study": init.study,
+            "trial": init.trial,
+            "layers": init.layers,
+            "freeze": list(init.freeze),
+            "lr_mult": init.lr_mult,
+            "source": init.source,
+        }
+    return out
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -131,7 +151,7 @@ def from_document(doc: Mapping[str, Any]) -> StudySpec:
     """
     version = doc.get("spec_version", 1)
     if not isinstance(version, int) or version > SPEC_VERSION:
-        raise DocumentError(f"unknown spec_version {version!r}; this release reads 1 to 2")
+        raise DocumentError(f"unknown spec_version {version!r}; this release reads 1 to 3")
     try:
         return StudySpec(
             name=str(doc["name"]),
@@ -221,6 +241,24 @@ def task_of(raw: Mapping[str, Any]) -> Task:
         options=dict(ds.get("options") or {}),
         val_fraction=float(ds.get("val_fraction", 0.2)),
         split_seed=int(ds.get("split_seed", 0)),
+        classes=None if ds.get("classes") is None else tuple(int(c) for c in ds["classes"]),
     )
     model = {"family": "mlp", **(raw.get("model") or {})}
-    return TrainTask(dataset, model, dict(raw.get("training") or {}))
+    if raw.get("kind") == FewShotTask.kind:
+        return FewShotTask(dataset, model, fewshot=dict(raw.get("fewshot") or {}))
+    init = raw.get("init_from")
+    return TrainTask(
+        dataset, model, dict(raw.get("training") or {}), None if not init else _init_from(init)
+    )
+
+
+def _init_from(raw: Mapping[str, Any]) -> InitFrom:
+    trial = raw.get("trial", "best")
+    return InitFrom(
+        study=int(raw["study"]),
+        trial=trial if trial == "best" else int(trial),
+        layers=raw.get("layers", "all"),
+        freeze=tuple(str(f) for f in raw.get("freeze") or ()),
+        lr_mult=float(raw.get("lr_mult", 1.0)),
+        source=raw.get("source"),
+    )

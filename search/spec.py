@@ -143,6 +143,23 @@ class DatasetRef:
     options: Mapping[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.2
     split_seed: int = 0
+    classes: tuple[int, ...] | None = None  # a class subset, relabelled 0..k-1 in this order
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """Start a training from a finished trial's weights (:mod:`search.transfer`): ``trial``
+    is its number or ``"best"``; ``layers`` all of them or the ``backbone`` (all but the head,
+    which is re-created anyway when the class count differs); ``freeze`` parameter-name
+    prefixes (or ``backbone`` / ``head``) kept fixed; ``lr_mult`` scales the backbone's
+    learning rate. ``source`` is the trial's artifact folder, found at submission."""
+
+    study: int
+    trial: int | Literal["best"] = "best"
+    layers: Literal["all", "backbone"] = "all"
+    freeze: tuple[str, ...] = ()
+    lr_mult: float = 1.0
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,7 @@ class TrainTask:
     dataset: DatasetRef
     model: Mapping[str, Any] = field(default_factory=lambda: {"family": "mlp"})
     training: Mapping[str, Any] = field(default_factory=dict)
+    init_from: InitFrom | None = None
     kind: ClassVar[str] = "train"
 
     def with_params(self, params: Mapping[str, Any]) -> "TrainTask":
@@ -190,6 +208,23 @@ class FunctionTask:
     def with_params(self, params: Mapping[str, Any]) -> "FunctionTask":
         """The task with the sampled arguments joining its fixed ones."""
         return replace(self, options={**self.options, **params})
+
+
+@dataclass(frozen=True)
+class FewShotTask(TrainTask):
+    """Meta-learn an embedding on N-way K-shot episodes (:mod:`search.trials.fewshot`): the
+    model is the embedding network, ``fewshot`` the method's fields (``fewshot.ways`` is
+    searchable like ``model.width``). ``training`` and ``init_from`` are not used."""
+
+    fewshot: Mapping[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "fewshot"
+
+    def with_params(self, params: Mapping[str, Any]) -> "FewShotTask":
+        own = {k[len("fewshot.") :]: v for k, v in params.items() if k.startswith("fewshot.")}
+        rest = {k: v for k, v in params.items() if not k.startswith("fewshot.")}
+        task = TrainTask.with_params(self, rest)
+        assert isinstance(task, FewShotTask)
+        return replace(task, fewshot={**self.fewshot, **own})
 
 
 Task = TrainTask | FunctionTask

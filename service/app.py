@@ -18,6 +18,7 @@ from service.api.routes import (
     catalog,
     datasets,
     events,
+    jobs,
     keys,
     quotas,
     reports,
@@ -116,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE)
 
     # Every API route needs a key (healthz does not); each route then scopes to its tenant.
-    for module in (studies, trials, events, reports, datasets, algorithms, catalog, keys, quotas):
+    routers = (jobs, studies, trials, events, reports, datasets, algorithms, catalog, keys, quotas)
+    for module in routers:
         app.include_router(
             module.router,
             prefix="/api/v1",

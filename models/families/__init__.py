@@ -3,7 +3,7 @@
 A model spec is ``{"family": name, **fields}``. :func:`check_model` tells, before anything
 runs, whether a spec can build for a dataset (field errors by name); :func:`build_model`
 instantiates it. Each family lives in a module of its own (``mlp``, ``conv``, ``transformer``,
-``macro``, ``nb201``); adding one is a module and a line in ``_MODULES``.
+``macro``, ``nb201``, ``gnn``); adding one is a module and a line in ``_MODULES``.
 """
 
 from collections.abc import Mapping
@@ -12,12 +12,12 @@ from typing import Any
 from torch import nn
 
 from models.data import DatasetInfo
-from models.families import conv, macro, mlp, nb201, transformer
+from models.families import conv, gnn, macro, mlp, nb201, transformer
 from models.families.base import Family
 from models.fields import FieldErrors, check, describe
 from models.layers import init_weights
 
-_MODULES = (mlp, conv, transformer, macro, nb201)
+_MODULES = (mlp, conv, transformer, macro, nb201, gnn)
 _FAMILIES: dict[str, Family] = {f.name: f for module in _MODULES for f in module.FAMILIES}
 
 

@@ -12,7 +12,9 @@ Block types: ``plain`` (conv → norm → act), ``residual`` (ResNet basic block
 follows the stage's ``skip``), ``dense`` (a DenseNet block of ``depth`` layers), ``inception``
 (parallel 1x1 / kxk / (k+2)x(k+2) / pooled branches) and ``attention`` (pre-norm transformer
 blocks over the positions as tokens). ``skip`` adds a shortcut around the whole stage (a 1x1
-projection when the width changes).
+projection when the width changes). On graph data every stage is a graph stage instead, its
+block a message-passing layer type (``gcn``, ``sage``, ``gat``, ``gin``;
+:mod:`models.families.macro_graph`).
 """
 
 from dataclasses import dataclass
@@ -28,8 +30,9 @@ from models.blocks import (
     ResidualBlock,
     TransformerBlock,
 )
-from models.data import DatasetInfo
+from models.data import DatasetInfo, Kind
 from models.families.base import ALL_KINDS, Family
+from models.families.macro_graph import GRAPH_BLOCKS, GraphMacroNet
 from models.fields import FieldErrors, setting
 from models.layers import Dims, list_activations, list_inits, norm_error
 
@@ -44,7 +47,9 @@ class MacroConfig:
     """Stages of blocks, each stage with its own choices (list fields, one element a stage)."""
 
     blocks: list[str] = setting(
-        ["plain", "residual"], "Block type of each stage.", choices=MACRO_BLOCKS
+        ["plain", "residual"],
+        "Block type of each stage (graph data: a message-passing layer type).",
+        choices=MACRO_BLOCKS + GRAPH_BLOCKS,
     )
     widths: list[int] = setting([32, 64], "Channels of each stage.", low=4, high=1024)
     depths: list[int] = setting([1, 1], "Blocks (dense: layers) in each stage.", low=1, high=8)
@@ -69,14 +74,20 @@ class MacroConfig:
         return len(self.blocks)
 
 
-def macro_errors(cfg: MacroConfig, input_shape: tuple[int, ...]) -> FieldErrors:
-    """Constraints between the fields: equal stage counts, odd kernels, heads per width."""
+def macro_errors(
+    cfg: MacroConfig, input_shape: tuple[int, ...], kind: Kind | None = None
+) -> FieldErrors:
+    """Constraints between the fields: equal stage counts, odd kernels, heads per width, and
+    graph stages exactly on graph data (``kind``; None: not mixed with other stages)."""
     lengths = {name: len(getattr(cfg, name)) for name in STAGE_FIELDS}
     if len(set(lengths.values())) > 1:
         sizes = ", ".join(f"{k}: {v}" for k, v in lengths.items())
         return [("blocks", f"every per-stage list needs one element per stage; got {sizes}")]
     if cfg.kernel_size % 2 == 0:
         return [("kernel_size", f"kernel_size must be odd, got {cfg.kernel_size}")]
+    graph_errors = _graph_stage_errors(cfg, kind)
+    if graph_errors is not None:
+        return graph_errors
     dims = _dims(input_shape)
     for s, (block, width, norm) in enumerate(zip(cfg.blocks, cfg.widths, cfg.norms, strict=True)):
         if block == "attention" and width % cfg.heads:
@@ -86,6 +97,22 @@ def macro_errors(cfg: MacroConfig, input_shape: tuple[int, ...]) -> FieldErrors:
         error = norm_error(norm, width, 1, dims)
         if error:
             return [("norms", f"stage {s}: {error}")]
+    return []
+
+
+def _graph_stage_errors(cfg: MacroConfig, kind: Kind | None) -> FieldErrors | None:
+    """The graph stages' errors, or None when no stage is a graph stage on non-graph data."""
+    is_graph = [block in GRAPH_BLOCKS for block in cfg.blocks]
+    if kind != "graph" and not any(is_graph):
+        return None
+    for s, block in enumerate(cfg.blocks):
+        if kind not in (None, "graph") and is_graph[s]:
+            return [("blocks", f"stage {s}: {block} is a graph layer; this dataset is {kind}")]
+        if not is_graph[s] and kind in (None, "graph"):
+            valid = ", ".join(GRAPH_BLOCKS)
+            return [("blocks", f"stage {s}: {block} is no graph layer; graph stages take {valid}")]
+        if block == "gat" and cfg.widths[s] % cfg.heads:
+            return [("heads", f"{cfg.heads} heads do not divide stage {s}'s width {cfg.widths[s]}")]
     return []
 
 
@@ -192,7 +219,17 @@ def genotype(cfg: MacroConfig) -> str:
 
 
 def _check(cfg: MacroConfig, info: DatasetInfo) -> FieldErrors:
-    return macro_errors(cfg, info.input_shape)
+    return macro_errors(cfg, info.input_shape, info.kind)
+
+
+def build(cfg: MacroConfig, input_shape: tuple[int, ...], n_out: int) -> nn.Module:
+    """Graph stages (every block a graph layer: graph data) or the other stages."""
+    if cfg.blocks and all(block in GRAPH_BLOCKS for block in cfg.blocks):
+        stages = zip(
+            cfg.blocks, cfg.widths, cfg.depths, cfg.activations, cfg.norms, cfg.skips, strict=True
+        )
+        return GraphMacroNet(input_shape, n_out, list(stages), cfg.heads, cfg.dropout)
+    return MacroNet(cfg, input_shape, n_out)
 
 
 FAMILIES = (
@@ -201,8 +238,8 @@ FAMILIES = (
         "Stages that each choose block type, width, depth, activation, norm and skip "
         "(the network of a macro architecture search).",
         MacroConfig,
-        ALL_KINDS,
-        MacroNet,
+        (*ALL_KINDS, "graph"),
+        build,
         check=_check,
         genotype=genotype,
     ),

@@ -1,5 +1,5 @@
 """The ``transformer`` family: an encoder over tokens (image rows, sequence steps or tabular
-features), with a learned position embedding and mean or [CLS] pooling."""
+features), with a learned position embedding and mean, [CLS] or attention pooling."""
 
 from dataclasses import dataclass
 
@@ -10,13 +10,14 @@ from models.blocks import Act, TransformerBlock
 from models.data import DatasetInfo
 from models.families.base import ALL_KINDS, Family
 from models.fields import FieldErrors, setting
-from models.layers import linear, list_activations, list_inits
+from models.layers import AttentionPool, linear, list_activations, list_inits
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
     """Transformer encoder over tokens: image rows, sequence steps, or tabular features (each
-    feature one token), with a learned position embedding and mean or [CLS] pooling.
+    feature one token), with a learned position embedding and mean, [CLS] or attention pooling
+    (learned queries attending to the tokens).
     """
 
     layers: int = setting(2, "Encoder blocks.", low=1, high=24)
@@ -29,7 +30,10 @@ class TransformerConfig:
     dropout: float = setting(0.1, "Dropout in the MLPs and before the head.", low=0.0, high=0.95)
     attn_dropout: float = setting(0.0, "Dropout of attention weights.", low=0.0, high=0.95)
     dropconnect: float = setting(0.0, "DropConnect in the MLPs and the head.", low=0.0, high=0.95)
-    pool: str = setting("mean", "How tokens become one vector.", choices=("mean", "cls"))
+    pool: str = setting(
+        "mean", "How tokens become one vector.", choices=("mean", "cls", "attention")
+    )
+    queries: int = setting(1, "Learned queries of attention pooling.", low=1, high=16)
     init: str = setting("default", "Weight initialization.", choices=list_inits)
 
 
@@ -52,6 +56,9 @@ class Transformer(nn.Module):
             )
         )
         self.norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "layer" else nn.Identity()
+        self.attn_pool = (
+            AttentionPool(cfg.d_model, cfg.heads, cfg.queries) if cfg.pool == "attention" else None
+        )
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.head = linear(cfg.d_model, n_out, cfg.dropconnect)
 
@@ -61,7 +68,10 @@ class Transformer(nn.Module):
         if self.cls is not None:
             h = torch.cat([self.cls.expand(len(h), -1, -1), h], dim=1)
         h = self.norm(self.blocks(h + self.pos))  # (B, T, d)
-        pooled = h[:, 0] if self.cls is not None else h.mean(dim=1)
+        if self.attn_pool is not None:
+            pooled = self.attn_pool(h)
+        else:
+            pooled = h[:, 0] if self.cls is not None else h.mean(dim=1)
         return self.head(self.drop(pooled))  # type: ignore[no-any-return]
 
 

@@ -97,6 +97,8 @@ def check_training(values: dict[str, Any], info: DatasetInfo) -> FieldErrors:
         errors.append(("loss", f"{loss} needs a regression dataset; this one is {info.task}"))
     if cfg.augment_shift and info.kind != "image":
         errors.append(("augment_shift", f"shifts need image data; this dataset is {info.kind}"))
+    if cfg.augment_noise and info.kind == "graph":  # noise would blur the edges and padding
+        errors.append(("augment_noise", "noise cannot be added to graphs' edges and padding"))
     if cfg.nesterov and not (cfg.optimizer == "sgd" and cfg.momentum > 0):
         errors.append(("nesterov", "nesterov needs optimizer sgd with momentum > 0"))
     return errors

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.data import DatasetInfo
+from models.data import DatasetInfo, Kind
+from models.graph_data import feature_scaling
 from models.layers import DropConnectLinear
 from models.metrics import expected_calibration_error
 from models.training.config import TrainConfig
@@ -49,8 +50,11 @@ class Exported(nn.Module):
         return out  # type: ignore[no-any-return]
 
 
-def fit_scaler(x: np.ndarray, how: str) -> Standardize:
-    if how == "standardize":
+def fit_scaler(x: np.ndarray, how: str, kind: Kind = "tabular") -> Standardize:
+    """Scaling fitted on ``x`` per input element; graphs scale their node features only."""
+    if kind == "graph":
+        shift, scale = feature_scaling(x, how)
+    elif how == "standardize":
         shift, scale = x.mean(axis=0), x.std(axis=0)
     elif how == "minmax":
         shift, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)

@@ -45,6 +45,7 @@ from models.training.steps import (
     penalty,
     shift_images,
 )
+from models.training.transfer import InitSpec, apply_init, head_names
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Trainer:
         data: Dataset,
         seed: int,
         device: str = "cpu",
+        init: InitSpec | None = None,
     ) -> None:
         torch.manual_seed(seed)
         self.gen = torch.Generator().manual_seed(seed)
@@ -82,7 +84,7 @@ class Trainer:
         info = data.info
         self.loss_name = resolve_loss(cfg, info)
         self.loss_fn = loss_fn(self.loss_name, cfg.huber_delta)
-        self.scaler = fit_scaler(data.x_train, cfg.preprocess).to(device)
+        self.scaler = fit_scaler(data.x_train, cfg.preprocess, info.kind).to(device)
         self.target_scaler = (
             fit_scaler(data.y_train, "standardize").to(device)
             if info.task == "regression"
@@ -99,10 +101,14 @@ class Trainer:
         self.y_va_labels = self.y_va  # class indices, for accuracy and F1
         if self.loss_name == "bce":
             self.y_tr, self.y_va = self.y_tr.float(), self.y_va.float()
+        groups: Any = None
+        if init is not None:  # another training's weights; frozen ones stop requiring grad
+            n_out = n_outputs(cfg, info)
+            groups = apply_init(self.net, init, head_names(model_spec, info.input_shape, n_out))
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         # Penalties skip biases and norms.
         self.weights = [p for _, p in self.net.named_parameters() if p.ndim > 1]
-        self.opt = make_optimizer(self.params, cfg)
+        self.opt = make_optimizer(groups or self.params, cfg)
         self.schedule = Schedule(cfg)
         self.amp = cfg.amp and device.startswith("cuda")
         self.epoch = 0  # epochs done
@@ -213,8 +219,8 @@ class Trainer:
         )
         loss_fn, x_tr, y_tr = self.loss_fn, self.x_tr, self.y_tr
         epoch = self.epoch + 1
-        for group in opt.param_groups:
-            group["lr"] = self.schedule.lr(epoch - 1)
+        for group in opt.param_groups:  # a transferred backbone may learn at its own pace
+            group["lr"] = self.schedule.lr(epoch - 1) * group.get("lr_mult", 1.0)
         net.train()
         n = len(x_tr)
         order = torch.randperm(n, generator=gen).to(device)
@@ -313,6 +319,7 @@ def train(
     monitor: tuple[str, Literal["maximize", "minimize"]] = ("val_loss", "minimize"),
     checkpoint_every: int = 0,
     resume: bytes | None = None,
+    init: InitSpec | None = None,
 ) -> Iterator[EpochMetrics | TrainCheckpoint | TrainResult]:
     """Train a network from its spec, yielding metrics per epoch and a result last.
 
@@ -329,12 +336,13 @@ def train(
             (0: never); none after the last epoch, whose result follows at once.
         resume: a checkpoint's ``state``: continue after its epoch. With the same arguments the
             epochs after it, and the result, are exactly those of an uninterrupted run.
+        init: start from another training's weights (:mod:`models.training.transfer`).
 
     Raises:
         NonFiniteLossError: "non-finite loss at epoch k" (or gradient) the moment it happens.
         ValueError: ``resume`` does not fit this network.
     """
-    trainer = Trainer(model_spec, cfg, data, seed, device)
+    trainer = Trainer(model_spec, cfg, data, seed, device, init)
     monitor_name, monitor_dir = monitor
     sign = 1.0 if monitor_dir == "maximize" else -1.0
     best_score, best_epoch = -math.inf, 0

@@ -100,7 +100,7 @@ class StudyLoop(Run):
         if kind.needs_data:
             assert isinstance(spec.task, TrainTask), "only a training reads a dataset"
             dataset = env.load_data(spec.task.dataset)
-            self._data_facts = data_facts(dataset.info)
+            self._data_facts = data_facts(dataset.info, spec.task.dataset.classes)
             # Put once, read by every trial: workers get the arrays from the object store.
             self.data_ref = ray.put(dataset)
         self._n_trials = self._n_waiting = self._n_failed = 0

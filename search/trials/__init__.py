@@ -1,16 +1,19 @@
 """Trial kinds: what one trial runs, as a typed strategy (see :mod:`search.trials.base`).
 
-A study's task names its kind: ``train`` (:mod:`search.trials.train`) or ``function``
-(:mod:`search.trials.function`). The one-shot kind (:mod:`search.trials.oneshot`) is chosen by
-the algorithm that needs it (DARTS), not by the task.
+A study's task names its kind: ``train`` (:mod:`search.trials.train`; with a class subset or
+``init_from``, :mod:`search.trials.transfer`), ``fewshot`` (:mod:`search.trials.fewshot`) or
+``function`` (:mod:`search.trials.function`). The one-shot kind (:mod:`search.trials.oneshot`)
+is chosen by the algorithm that needs it (DARTS), not by the task.
 """
 
 from dataclasses import dataclass
 
-from search.spec import Direction, FunctionTask, Task, TrainTask
+from search.spec import Direction, FewShotTask, FunctionTask, Task, TrainTask
 from search.trials.base import Payload, TrialKind, TrialRecord
+from search.trials.fewshot import FEWSHOT
 from search.trials.function import FUNCTION
 from search.trials.train import TRAIN
+from search.trials.transfer import TRANSFER
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,10 @@ class TaskShape:
 
 TASK_SHAPES: dict[str, TaskShape] = {
     TrainTask.kind: TaskShape(
-        ("dataset", "model", "training"), "dataset", "train tasks", ("val_accuracy", "maximize")
+        ("dataset", "model", "training", "init_from"),
+        "dataset",
+        "train tasks",
+        ("val_accuracy", "maximize"),
     ),
     FunctionTask.kind: TaskShape(
         ("name", "options"),
@@ -36,13 +42,25 @@ TASK_SHAPES: dict[str, TaskShape] = {
         ("value", "minimize"),
         " (see the catalog's functions)",
     ),
+    FewShotTask.kind: TaskShape(
+        ("dataset", "model", "fewshot"),
+        "dataset",
+        "few-shot tasks (kind: fewshot)",
+        ("val_episode_accuracy", "maximize"),
+    ),
 }
 DEFAULT_TASK_KIND = TrainTask.kind
 
 
 def kind_of(task: Task) -> TrialKind:
     """The trial kind that runs ``task``."""
-    return FUNCTION if isinstance(task, FunctionTask) else TRAIN
+    if isinstance(task, FunctionTask):
+        return FUNCTION
+    if isinstance(task, FewShotTask):
+        return FEWSHOT
+    if task.init_from is not None or task.dataset.classes is not None:
+        return TRANSFER
+    return TRAIN
 
 
 __all__ = [

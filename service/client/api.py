@@ -233,6 +233,49 @@ class Client:
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach tuneforge at {self.url}: {exc}") from exc
 
+    # -- jobs: pre-flight checks and ensembles ---------------------------------------------
+
+    def check(
+        self, spec: dict[str, Any], points: int = 3, seed: int = 0, wait: float = 0
+    ) -> dict[str, Any]:
+        """Start a pre-flight check of a study spec (nothing is stored); the job, ended if it
+        ended within ``wait`` seconds (at most 60)."""
+        params = {"points": points, "seed": seed, "wait": wait}
+        result: dict[str, Any] = self._json(
+            "POST", "/studies:check", json=spec, params=params, timeout=self._waiting(wait)
+        )
+        return result
+
+    def job(self, job_id: int, wait: float = 0) -> dict[str, Any]:
+        """A job (a check, an ensemble), once ended or after ``wait`` seconds (at most 60)."""
+        result: dict[str, Any] = self._json(
+            "GET", f"/jobs/{job_id}", params={"wait": wait}, timeout=self._waiting(wait)
+        )
+        return result
+
+    def ensemble(
+        self, study_id: int, top_k: int = 5, method: str = "average", wait: float = 0
+    ) -> dict[str, Any]:
+        """Start an ensemble of the study's ``top_k`` best trials; the job, as :meth:`job`."""
+        result: dict[str, Any] = self._json(
+            "POST",
+            f"/studies/{study_id}/ensembles",
+            json={"top_k": top_k, "method": method},
+            params={"wait": wait},
+            timeout=self._waiting(wait),
+        )
+        return result
+
+    def ensemble_artifact(self, study_id: int, ensemble_id: int, kind: ArtifactKind) -> bytes:
+        """An ensemble's ``torchscript``, ``weights`` or ``spec`` file."""
+        path = f"/studies/{study_id}/ensembles/{ensemble_id}/artifacts/{kind}"
+        return self._request("GET", path).content
+
+    def _waiting(self, wait: float) -> httpx.Timeout:
+        # The server holds the answer up to ``wait`` seconds: read that much longer.
+        base = self._http.timeout
+        return httpx.Timeout(base.connect, read=(base.read or 30.0) + wait)
+
     # -- datasets and keys ----------------------------------------------------------------
 
     def upload(self, path: Path, **form: str) -> dict[str, Any]:

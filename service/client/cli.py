@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from service.client import reads
+from service.client import checks, reads
 from service.client.connection import api
 from service.client.connection import read_admin_key as read_admin_key
 from service.client.helptext import Typer
@@ -58,6 +58,10 @@ def submit(
 # The commands that read, listed after submit in the help.
 for command in (reads.watch, reads.status, reads.trials, reads.best, reads.studies):
     app.command()(command)
+
+# A pre-flight check of a study file, and ensembles of a study's best trials.
+app.command()(checks.check)
+app.command()(checks.ensemble)
 
 
 @app.command()
@@ -143,15 +147,24 @@ def stop(
     drain: Annotated[
         bool, typer.Option("--drain", help="Let the trials in flight finish; start no more.")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Return once the study has stopped.")
+    ] = False,
 ) -> None:
     """Stop a study; trials in flight are cancelled.
 
     With --drain the trials in flight finish first.
     """
+    from service.client.follow import wait_until_ended
+
     with api() as client:
         study = client.stop(study_id, drain=drain)
-    how = "stop (drain)" if drain else "stop"
-    typer.echo(f"study {study_id}: {how} requested (status {study['status']})")
+        how = "stop (drain)" if drain else "stop"
+        typer.echo(f"study {study_id}: {how} requested (status {study['status']})")
+        if wait:
+            study = wait_until_ended(client, study_id)
+            reason = f": {study['status_reason']}" if study.get("status_reason") else ""
+            typer.echo(f"study {study_id} {study['status']}{reason}")
 
 
 @app.command()

@@ -101,3 +101,14 @@ def follow_to_end(client: "Client", study: "Study") -> None:
             )
             raise typer.Exit(130) from None
     finish(client, study, final)
+
+
+def wait_until_ended(client: "Client", study_id: int, poll_s: float = 0.5) -> "Study":
+    """The study once it has ended (stopped, completed or failed), read every ``poll_s``;
+    Ctrl-C stops waiting (exit 130), not the study."""
+    try:
+        while (study := client.study(study_id))["status"] not in FINISHED:
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    return study

@@ -31,6 +31,7 @@ from search.trials.train import load_named
 from search.trials.worker import warm_workers
 from service.config import Settings
 from service.scheduling.fair import FairShare
+from service.scheduling.jobs import JobRunner
 from service.scheduling.metrics import SchedulerMetrics
 from service.store import crud, leases, quotas
 from service.store.engine import transient
@@ -76,6 +77,8 @@ class Scheduler:
         self.ready = threading.Event()
         self.error: str | None = None
         self.metrics = SchedulerMetrics()  # its own registry: see service.scheduling.metrics
+        # Pre-flight checks and ensembles the API hands over (service.store.jobs).
+        self._jobs = JobRunner(sessions, storage, settings.paths, self.owner, self._load_data)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class Scheduler:
             self._settings.lease_s,
         )
         next_sync = 0.0
+        polled = False
         try:
             while not self._stop.is_set():
                 began = time.monotonic()
@@ -138,7 +142,10 @@ class Scheduler:
                         with self.metrics.sync_seconds.time():
                             self._sync()
                         next_sync = time.monotonic() + self._settings.scheduler_poll_s
+                        polled = True
                     self._step()
+                    self._jobs.step(poll=polled)
+                    polled = False
                     self.metrics.pass_done(time.monotonic() - began, self._runs.values())
                 except Exception:
                     # The database may be briefly unreachable: keep the thread, try again.
@@ -146,6 +153,7 @@ class Scheduler:
                     log.exception("scheduler iteration failed; retrying in 1 s")
                     self._stop.wait(1.0)
         finally:
+            self._jobs.shutdown()
             self._suspend_all()
             self.metrics.idle()
             disconnect()
@@ -346,7 +354,7 @@ class Scheduler:
         if info is None:
             raise ValueError(f"the uploaded dataset {ref.upload_id!r} no longer exists")
         x, y = load_upload(self._settings.paths, ref.upload_id)
-        return from_arrays(info.name, x, y, info.task, ref.val_fraction, ref.split_seed)
+        return from_arrays(info.name, x, y, info.task, ref.val_fraction, ref.split_seed, info.kind)
 
     def _reap(self) -> None:
         for study_id, run in list(self._runs.items()):

@@ -22,7 +22,7 @@ from search.spec import ACTIVE, FINISHED, Budget, StudySpec, StudyStatus
 from service.errors import Conflict, NotFound
 from service.store import optuna_sql
 from service.store.leases import Lease, LeaseLost, held
-from service.store.orm import DEFAULT_TENANT, DatasetRow, StudyRow, utcnow
+from service.store.orm import DEFAULT_TENANT, DatasetRow, JobRow, StudyRow, utcnow
 from service.store.uploads import Upload, new_dataset_id, remove_upload, save_upload
 
 
@@ -217,6 +217,8 @@ def delete_study(session: Session, storage: RDBStorage, data_dir: DataDir, row: 
         raise Conflict(f"study {row.id} is {row.status}; stop it first (POST .../stop)")
     name = row.optuna_study_name
     _conditionally(session, row, delete(StudyRow))
+    session.execute(delete(JobRow).where(JobRow.study_id == row.id))  # its ensembles
+    session.commit()
     uploaded = _artifact_ids(session, storage, name)  # named by the trials about to go
     delete_optuna_study(storage, name)
     optuna_artifacts.remove(optuna_artifacts.artifact_store(data_dir), uploaded)

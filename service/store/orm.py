@@ -110,3 +110,27 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class JobRow(Base):
+    """Work the API hands to the scheduler (a pre-flight check, an ensemble): the scheduler
+    claims a pending job, runs it on Ray and writes its result (:mod:`service.store.jobs`)."""
+
+    __tablename__ = "tf_jobs"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # preflight | ensemble
+    study_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # pending → running → done | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    owner: Mapped[str | None] = mapped_column(String(128), default=None)  # the scheduler's
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)  # epoch seconds
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

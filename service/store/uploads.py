@@ -33,6 +33,7 @@ import numpy as np
 from models.data import Kind, Task
 from search.datadir import DataDir
 from service.errors import SpecInvalid
+from service.store.graph_upload import GRAPH_ARRAYS, padded_graphs
 from service.store.upload_checks import MAX_FEATURES, NUMERIC_KINDS, check_arrays, invalid
 
 EXTENSIONS = (".npz", ".csv")
@@ -134,10 +135,12 @@ def parse_upload(
     if suffix == ".npz":
         if target is not None:
             raise invalid("target", "target names a CSV column; an .npz has arrays x and y")
-        x, y = _read_npz(content)
+        x, y, kind = _read_npz(content)
     else:
-        x, y = _read_csv(content, target)
+        (x, y), kind = _read_csv(content, target), None
     checked = check_arrays(x, y, task)
+    if kind is not None:  # padded graphs: rank 3, as sequences are
+        checked["kind"] = kind
     return Upload(
         filename=base,
         size_bytes=len(content),
@@ -146,28 +149,42 @@ def parse_upload(
     )
 
 
-def _read_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(content: bytes) -> tuple[np.ndarray, np.ndarray, Kind | None]:
+    """An .npz's ``x`` and ``y``, or its graphs (:mod:`service.store.graph_upload`) padded."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
     except (zipfile.BadZipFile, OSError, ValueError):
         raise invalid("file", "not a valid .npz file (a zip archive of .npy arrays)") from None
     with archive:
         members = {info.filename: info for info in archive.infolist()}
-        if sorted(members) != ["x.npy", "y.npy"]:
-            found = ", ".join(sorted(m.removesuffix(".npy") for m in members)) or "nothing"
-            raise invalid("file", f"an .npz must hold exactly the arrays x and y; found: {found}")
+        names = sorted(m.removesuffix(".npy") for m in members)
+        graphs = names == list(GRAPH_ARRAYS) and all(m.endswith(".npy") for m in members)
+        if sorted(members) != ["x.npy", "y.npy"] and not graphs:
+            found = ", ".join(names) or "nothing"
+            raise invalid(
+                "file",
+                f"an .npz must hold exactly the arrays x and y (or, for graphs, x, edge_index, "
+                f"graph_index and y); found: {found}",
+            )
         if sum(info.file_size for info in members.values()) > MAX_ARRAY_BYTES:
             raise invalid("file", f"the arrays unpack to more than {MAX_ARRAY_BYTES} bytes")
         values = {
             m.removesuffix(".npy"): _check_npy_header(archive, i, m.removesuffix(".npy"))
             for m, i in members.items()
         }
-        _check_stored_size(values["x"], values["y"])
+        if not graphs:  # graphs are checked once their padded size is known
+            _check_stored_size(values["x"], values["y"])
     try:
         with np.load(io.BytesIO(content), allow_pickle=False) as npz:
-            return np.asarray(npz["x"]), np.asarray(npz["y"])
+            arrays = {key: np.asarray(npz[key]) for key in names}
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise invalid("file", f"could not read the .npz: {exc}") from None
+    if not graphs:
+        return arrays["x"], arrays["y"], None
+    y = arrays["y"]
+    max_values = (MAX_STORED_BYTES - 8 * y.size) // 4  # x stored as float32
+    x = padded_graphs(arrays["x"], arrays["edge_index"], arrays["graph_index"], y, max_values)
+    return x, y, "graph"
 
 
 def _check_stored_size(x_values: int, y_values: int) -> None:

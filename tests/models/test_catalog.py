@@ -25,8 +25,15 @@ from models.training.steps import Schedule
 from models.training.trainer import train
 
 # A small real dataset of each kind a family may take.
-DATA_FOR_KIND = {"image": "digits", "tabular": "iris", "sequence": "waveforms"}
+DATA_FOR_KIND = {
+    "image": "digits",
+    "tabular": "iris",
+    "sequence": "waveforms",
+    "graph": "motifs",
+}
 SMALL = {"waveforms": {"n_samples": 120, "length": 32}}
+# The macro family's default stages are conv stages; on graphs it takes graph stages.
+FIELDS_ON = {("macro", "motifs"): {"blocks": ["gcn", "gin"]}}
 
 
 def dataset(name: str) -> Dataset:
@@ -63,7 +70,7 @@ def family_cases() -> list[tuple[str, str]]:
 @pytest.mark.slow  # an epoch of every family on every kind of data: some 15 s
 @pytest.mark.parametrize(("family", "data_name"), family_cases())
 def test_every_family_on_every_kind_it_accepts(family: str, data_name: str) -> None:
-    model = {"family": family}
+    model = {"family": family, **FIELDS_ON.get((family, data_name), {})}
     forward_backward(model, data_name)
     epochs, result = run(model, dataset(data_name))
     assert len(epochs) == 1 and math.isfinite(epochs[0].metrics["val_loss"])

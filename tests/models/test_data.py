@@ -34,7 +34,8 @@ def test_split_is_complete_and_stratified(name: str) -> None:
     # Stratified: class shares agree between the splits.
     share_tr = np.bincount(data.y_train, minlength=info.n_outputs) / n_train
     share_va = np.bincount(data.y_val, minlength=info.n_outputs) / n_val
-    assert np.abs(share_tr - share_va).max() < 0.06
+    # As close as whole samples allow: karate's 34 nodes leave 9 for validation.
+    assert np.abs(share_tr - share_va).max() < max(0.06, 1 / n_val)
 
 
 def test_kinds_tasks_and_shapes_of_the_bundled_sets() -> None:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from models.families.macro import MACRO_BLOCKS, MacroConfig, MacroNet, genotype, macro_errors
+from models.families.macro_graph import GRAPH_BLOCKS
 from models.fields import check
 
 
@@ -72,7 +73,8 @@ def test_inconsistent_stages_are_named(fields: dict[str, object], field: str, wo
 def test_choices_are_checked_per_element() -> None:
     cfg, errors = check(MacroConfig, {"blocks": ["plain", "lstm"]})
     assert cfg is None
-    assert errors == [("blocks", f"unknown value 'lstm'; valid: {', '.join(MACRO_BLOCKS)}")]
+    valid = ", ".join(MACRO_BLOCKS + GRAPH_BLOCKS)  # graph stages: tests/models/test_gnn_macro.py
+    assert errors == [("blocks", f"unknown value 'lstm'; valid: {valid}")]
 
 
 def test_genotype_names_every_stage_choice() -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from models.data import load_dataset
-from search.artifacts import USAGE, data_facts, write_artifacts
+from search.artifacts import USAGE, data_facts, model_io, write_artifacts
 from search.spec import (
     AlgorithmSpec,
     Budget,
@@ -39,8 +39,8 @@ DIGITS_OUTPUT = {
     "dtype": "float32",
     "values": "logits",
     "classes": list(range(10)),
-    "note": "One logit per class, column k for class label k: argmax gives the class, softmax "
-    "the probabilities.",
+    "note": "One logit per class, column k for the k-th of the classes listed: argmax gives the "
+    "class, softmax the probabilities.",
 }
 
 
@@ -131,3 +131,12 @@ def test_tabular_models_state_their_features_and_outputs(
     if values == "targets":  # original units: the reported RMSE, from raw features
         rmse = float(np.sqrt(((raw - data.y_val) ** 2).mean()))
         assert rmse == pytest.approx(spec["metrics"]["val_rmse"], rel=1e-4)
+
+
+def test_a_class_subset_names_the_dataset_s_classes_of_its_outputs() -> None:
+    """A task on digits 5 to 9 (``task.dataset.classes``) has five outputs: column k is the
+    dataset's class 5 + k, as its spec says."""
+    facts = data_facts(load_dataset("digits").info, (5, 6, 7, 8, 9))
+    assert facts["n_outputs"] == 5 and facts["classes"] == [5, 6, 7, 8, 9]
+    output = model_io(facts, {})["output"]
+    assert output["shape"] == ["batch", 5] and output["classes"] == [5, 6, 7, 8, 9]

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from models.data import dataset_info, dataset_options, list_datasets
 from models.families import family_fields, get_family, list_families
+from models.fewshot import fewshot_fields
 from models.fields import describe
 from models.layers import list_activations, list_inits, list_norms
 from models.metrics import METRICS
@@ -62,6 +63,7 @@ def catalog() -> CatalogPublic:
             for f in FUNCTIONS.values()
         },
         training=describe(TrainConfig),
+        fewshot=fewshot_fields(),
         datasets={name: _dataset(name) for name in list_datasets()},
         metrics={
             m.name: MetricPublic(

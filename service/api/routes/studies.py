@@ -22,7 +22,7 @@ from service.api.errors import CONFLICT, OVER_LIMIT, QUOTA_REFUSED
 from service.api.examples import PATCH_BODY, STUDY_BODY
 from service.api.schemas.responses import StudyPage, StudyPublic
 from service.api.schemas.study import StudyCreate, StudyPatch
-from service.api.validation import check_submission
+from service.api.validation import check_submission, trial_sources, with_sources
 from service.api.views import study_public
 from service.errors import SpecInvalid
 from service.store import crud
@@ -45,14 +45,17 @@ def create_study(
     quota of active studies already (retry when one ends); 403 when the study's parallelism
     is above the tenant's trials-in-flight quota."""
     spec = to_spec(body)
+    sources = trial_sources(session, storage, caller.tenant)  # a transfer's source trial
     errors = check_submission(
         body,
         spec,
         lambda upload_id: crud.upload_info(session, upload_id, caller.tenant),
         lambda other: crud.study_directions(session, other, caller.tenant),
+        sources,
     )
     if errors:
         raise SpecInvalid(errors)
+    spec = with_sources(spec, sources)
     check_new_study(session, caller.tenant, quota, spec.parallelism)
     # Every default spelled out: the stored study keeps its meaning if a default changes.
     row = crud.create_study(session, storage, complete(spec), caller.tenant)

@@ -41,9 +41,9 @@ def _choices(default: list[Any], doc: str) -> Any:
 class StageChoices(_Strict):
     """What one stage may be: each list is the choices of one decision (one value: fixed)."""
 
-    block: list[Literal["plain", "residual", "dense", "inception", "attention"]] = _choices(
-        list(MACRO_BLOCKS), "Block types."
-    )
+    block: list[
+        Literal["plain", "residual", "dense", "inception", "attention", "gcn", "sage", "gat", "gin"]
+    ] = _choices(list(MACRO_BLOCKS), "Block types (graph data: gcn, sage, gat, gin).")
     width: list[Annotated[int, Field(ge=4, le=1024)]] = _choices([32, 64], "Channels.")
     depth: list[Annotated[int, Field(ge=1, le=8)]] = _choices([1, 2], "Blocks in the stage.")
     activation: list[str] = _choices(["relu"], "Activations (see /catalog).")

@@ -164,6 +164,10 @@ class CatalogPublic(BaseModel):
         "are their arguments (domain), the objective metric is value."
     )
     training: dict[str, dict[str, Any]]
+    fewshot: dict[str, dict[str, Any]] = Field(
+        description="The fields of task.fewshot (a task of kind fewshot); search-space keys "
+        "are fewshot.<field>."
+    )
     datasets: dict[str, DatasetEntry]
     metrics: dict[str, MetricPublic]
     activations: list[str]
@@ -187,8 +191,11 @@ class DatasetPublic(BaseModel):
     name: str
     filename: str = Field(description="The file's name as uploaded.")
     task: Literal["multiclass", "binary", "regression"]
-    kind: Literal["tabular", "sequence", "image"]
-    input_shape: list[int] = Field(description="One sample's shape: (F,), (C, L) or (C, H, W).")
+    kind: Literal["tabular", "sequence", "image", "graph"]
+    input_shape: list[int] = Field(
+        description="One sample's shape: (F,), (C, L), (C, H, W), or (nodes, 2 + F + nodes) "
+        "for padded graphs."
+    )
     n_outputs: int = Field(description="Classes, or targets for regression.")
     n_samples: int
     size_bytes: int = Field(description="Size of the file as uploaded.")

@@ -1,7 +1,7 @@
 """A study's task: what every trial does (train a network on a dataset, or evaluate a
 function)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -14,7 +14,9 @@ from pydantic import (
 from models.data import list_datasets
 from search.functions import FUNCTIONS
 from search.trials import DEFAULT_TASK_KIND, TASK_SHAPES
-from service.api.schemas.base import Strict, one_of
+from service.api.schemas.base import MAX_INT, Strict, one_of
+
+MAX_CLASSES = 10_000  # of a dataset's class subset
 
 
 class DatasetIn(Strict):
@@ -25,6 +27,13 @@ class DatasetIn(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="Generator options.")
     val_fraction: float = Field(0.2, gt=0, lt=0.9, description="Held-out validation share.")
     split_seed: int = Field(0, ge=0, description="Seed of the fixed validation split.")
+    classes: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=MAX_CLASSES,
+        description="Train on these classes only, relabelled 0..k-1 in this order "
+        "(classification; named sets and uploads).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -38,6 +47,33 @@ class DatasetIn(Strict):
         if self.upload_id is not None and self.options:
             raise ValueError("options apply to synthetic datasets, not to uploads")
         return self
+
+
+class InitFromIn(Strict):
+    """Start every trial from a finished trial's weights (see docs/transfer.md)."""
+
+    study: int = Field(ge=1, le=MAX_INT, description="A finished study of yours.")
+    trial: int | Literal["best"] = Field(
+        "best", description="Its trial number, or best (a single-objective study's best)."
+    )
+    layers: Literal["all", "backbone"] = Field(
+        "all", description="Load every layer, or the backbone only (the head starts fresh)."
+    )
+    freeze: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Parameter-name prefixes (e.g. net.0), or backbone / head, kept fixed.",
+    )
+    lr_mult: float = Field(
+        1.0, gt=0, le=1000, description="Multiplies the backbone's learning rate."
+    )
+
+    @field_validator("trial")
+    @classmethod
+    def _trial_number(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 <= v <= MAX_INT:
+            raise ValueError(f"a trial number is 0 to {MAX_INT}")
+        return v
 
 
 class TaskIn(Strict):
@@ -57,6 +93,12 @@ class TaskIn(Strict):
         default_factory=lambda: {"family": "mlp"}, description="{family, **fields} (train)."
     )
     training: dict[str, Any] = Field(default_factory=dict, description="Training fields (train).")
+    init_from: InitFromIn | None = Field(
+        None, description="Start from a finished trial's weights (train)."
+    )
+    fewshot: dict[str, Any] = Field(
+        default_factory=dict, description="Episodes and method (fewshot; docs/fewshot.md)."
+    )
     name: str | None = Field(None, description="The function (function tasks).")
     options: dict[str, float] = Field(
         default_factory=dict, description="Fixed arguments of the function (function tasks)."
@@ -78,9 +120,11 @@ class TaskIn(Strict):
         if getattr(self, shape.required) is None:
             raise ValueError(f"a {self.kind} task needs task.{shape.required}{shape.hint}")
         for other in TASK_SHAPES.values():
-            foreign = [f for f in other.fields if f in self.model_fields_set]
+            foreign = [
+                f for f in other.fields if f in self.model_fields_set and f not in shape.fields
+            ]
             if other is not shape and foreign:
-                names = other.fields
+                names = tuple(foreign)
                 listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
                 raise ValueError(f"{listed} belong to {other.label}")
         return self

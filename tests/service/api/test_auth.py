@@ -90,7 +90,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def fill(path: str, ids: dict[str, Any]) -> str:
-    values = {**ids, "number": 0, "kind": "weights", "key_id": 1, "tenant": "alice"}
+    values = {**ids, "number": 0, "kind": "weights", "key_id": 1, "tenant": "alice", "job_id": 1}
     return path.format(**values)
 
 

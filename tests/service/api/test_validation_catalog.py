@@ -75,6 +75,8 @@ def test_catalog_lists_what_a_task_may_name(client: TestClient) -> None:
     assert catalog["training"]["optimizer"]["choices"] == ["sgd", "rmsprop", "adam", "adamw"]
     assert catalog["training"]["lr"]["default"] == 0.001
     assert catalog["training"]["mc_samples"]["searchable"] is False
+    assert {"ways", "shots", "inner_lr", "inner_steps"} <= set(catalog["fewshot"])
+    assert catalog["fewshot"]["method"]["choices"] == ["protonet", "maml"]
     assert {"val_accuracy", "val_f1", "val_rmse", "param_count", "mc_ece"} <= set(
         catalog["metrics"]
     )

@@ -164,3 +164,16 @@ def test_resume_leaves_a_running_study_alone(stub: Stub, tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "study 5 is running: nothing to resume" in result.stderr
     assert [s[0] for s in stub.seen] == ["GET"]
+
+
+def test_stop_wait_returns_once_the_study_has_stopped(stub: Stub, tmp_path: Path) -> None:
+    stub.answers["POST /studies/5/stop"] = (202, study("running", RUNNING=1))
+    stopped = {**study("stopped", COMPLETE=3), "status_reason": "stopped by user (drained)"}
+    stub.answers["GET /studies/5"] = (200, stopped)
+    result = run(stub, tmp_path, "stop", "5", "--drain", "--wait")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "study 5: stop (drain) requested (status running)\n"
+        "study 5 stopped: stopped by user (drained)\n"
+    )
+    assert [s[:2] for s in stub.seen] == [("POST", "/studies/5/stop"), ("GET", "/studies/5")]
