@@ -193,7 +193,10 @@ def test_study_needing_a_missing_gpu_fails_with_reason(shared_server: Server) ->
 def test_stop_cancels_trials_in_flight(shared_server: Server) -> None:
     api = shared_server.api
     spec = mixed_spec(search_space={}, budget={"max_trials": 50})
-    spec["task"]["training"].update(lr=0.01, epochs=500)
+    # Epochs of 180 small steps: a trial reports about 20 epochs a second, which a loaded
+    # scheduler keeps up with (with 500 epochs of 23 steps each, a trial was over before the
+    # scheduler, behind on its events, had recorded its first epoch).
+    spec["task"]["training"].update(lr=0.01, epochs=2000, batch_size=8)
     study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]
 
     seen: list[dict[str, Any]] = []
