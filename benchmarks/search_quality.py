@@ -38,6 +38,9 @@ Usage::
     .venv/bin/python benchmarks/search_quality.py            # 3 seeds x 3 systems x 60 s (~14 min)
     .venv/bin/python benchmarks/search_quality.py --quick    # 1 seed, 25 s budget (~2 min)
     .venv/bin/python benchmarks/search_quality.py --write    # also rewrite its RESULTS.md block
+    # tuneforge's bohb against its tpe + asha, in one run (each on a fresh server per seed):
+    .venv/bin/python benchmarks/search_quality.py --system tuneforge --algorithm tpe+asha \
+        --algorithm bohb --no-warm
 """
 
 import argparse
@@ -54,7 +57,7 @@ if not __package__:  # run as `python benchmarks/search_quality.py`: import from
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks.harness import RESULTS, ForeignLoad, log, publish, wait_idle
-from benchmarks.quality.common import FOREIGN_RATE, SYSTEMS, TARGET, Run
+from benchmarks.quality.common import ALGORITHMS, FOREIGN_RATE, SYSTEMS, TARGET, Run
 from benchmarks.quality.optuna_alone import run_optuna
 from benchmarks.quality.raytune_alone import run_raytune
 from benchmarks.quality.report import cold_import_s, fmt_acc, fmt_time, report, summarize
@@ -62,6 +65,8 @@ from benchmarks.quality.tuneforge import run_tuneforge
 
 HEADING = "## Search quality under a wall-clock budget (digits MLP)"
 BLOCK = "benchmarks/search_quality.py"
+# A run that compares tuneforge's algorithms (--algorithm) has a block of its own.
+ALGORITHMS_HEADING = "## Search quality: bohb against tpe + asha (digits MLP)"
 RUNNERS: dict[str, Callable[[int, float, Path], list[Run]]] = {
     "tuneforge": run_tuneforge,
     "optuna": run_optuna,
@@ -69,16 +74,19 @@ RUNNERS: dict[str, Callable[[int, float, Path], list[Run]]] = {
 }
 
 
-def measure(system: str, seed: int, budget: float, warm: bool) -> tuple[list[Run], bool]:
-    """One run of a system (two for tuneforge: fresh, then warm), and whether the machine was
-    busy meanwhile (other processes above FOREIGN_RATE CPUs on average)."""
+def measure(
+    system: str, seed: int, budget: float, warm: bool, algorithm: str = "tpe+asha"
+) -> tuple[list[Run], bool]:
+    """One run of a system (two for tuneforge: fresh, then warm; with ``algorithm``), and
+    whether the machine was busy meanwhile (other processes above FOREIGN_RATE CPUs on
+    average)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"tf-sq-{system}-{seed}-"))
     t = time.perf_counter()
     foreign = ForeignLoad()
     try:
         with foreign:
             if system == "tuneforge":
-                got = run_tuneforge(seed, budget, workdir, warm=warm)
+                got = run_tuneforge(seed, budget, workdir, warm=warm, algorithm=algorithm)
             else:
                 got = RUNNERS[system](seed, budget, workdir)
     except Exception as exc:  # one broken run must not lose the others
@@ -116,6 +124,12 @@ def main() -> None:
         "--system", action="append", choices=SYSTEMS, help="run only this system (repeatable)"
     )
     parser.add_argument(
+        "--algorithm",
+        action="append",
+        choices=sorted(ALGORITHMS),
+        help="tuneforge's algorithm (repeatable: each on a server of its own; tpe+asha)",
+    )
+    parser.add_argument(
         "--no-warm", action="store_true", help="skip tuneforge's second (warm) study"
     )
     parser.add_argument(
@@ -133,11 +147,17 @@ def main() -> None:
     systems = [s for s in SYSTEMS if not args.system or s in args.system]
     runs: list[Run] = []
     discarded = 0
+    algorithms = args.algorithm or ["tpe+asha"]
+    jobs = [
+        (system, algorithm)
+        for system in systems
+        for algorithm in (algorithms if system == "tuneforge" else ["tpe+asha"])
+    ]
     for seed in seeds:
-        for system in systems:
+        for system, algorithm in jobs:
             for attempt in range(args.retries + 1):
                 wait_idle(args.wait_idle)
-                got, busy = measure(system, seed, budget, warm=not args.no_warm)
+                got, busy = measure(system, seed, budget, not args.no_warm, algorithm)
                 if not busy or attempt == args.retries:
                     break
                 discarded += 1
@@ -147,7 +167,10 @@ def main() -> None:
         args.json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
     import_s = cold_import_s() if "tuneforge" in systems else None
     text = report(summarize(runs), budget, seeds, discarded, import_s)
-    publish(text, BLOCK, HEADING, args.write)
+    if algorithms == ["tpe+asha"]:
+        publish(text, BLOCK, HEADING, args.write)
+    else:
+        publish(text, f"{BLOCK} --algorithm", ALGORITHMS_HEADING, args.write)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from search.spec import (
     AlgorithmSpec,
     Budget,
     Condition,
+    Constraint,
     DatasetRef,
     FewShotTask,
     FunctionTask,
@@ -38,7 +39,7 @@ from search.spec import (
     WarmStart,
 )
 
-SPEC_VERSION = 3
+SPEC_VERSION = 4  # 4: constraints
 
 
 class DocumentError(ValueError):
@@ -72,6 +73,7 @@ def to_document(spec: StudySpec) -> dict[str, Any]:
         "task": task_document(spec.task),
         "architecture": None if spec.architecture is None else dict(spec.architecture),
         "seed": spec.seed,
+        "constraints": [{"metric": c.metric, "le": c.le, "ge": c.ge} for c in spec.constraints],
     }
 
 
@@ -151,7 +153,8 @@ def from_document(doc: Mapping[str, Any]) -> StudySpec:
     """
     version = doc.get("spec_version", 1)
     if not isinstance(version, int) or version > SPEC_VERSION:
-        raise DocumentError(f"unknown spec_version {version!r}; this release reads 1 to 3")
+        reads = f"this release reads 1 to {SPEC_VERSION}"
+        raise DocumentError(f"unknown spec_version {version!r}; {reads}")
     try:
         return StudySpec(
             name=str(doc["name"]),
@@ -168,6 +171,10 @@ def from_document(doc: Mapping[str, Any]) -> StudySpec:
             task=task_of(doc["task"]),
             seed=int(doc.get("seed", 0)),
             architecture=doc.get("architecture"),
+            constraints=tuple(
+                Constraint(str(c["metric"]), c.get("le"), c.get("ge"))
+                for c in doc.get("constraints") or ()
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, DocumentError):

@@ -23,6 +23,14 @@ from models.data import DatasetInfo
 from models.fields import as_dict, setting
 from models.metrics import METRICS
 from search.algorithm import FieldError, PrunerAlgorithm, at
+from search.pruners_curve import CurvePruner, CurveSettings
+from search.pruners_mo import (
+    MoAshaPruner,
+    MoAshaSettings,
+    MoMedianPruner,
+    MoMedianSettings,
+    objective_problems,
+)
 from search.spec import MAX_EPOCHS, MAX_TRIALS, MAX_VALUE, StudySpec
 
 _STARTUP = "Trials that finish before pruning starts."
@@ -118,6 +126,19 @@ class Pruner(PrunerAlgorithm):
         return self.factory(**as_dict(settings))
 
 
+class SeveralObjectivesPruner(Pruner):
+    """A pruner of a study of several objectives: the loop asks it with every trial's curve
+    (:mod:`search.pruners_mo`), as Optuna cannot."""
+
+    multi_objective = True
+
+    def check(self, spec: StudySpec, data: DatasetInfo | None) -> list[FieldError]:
+        """The settings, and at least two objectives, one of them measured every epoch."""
+        assert spec.pruner is not None
+        _, errors = self.read_settings(spec.pruner.settings, ("pruner", "settings"))
+        return errors + objective_problems(self.name, spec)
+
+
 def _hyperband(min_resource: int, max_resource: int | None, reduction_factor: int) -> BasePruner:
     return HyperbandPruner(
         min_resource=min_resource,
@@ -181,6 +202,30 @@ _PRUNERS = (
         settings=ThresholdSettings,
         factory=ThresholdPruner,
         problems=_threshold_problems,
+    ),
+    Pruner(
+        name="curve",
+        description="Learning-curve extrapolation: fit pow3, exp and log-linear curves to a "
+        "trial's partial curve and stop it when its predicted final value is worse than the "
+        "best trial's with probability above `confidence`.",
+        settings=CurveSettings,
+        factory=CurvePruner,
+    ),
+    SeveralObjectivesPruner(
+        name="mo_asha",
+        description="ASHA for several objectives: at each rung, trials are ranked by "
+        "non-dominated sorting (crowding distance breaks ties) and the top "
+        "1/reduction_factor go on.",
+        settings=MoAshaSettings,
+        factory=MoAshaPruner,
+    ),
+    SeveralObjectivesPruner(
+        name="mo_median",
+        description="Median rule for several objectives: stop a trial ranked (by non-dominated "
+        "sorting) in the worse half of the trials at its epoch, unless it is on their first "
+        "front.",
+        settings=MoMedianSettings,
+        factory=MoMedianPruner,
     ),
 )
 

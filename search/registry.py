@@ -19,17 +19,21 @@ from search.algorithm import (
 )
 
 _SAMPLERS = ("grid", "random", "qmc", "tpe", "gp", "cmaes", "nsga2", "nsga3")
-_PRUNERS = ("asha", "hyperband", "median", "percentile", "patient", "threshold")
+_PRUNERS = ("asha", "hyperband", "median", "percentile", "patient", "threshold", "curve")
+_PRUNERS_MO = ("mo_asha", "mo_median")  # several objectives (search.pruners_mo)
 
 # name → (kind, module that defines it)
 _TABLE: dict[str, tuple[AlgorithmKind, str]] = {
     **{name: ("sampler", "search.samplers") for name in _SAMPLERS},
+    "bohb": ("sampler", "search.samplers.bohb"),
     "evolution": ("sampler", "search.nas"),
     "reinforce": ("sampler", "search.nas"),
+    "local_search": ("sampler", "search.nas"),
+    "predictor": ("sampler", "search.nas"),
     "pbt": ("population", "search.pbt"),
     "pb2": ("population", "search.pbt"),
     "darts": ("oneshot", "search.darts"),
-    **{name: ("pruner", "search.pruners") for name in _PRUNERS},
+    **{name: ("pruner", "search.pruners") for name in _PRUNERS + _PRUNERS_MO},
 }
 
 

@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
+from search.constraints import is_feasible
+
 
 def trial_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
     """Trials by state, every state present."""
@@ -14,8 +16,8 @@ def trial_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
 
 
 def best_trial(trials: Sequence[FrozenTrial], direction: str) -> FrozenTrial | None:
-    """The completed trial with the best value (ties: the earliest, as in Optuna)."""
-    done = [(t.value, t) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    """The feasible completed trial with the best value (ties: the earliest, as in Optuna)."""
+    done = [(t.value, t) for t in trials if _done(t) and t.value is not None]
     if not done:
         return None
     sign = 1.0 if direction == "maximize" else -1.0
@@ -24,12 +26,17 @@ def best_trial(trials: Sequence[FrozenTrial], direction: str) -> FrozenTrial | N
 
 
 def pareto_front(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[FrozenTrial]:
-    """Completed trials that no other completed trial beats in every objective."""
+    """Feasible completed trials that no other one beats in every objective."""
     signs = [1.0 if d == "maximize" else -1.0 for d in directions]
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    done = [t for t in trials if _done(t) and t.values is not None]
     scored = [(t, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in done]
 
     def dominated(a: list[float]) -> bool:
         return any(all(x >= y for x, y in zip(b, a, strict=True)) and b != a for _, b in scored)
 
     return [t for t, score in scored if not dominated(score)]
+
+
+def _done(trial: FrozenTrial) -> bool:
+    """Completed and within its study's constraints (:mod:`search.constraints`)."""
+    return trial.state == TrialState.COMPLETE and is_feasible(trial)

@@ -109,6 +109,16 @@ class AlgorithmSpec:
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """An outcome constraint: a trial is feasible when its ``metric`` is at most ``le`` (or at
+    least ``ge``; exactly one of the two is set)."""
+
+    metric: str
+    le: float | None = None
+    ge: float | None = None
+
+
+@dataclass(frozen=True)
 class Budget:
     """When a study ends. ``max_trials`` counts every trial started, whatever its outcome;
     ``target_value`` ends a single-objective study once a trial reaches it."""
@@ -250,6 +260,7 @@ class StudySpec:
     pruner: AlgorithmSpec | None = None
     warm_start: WarmStart = WarmStart()
     architecture: Mapping[str, Any] | None = None
+    constraints: tuple[Constraint, ...] = ()
 
     @property
     def objective(self) -> Objective:

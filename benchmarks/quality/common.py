@@ -39,7 +39,39 @@ LABELS = {
     "tuneforge-warm": "tuneforge, same server's second study (reference)",
     "optuna": "Optuna alone (TPE + SHA, 2 processes, SQLite)",
     "raytune": "Ray Tune alone (OptunaSearch TPE + ASHA, reused actors)",
+    "tuneforge-bohb": "tuneforge (bohb), fresh server",
+    "tuneforge-bohb-warm": "tuneforge (bohb), same server's second study (reference)",
 }
+# tuneforge's algorithms that --algorithm picks: the study's `algorithm` and `pruner` for a seed.
+# tpe + asha is the measurement above; bohb (its own asynchronous Hyperband, no pruner) runs
+# with its default settings but the same first rung and reduction factor.
+ALGORITHMS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "tpe+asha": lambda seed: {
+        "algorithm": {"name": "tpe", "settings": {"seed": seed, "n_startup_trials": N_STARTUP}},
+        "pruner": {
+            "name": "asha",
+            "settings": {"min_resource": MIN_RESOURCE, "reduction_factor": REDUCTION},
+        },
+    },
+    "bohb": lambda seed: {
+        "algorithm": {
+            "name": "bohb",
+            "settings": {
+                "seed": seed,
+                "min_resource": MIN_RESOURCE,
+                "reduction_factor": REDUCTION,
+            },
+        },
+    },
+}
+
+
+def tuneforge_system(algorithm: str, warm: bool = False) -> str:
+    """The system name of tuneforge's runs with ``algorithm`` (tpe+asha: plain tuneforge)."""
+    base = "tuneforge" if algorithm == "tpe+asha" else f"tuneforge-{algorithm}"
+    return f"{base}-warm" if warm else base
+
+
 # Optuna's trial states as a run records them.
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 

@@ -69,11 +69,39 @@ class Summary:
 
 def summarize(runs: list[Run]) -> list[Summary]:
     order = ("tuneforge", "tuneforge-warm", *PEERS)
+    others = [s for s in dict.fromkeys(r.system for r in runs) if s not in order]
     return [
         Summary(s, [r for r in runs if r.system == s])
-        for s in order
+        for s in (*order, *sorted(others))
         if any(r.system == s for r in runs)
     ]
+
+
+def _secs(t: float) -> str:
+    return fmt_time(t) + (" s" if math.isfinite(t) else "")
+
+
+def algorithm_lines(summaries: list[Summary]) -> list[str]:
+    """Each other tuneforge algorithm's median times to TARGET and STRETCH against tpe + asha's
+    in the same run (``--algorithm``), whichever way they fall."""
+    by = {s.system: s for s in summaries}
+    lines = []
+    for s in summaries:
+        if not s.system.startswith("tuneforge-") or s.system.endswith("-warm"):
+            continue
+        base = by.get("tuneforge")
+        if base is None:
+            continue
+        parts = []
+        for target in (TARGET, STRETCH):
+            mine, theirs = s.ttt(target), base.ttt(target)
+            ratio = mine / theirs if math.isfinite(mine) and math.isfinite(theirs) else math.nan
+            parts.append(
+                f"to {target}: {_secs(mine)} against {_secs(theirs)}"
+                + (f" (ratio {ratio:.2f})" if math.isfinite(ratio) else "")
+            )
+        lines += ["", f"{LABELS[s.system]} against tpe + asha, medians: " + "; ".join(parts) + "."]
+    return lines
 
 
 def table(summaries: list[Summary]) -> str:
@@ -196,5 +224,6 @@ def report(
     ]
     if any(s.system == "tuneforge-warm" for s in summaries):
         lines += ["", ratio_line(summaries, "tuneforge-warm")]
+    lines += algorithm_lines(summaries)
     lines += ["", figures(summaries, discarded, import_s)]
     return "\n".join(lines)

@@ -10,17 +10,16 @@ import httpx
 
 from benchmarks.harness import all_trials, proc_cpu_s, serve, ts, wait_study
 from benchmarks.quality.common import (
+    ALGORITHMS,
     DATASET,
     EPOCHS,
     METRIC,
-    MIN_RESOURCE,
-    N_STARTUP,
     PARALLEL,
-    REDUCTION,
     SPACE,
     STATES,
     Run,
     Trial,
+    tuneforge_system,
 )
 
 # As measured (the test suite's server settings then): the scheduler rereads the studies every
@@ -28,16 +27,13 @@ from benchmarks.quality.common import (
 SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
 
 
-def study_body(seed: int, budget: float) -> dict[str, Any]:
-    """The study: tpe + asha, 2 trials at a time, the budget as its timeout."""
+def study_body(seed: int, budget: float, algorithm: str = "tpe+asha") -> dict[str, Any]:
+    """The study: tpe + asha (or another of ALGORITHMS), 2 trials at a time, the budget as its
+    timeout."""
     return {
         "name": f"search-quality-s{seed}",
         "objective": {"metric": METRIC, "direction": "maximize"},
-        "algorithm": {"name": "tpe", "settings": {"seed": seed, "n_startup_trials": N_STARTUP}},
-        "pruner": {
-            "name": "asha",
-            "settings": {"min_resource": MIN_RESOURCE, "reduction_factor": REDUCTION},
-        },
+        **ALGORITHMS[algorithm](seed),
         "search_space": SPACE,
         "budget": {"max_trials": 100_000, "timeout_s": budget},
         "parallelism": PARALLEL,
@@ -47,11 +43,14 @@ def study_body(seed: int, budget: float) -> dict[str, Any]:
     }
 
 
-def run_study(api: httpx.Client, seed: int, budget: float, run: Run, server_pid: int) -> None:
+def run_study(
+    api: httpx.Client, seed: int, budget: float, run: Run, server_pid: int, algorithm: str
+) -> None:
     """Submit one study to a live server, stop it when the budget is spent, read its trials."""
     cpu0 = proc_cpu_s(server_pid)
     t0 = time.time()
-    study_id = api.post("/studies", json=study_body(seed, budget)).raise_for_status().json()["id"]
+    body = study_body(seed, budget, algorithm)
+    study_id = api.post("/studies", json=body).raise_for_status().json()["id"]
     while time.time() < t0 + budget:
         time.sleep(min(2.0, max(0.0, t0 + budget - time.time())))
         study = api.get(f"/studies/{study_id}").raise_for_status().json()
@@ -76,19 +75,22 @@ def run_study(api: httpx.Client, seed: int, budget: float, run: Run, server_pid:
         )
 
 
-def run_tuneforge(seed: int, budget: float, workdir: Path, warm: bool = True) -> list[Run]:
+def run_tuneforge(
+    seed: int, budget: float, workdir: Path, warm: bool = True, algorithm: str = "tpe+asha"
+) -> list[Run]:
     """A fresh server's first study (the measurement), then a second study on the same,
     now warm, server (for reference: its Ray workers have imported torch already)."""
     # `tuneforge serve` on a free loopback port with 2 CPUs for its local Ray; it is ready once
     # the scheduler has started Ray and warmed one worker per CPU (GET /healthz: running).
     with serve(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "data", SERVER_ENV) as server:
-        runs = [Run("tuneforge", seed, budget, startup_s=server.startup_s)]
+        system = tuneforge_system(algorithm)
+        runs = [Run(system, seed, budget, startup_s=server.startup_s)]
         if warm:
-            runs.append(Run("tuneforge-warm", seed, budget))
+            runs.append(Run(tuneforge_system(algorithm, warm=True), seed, budget))
         with server.api as api:
             for run in runs:
                 try:
-                    run_study(api, seed, budget, run, server.process.pid)
+                    run_study(api, seed, budget, run, server.process.pid, algorithm)
                 except Exception as exc:
                     run.note = f"run failed: {type(exc).__name__}: {exc}"
     return runs

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search import attrs, optuna_artifacts, optuna_compat
 from search.algorithm import Env, Outcome, Run
 from search.artifacts import data_facts, write_artifacts
+from search.constraints import Feasibility
 from search.loop.checkpoints import Checkpoints
 from search.loop.inflight import InFlight
 from search.loop.outcomes import (
@@ -33,6 +34,7 @@ from search.loop.outcomes import (
     lost_worker,
     reaches,
 )
+from search.loop.pruning import should_stop, told
 from search.space import suggest_all
 from search.spec import StudySpec, StudyStatus, TrainTask
 from search.trials import TrialKind
@@ -97,10 +99,12 @@ class StudyLoop(Run):
         self._resumed = False
         self._data_facts: dict[str, Any] = {}
         self.data_ref: Any = None  # a trial kind without data has none
+        self._feasibility = Feasibility(spec, None)
         if kind.needs_data:
             assert isinstance(spec.task, TrainTask), "only a training reads a dataset"
             dataset = env.load_data(spec.task.dataset)
             self._data_facts = data_facts(dataset.info, spec.task.dataset.classes)
+            self._feasibility = Feasibility(spec, dataset.info if kind.suggests else None)
             # Put once, read by every trial: workers get the arrays from the object store.
             self.data_ref = ray.put(dataset)
         self._n_trials = self._n_waiting = self._n_failed = 0
@@ -269,7 +273,8 @@ class StudyLoop(Run):
             suggest_all(trial, self.spec.search_space)
         running = InFlight(trial, params=dict(trial.params))
         running.set(seed=self.spec.seed + trial.number, **self.kind.attrs(self.spec, trial.params))
-        self._launch(running)
+        if not self._feasibility.rejects(running, self.study):  # 0 epochs on an infeasible one
+            self._launch(running)
         self._n_trials += 1
 
     def _launch(self, running: InFlight, resume: bytes | None = None) -> None:
@@ -311,13 +316,8 @@ class StudyLoop(Run):
         attrs.write(trial, {"resumes": resumes, "curve": curve})
         running = InFlight(trial, curve=curve, curve_saved=len(curve), params=dict(frozen.params))
         running.reported = max(frozen.intermediate_values, default=0)
-        log.info(
-            "study %s trial %d resumed after epoch %d: %s",
-            self.spec.name,
-            frozen.number,
-            checkpoint_epoch,
-            reason,
-        )
+        what = (self.spec.name, frozen.number, checkpoint_epoch, reason)
+        log.info("study %s trial %d resumed after epoch %d: %s", *what)
         self._launch(running, state)
         return True
 
@@ -336,14 +336,10 @@ class StudyLoop(Run):
     def _on_epoch(self, ref: Any, running: InFlight, event: EpochEnd) -> None:
         running.curve.append({"epoch": event.epoch, **event.metrics})
         running.save(force=False)
-        metric = self.spec.objective.metric
-        if len(self.spec.objectives) > 1 or metric not in event.metrics:
-            return  # Optuna reports one objective; final-only metrics have no curve
-        if event.epoch > running.reported:  # a resumed trial's epochs before the cut
-            running.trial.report(event.metrics[metric], step=event.epoch)
-        if running.trial.should_prune():
+        stop = should_stop(self.study, self.spec, running, self._feasibility.info)
+        if stop is not None:
             ray.cancel(ref)
-            running.set(pruned_at_epoch=event.epoch)
+            running.set(pruned_at_epoch=event.epoch, **stop)
             running.save()
             optuna_compat.tell(self.study, running.trial, state=TrialState.PRUNED)
             del self._in_flight[ref]
@@ -374,8 +370,10 @@ class StudyLoop(Run):
         if bad:
             self._record_failure(running, f"non-finite objective value {bad[0]}")
             return
+        self._feasibility.record(running, event.metrics)
         running.save()
         optuna_compat.tell(self.study, trial, values[0] if len(values) == 1 else values)
+        told(self.study, trial.number, values)
         self._checkpoints.drop(trial.number)
         target = self.spec.budget.target_value
         if target is not None and reaches(values[0], target, self.spec.objective.direction):

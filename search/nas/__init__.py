@@ -4,6 +4,10 @@ algorithms.
 - :class:`RegularizedEvolutionSampler` (``evolution``): aging evolution, Real et al. 2019.
 - :class:`ReinforceSampler` (``reinforce``): a REINFORCE controller with a moving-average
   baseline, Zoph & Le 2017, over independent decisions.
+- :class:`LocalSearchSampler` (``local_search``): local search over one-edit neighbourhoods
+  with random restarts (:mod:`search.nas.local_search`).
+- :class:`PredictorSampler` (``predictor``): predictor-guided evolution, an ensemble of small
+  MLPs picking mutations of the best architectures (:mod:`search.nas.predictor`).
 
 Both search architecture choices (categorical and integer parameters) on a single objective;
 a study whose search space has a float parameter is refused at validation (floats would only
@@ -17,11 +21,21 @@ from typing import Any
 
 from models.fields import setting
 from search.nas.evolution import RegularizedEvolutionSampler
+from search.nas.local_search import ALGORITHM as LOCAL_SEARCH
+from search.nas.local_search import LocalSearchSampler
+from search.nas.predictor import ALGORITHM as PREDICTOR
+from search.nas.predictor import PredictorSampler
 from search.nas.reinforce import MAX_VALUES, ReinforceSampler
 from search.samplers.base import SamplerAlgorithm, Space, seed_setting
 from search.spec import MAX_TRIALS, MAX_VALUE, ParamSpec
 
-__all__ = ["ALGORITHMS", "RegularizedEvolutionSampler", "ReinforceSampler"]
+__all__ = [
+    "ALGORITHMS",
+    "LocalSearchSampler",
+    "PredictorSampler",
+    "RegularizedEvolutionSampler",
+    "ReinforceSampler",
+]
 
 
 def _float_problems(name: str, space: Space) -> list[str]:
@@ -123,4 +137,6 @@ REINFORCE = SamplerAlgorithm(
     problems=_reinforce_problems,
 )
 
-ALGORITHMS: dict[str, SamplerAlgorithm] = {a.name: a for a in (EVOLUTION, REINFORCE)}
+ALGORITHMS: dict[str, SamplerAlgorithm] = {
+    a.name: a for a in (EVOLUTION, REINFORCE, LOCAL_SEARCH, PREDICTOR)
+}

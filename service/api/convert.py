@@ -9,6 +9,7 @@ from search.spec import (
     AlgorithmSpec,
     Budget,
     Condition,
+    Constraint,
     Objective,
     ParamSpec,
     Resources,
@@ -41,6 +42,7 @@ def to_spec(body: StudyCreate) -> StudySpec:
         architecture=None
         if body.architecture is None
         else body.architecture.model_dump(mode="json"),
+        constraints=tuple(Constraint(c.metric, c.le, c.ge) for c in body.constraints),
     )
 
 

@@ -16,8 +16,10 @@ from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session
 
 from models.data import DatasetInfo
+from search import registry
 from search.algorithm import FieldError, Loc
 from search.checks import check_study
+from search.constraints import constraint_errors
 from search.spec import DatasetRef, FewShotTask, StudySpec, TrainTask
 from search.trials.train import named_info
 from search.trials.transfer import find_source, source_errors
@@ -53,9 +55,19 @@ def check_submission(
     ref = spec.task.dataset
     info = None if ref is None else _dataset(ref, upload_info, errors)
     errors += check_study(spec, info)
+    errors += constraint_errors(spec, info)
+    if spec.constraints and _population(spec):  # its trials are segments of a run, not points
+        errors.append(FieldError(("constraints",), "a population method takes no constraints"))
     errors += _warm_start_source(spec, study_directions)
     errors += _init_source(spec, info, study_directions, source_trial)
     return [(request_loc(e.loc, body), e.msg) for e in errors]
+
+
+def _population(spec: StudySpec) -> bool:
+    try:
+        return registry.study_algorithm(spec.algorithm.name).kind == "population"
+    except ValueError:  # an unknown name: reported at algorithm.name
+        return False
 
 
 def _dataset(

@@ -54,6 +54,7 @@ def _trial_fields(t: FrozenTrial) -> dict[str, Any]:
         "values": t.values if t.state == TrialState.COMPLETE else None,
         "intermediate_values": dict(sorted(t.intermediate_values.items())),
         "fail_reason": trial_attr(t, "fail_reason"),
+        "feasible": trial_attr(t, "feasible"),
         "node_id": trial_attr(t, "node_id"),
         "user_attrs": {k: v for k, v in full_attrs(t).items() if k not in _HIDDEN},
         "datetime_start": t.datetime_start,

@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.attrs import trial_attr
+from search.constraints import FEASIBLE, REASON
 from search.results import pareto_front, trial_counts
 from service.reports.html import STYLE, Page, e, fmt, plotly_js, section, table
 from service.reports.plots import (
@@ -82,6 +83,35 @@ def _failures(trials: Sequence[FrozenTrial]) -> str:
     return table(["Trial", "Reason"], rows, len(failed))
 
 
+def _feasibility(spec: Mapping[str, Any], trials: Sequence[FrozenTrial]) -> str:
+    """The study's constraints, and each trial that broke one (rejected before training or
+    measured infeasible) with its reason."""
+    given = spec.get("constraints") or []
+    bounds = [
+        f"{c['metric']} \u2264 {c['le']:g}"
+        if c.get("le") is not None
+        else f"{c['metric']} \u2265 {c['ge']:g}"
+        for c in given
+    ]
+    checked = [t for t in trials if FEASIBLE in t.user_attrs]
+    bad = [t for t in checked if t.user_attrs[FEASIBLE] is False]
+    early = sum(t.state == TrialState.PRUNED for t in bad)
+    summary = (
+        f"<p>Constraints: {e(', '.join(bounds))}. Feasible: {len(checked) - len(bad)} of "
+        f"{len(checked)} trials checked; infeasible: {len(bad)} ({early} rejected before "
+        "training, 0 epochs).</p>"
+    )
+    rows = [
+        [
+            e(t.number),
+            e(t.state.name),
+            e(trial_attr(t, REASON) or trial_attr(t, "infeasible_reason") or ""),
+        ]
+        for t in bad[:TABLE_MAX_ROWS]
+    ]
+    return summary + (table(["Trial", "State", "Reason"], rows, len(bad)) if bad else "")
+
+
 def render_report(
     study: optuna.Study,
     spec: Mapping[str, Any],
@@ -136,6 +166,8 @@ def render_report(
         section("curves", "Learning curves of the best trial", curves(page, snap, objectives)),
         section("failures", "Failed trials", _failures(trials)),
     ]
+    if spec.get("constraints"):
+        sections.append(section("feasibility", "Feasibility", _feasibility(spec, trials)))
     # plotly.js only where a plot needs it; the global config first, as plotly's own files do.
     script = (
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"

@@ -104,6 +104,7 @@ def best_trial(session: Session, study_id: int | None, direction: str) -> Best |
             trials.c.study_id == study_id,
             trials.c.state == TrialState.COMPLETE,
             v.c.objective == 0,
+            trials.c.trial_id.not_in(_infeasible()),  # search.constraints: the best is feasible
         )
         .order_by(*order, trials.c.number, trials.c.trial_id)
         .limit(1)
@@ -124,6 +125,12 @@ _TRIAL_ROWS = select(
     trials.c.datetime_start,
     trials.c.datetime_complete,
 )
+
+
+def _infeasible() -> Select[Any]:
+    """The ids of trials that broke their study's constraints (user attribute ``feasible``)."""
+    attrs = trial_user_attributes
+    return select(attrs.c.trial_id).where(attrs.c.key == "feasible", attrs.c.value_json == "false")
 
 
 def trial_page(

@@ -79,6 +79,9 @@ class TrialPublic(BaseModel):
     values: list[float] | None = Field(description="Every objective's value.")
     intermediate_values: dict[int, float] = Field(description="Objective per epoch.")
     fail_reason: str | None
+    feasible: bool | None = Field(
+        None, description="Within the study's constraints (None: the study has none)."
+    )
     node_id: str | None
     user_attrs: dict[str, Any]
     datetime_start: OptunaDatetime | None

@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from models.metrics import list_metrics
+from search.constraints import MAX_CONSTRAINTS
 from search.registry import check_name
-from search.spec import DEFAULT_ALGORITHM, MAX_SEED, MAX_TRIALS
+from search.spec import DEFAULT_ALGORITHM, MAX_SEED, MAX_TRIALS, MAX_VALUE
 from search.trials import TASK_SHAPES
 from service.api.schemas.architecture import Architecture
 from service.api.schemas.base import MAX_INT, Scalar, Strict, json_limit_error, one_of
@@ -70,6 +71,25 @@ class WarmStartIn(Strict):
     )
 
 
+class ConstraintIn(Strict):
+    """A trial is feasible when ``metric`` is at most ``le`` (or at least ``ge``)."""
+
+    metric: str
+    le: float | None = Field(None, ge=-MAX_VALUE, le=MAX_VALUE, description="Upper bound.")
+    ge: float | None = Field(None, ge=-MAX_VALUE, le=MAX_VALUE, description="Lower bound.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return one_of(v, list_metrics(), "metric")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "ConstraintIn":
+        if (self.le is None) == (self.ge is None):
+            raise ValueError("give exactly one of le or ge")
+        return self
+
+
 class ResourcesIn(Strict):
     cpu: float = Field(1.0, gt=0, le=1024)
     gpu: float = Field(0.0, ge=0, le=64)
@@ -100,6 +120,11 @@ class StudyCreate(Strict):
     )
     algorithm: AlgorithmIn = AlgorithmIn()
     pruner: PrunerIn | None = Field(None, description="Early stopping (none by default).")
+    constraints: list[ConstraintIn] = Field(
+        default_factory=list,
+        max_length=MAX_CONSTRAINTS,
+        description="Outcome constraints: best and Pareto front among feasible trials only.",
+    )
     warm_start: WarmStartIn = WarmStartIn()
     search_space: dict[str, Param] = Field(default_factory=dict, max_length=MAX_PARAMS)
     budget: BudgetIn = BudgetIn()

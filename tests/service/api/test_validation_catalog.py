@@ -36,11 +36,24 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
                 "nsga3",
                 "evolution",
                 "reinforce",
+                "local_search",
+                "predictor",
+                "bohb",
             )
         },
         **{
             n: "pruner"
-            for n in ("asha", "hyperband", "median", "percentile", "patient", "threshold")
+            for n in (
+                "asha",
+                "hyperband",
+                "median",
+                "percentile",
+                "patient",
+                "threshold",
+                "curve",
+                "mo_asha",
+                "mo_median",
+            )
         },
         "pbt": "population",
         "pb2": "population",
@@ -53,6 +66,8 @@ def test_algorithms_lists_random_and_tpe_with_settings(client: TestClient) -> No
     assert "resample_probability" not in {s["name"] for s in algorithms["pb2"]["settings"]}
     assert algorithms["cmaes"]["multi_objective"] is False
     assert algorithms["nsga2"]["multi_objective"] is True
+    assert algorithms["mo_asha"]["multi_objective"] is True  # a pruner of several objectives
+    assert algorithms["curve"]["multi_objective"] is False
     qmc = {s["name"]: s for s in algorithms["qmc"]["settings"]}
     assert qmc["qmc_type"]["choices"] == ["sobol", "halton"]
 

@@ -1,0 +1,133 @@
+"""Architecture strategies on a real cell search: the NAS-Bench-201 cell on digits, trained.
+
+The synthetic table of ``benchmarks/nas_regret.py`` costs nothing to evaluate; this is the same
+comparison with every architecture really trained. One ``tuneforge serve`` (SQLite, local Ray,
+2 CPUs) gets, per seed and strategy, a study of the cell space (5 operations on each of 6 edges:
+15,625 cells; network 8 channels, one cell a stage, 3 stages) on digits, ``--trials`` trials
+two at a time, each cell trained ``--epochs`` epochs (Adam, lr 3e-3; few epochs, so that cells
+differ more than on a fully trained digits task). The optimum is unknown: the regret of a study
+after n trials is the best validation accuracy that any study of the run found, minus the best
+among its own first n trials (by trial number). The table gives each strategy's mean (median)
+regret and its mean as a fraction of TPE's (issue 18 asks at most 0.7 at 100 trials over at
+least 20 seeds).
+
+Usage::
+
+    .venv/bin/python benchmarks/nas_cells.py                      # 20 seeds x 100 trials (hours)
+    .venv/bin/python benchmarks/nas_cells.py --seeds 3 --trials 30   # reduced (~15 min)
+    .venv/bin/python benchmarks/nas_cells.py --write      # also rewrite its RESULTS.md block
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if not __package__:  # run as `python benchmarks/nas_cells.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import httpx
+
+from benchmarks.harness import (
+    RESULTS,
+    all_trials,
+    log,
+    publish,
+    report_head,
+    serve,
+    versions,
+    wait_study,
+)
+
+HEADING = "## Architecture strategies on a real cell search (digits)"
+BLOCK = "benchmarks/nas_cells.py"
+STRATEGIES = ("local_search", "predictor", "tpe", "random")
+ARCHITECTURE = {"kind": "cell", "channels": 8, "cells_per_stage": 1, "stages": 3}
+SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
+
+
+def run_study(api: httpx.Client, name: str, seed: int, trials: int, epochs: int) -> list[float]:
+    """One study; the validation accuracy of its trials by trial number (a failed one: 0)."""
+    body = {
+        "name": f"{name}-s{seed}",
+        "algorithm": {"name": name, "settings": {"seed": seed}},
+        "architecture": ARCHITECTURE,
+        "budget": {"max_trials": trials},
+        "parallelism": 2,
+        "task": {"dataset": {"name": "digits"}, "training": {"epochs": epochs, "lr": 3e-3}},
+        "seed": seed,
+    }
+    study_id = api.post("/studies", json=body).raise_for_status().json()["id"]
+    wait_study(api, study_id, poll_s=0.5, timeout=60 * trials)
+    found = sorted(all_trials(api, study_id), key=lambda t: t["number"])
+    return [float(t["value"]) if t["state"] == "COMPLETE" else 0.0 for t in found]
+
+
+def measure(seeds: list[int], trials: int, epochs: int) -> dict[str, list[list[float]]]:
+    """Each strategy's accuracies, one list per seed, on one server."""
+    out: dict[str, list[list[float]]] = {name: [] for name in STRATEGIES}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp) / "data", SERVER_ENV) as server,
+        server.api as api,
+    ):
+        for seed in seeds:
+            for name in STRATEGIES:
+                t0 = time.time()
+                values = run_study(api, name, seed, trials, epochs)
+                out[name].append(values)
+                log(f"  seed {seed} {name}: best {max(values):.4f} ({time.time() - t0:.0f} s)")
+    return out
+
+
+def report(found: dict[str, list[list[float]]], seeds: list[int], trials: int, epochs: int) -> str:
+    best = max(max(v) for runs in found.values() for v in runs)
+    counts = [n for n in (10, 25, 50, 100, 200) if n < trials] + [trials]
+
+    def regrets(name: str, n: int) -> list[float]:
+        return [best - max(v[:n]) for v in found[name]]
+
+    head = "| strategy | " + " | ".join(f"{n} trials" for n in counts) + " |"
+    lines = [head, "|---|" + "---:|" * len(counts)]
+    for name in STRATEGIES:
+        cells = [
+            f"{statistics.mean(regrets(name, n)):.4f} ({statistics.median(regrets(name, n)):.4f})"
+            for n in counts
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| strategy | " + " | ".join(f"/ tpe's, {n} trials" for n in counts) + " |"]
+    lines.append("|---|" + "---:|" * len(counts))
+    for name in STRATEGIES:
+        if name == "tpe":
+            continue
+        ratios = []
+        for n in counts:
+            tpe = statistics.mean(regrets("tpe", n))
+            ratios.append(f"{statistics.mean(regrets(name, n)) / tpe:.2f}" if tpe else "n/a")
+        lines.append(f"| {name} | " + " | ".join(ratios) + " |")
+    method = (
+        f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), {trials} trials, 2 at a time, {epochs} "
+        f"epochs a cell; regret = best val_accuracy of the whole run ({best:.4f}) - a study's "
+        "best among its first n trials; cells: mean (median)."
+    )
+    return "\n".join([report_head(versions("optuna", "torch", "ray"), method), "", *lines])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=20, help="number of seeds (20)")
+    parser.add_argument("--trials", type=int, default=100, help="trials a study (100)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs a cell (2)")
+    parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
+    args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2 (a median needs them)")
+    seeds = list(range(args.seeds))
+    found = measure(seeds, args.trials, args.epochs)
+    publish(report(found, seeds, args.trials, args.epochs), BLOCK, HEADING, args.write)
+
+
+if __name__ == "__main__":
+    main()
