@@ -21,8 +21,8 @@ from sqlalchemy import event
 
 from service.store import optuna_compat
 from service.store.engine import engine_kwargs, retrying, sqlite_pragmas
-from service.store.optuna_sql import attr_upsert, statements
 from service.store.optuna_trials import distribution, local_time
+from service.store.optuna_writes import attr_upsert, statements
 
 # Calls that must not run twice: a retried create could add a second study or trial.
 _NOT_RETRIED = frozenset({"create_new_study", "create_new_trial", "upgrade", "remove_session"})
