@@ -9,7 +9,7 @@ from models.data import Dataset, DatasetInfo, dataset_info, load_dataset
 from models.families import model_genotype
 from models.metrics import METRICS
 from models.training.config import TrainConfig
-from models.training.results import EpochMetrics, TrainCheckpoint
+from models.training.results import EpochMetrics, TrainCheckpoint, TrainResult
 from models.training.trainer import train
 from search.algorithm import FieldError
 from search.spec import DatasetRef, StudySpec, Task, TrainTask
@@ -75,6 +75,12 @@ def train_events(
         checkpoint_every=checkpoint_every,
         resume=resume,
     )
+    yield from as_events(items)
+
+
+def as_events(items: Iterator[EpochMetrics | TrainCheckpoint | TrainResult]) -> Iterator[Event]:
+    """The trainer's items as a trial's events: :class:`EpochEnd`, :class:`CheckpointSaved`,
+    then :class:`Finished`."""
     for item in items:
         if isinstance(item, EpochMetrics):
             yield EpochEnd(item.epoch, item.metrics)

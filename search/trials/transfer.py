@@ -18,7 +18,6 @@ from optuna.trial import TrialState
 
 from models.data import Dataset, DatasetInfo, classes_error, subset, subset_info
 from models.training.config import TrainConfig, n_outputs
-from models.training.results import EpochMetrics, TrainCheckpoint
 from models.training.trainer import train
 from models.training.transfer import (
     MAX_FREEZE,
@@ -31,8 +30,8 @@ from models.training.transfer import (
 from search import attrs
 from search.algorithm import FieldError
 from search.spec import InitFrom, StudySpec, Task, TrainTask
-from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Started
-from search.trials.train import TrainKind, TrainPayload, monitor
+from search.trials.events import Event, Started
+from search.trials.train import TrainKind, TrainPayload, as_events, monitor
 from search.trials.train_checks import check_train_task, with_defaults
 
 # The algorithms that train their trials themselves (population members, a one-shot
@@ -68,20 +67,7 @@ class TransferPayload(TrainPayload):
             resume=self.resume,
             init=self.init,
         )
-        for item in items:
-            if isinstance(item, EpochMetrics):
-                yield EpochEnd(item.epoch, item.metrics)
-            elif isinstance(item, TrainCheckpoint):
-                yield CheckpointSaved(item.epoch, item.state)
-            else:
-                yield Finished(
-                    metrics=item.metrics,
-                    best_epoch=item.best_epoch,
-                    stopped_early=item.stopped_early,
-                    grad_norms=item.grad_norms,
-                    state_dict=item.state_dict,
-                    torchscript=item.torchscript,
-                )
+        yield from as_events(items)
 
 
 class TransferKind(TrainKind):
