@@ -91,11 +91,13 @@ def _compact(key: str, value: Any) -> dict[str, Any]:
     return {}
 
 
-def write(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
-    """Record ``attrs`` of a running trial, each where :func:`split` puts it, in one
-    transaction where the storage can."""
+def write(
+    trial: optuna.Trial, attrs: Mapping[str, Any], steps: Mapping[int, float] | None = None
+) -> None:
+    """Record ``attrs`` of a running trial, each where :func:`split` puts it, and its
+    intermediate values ``steps`` (epoch to value), in one transaction where the storage can."""
     user, system = split(attrs)
-    optuna_compat.set_attrs(trial, user, system)
+    optuna_compat.set_attrs(trial, user, system, steps)
 
 
 def trial_attr(trial: FrozenTrial, key: str, default: Any = None) -> Any:

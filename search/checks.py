@@ -8,6 +8,8 @@ start points). Only a submission is checked this way; a stored study is read len
 
 from dataclasses import replace
 
+import torch
+
 from models.data import DatasetInfo
 from search import registry
 from search.algorithm import FieldError
@@ -76,3 +78,11 @@ def complete(spec: StudySpec) -> StudySpec:
     """The study with every default of its task spelled out (call after :func:`check_study`),
     so the stored study keeps its meaning when a later release changes a default."""
     return replace(spec, task=kind_of(spec.task).complete(spec.task))
+
+
+def warm_up() -> None:
+    """Pay once, at start-up, what a process's first check of a network pays: a forward pass
+    on the meta device imports torch's decompositions and ``torch._dynamo`` (some 3 s of CPU
+    here) on its first call, which would otherwise fall on the first submission."""
+    with torch.device("meta"), torch.no_grad():
+        torch.nn.Linear(2, 2)(torch.empty(2, 2))

@@ -91,23 +91,32 @@ def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
     storage_of(study).set_study_system_attr(study_id_of(study), key, value)
 
 
-def set_attrs(trial: optuna.Trial, user: Mapping[str, Any], system: Mapping[str, Any]) -> None:
-    """Set user and system attributes of a running trial: in one transaction where the
-    storage can (``set_trial_attrs``, e.g. the service's ``RetryingStorage``), else one by
-    one. The trial handle sees them too."""
+def set_attrs(
+    trial: optuna.Trial,
+    user: Mapping[str, Any],
+    system: Mapping[str, Any],
+    steps: Mapping[int, float] | None = None,
+) -> None:
+    """Set user and system attributes of a running trial, and intermediate values (``steps``:
+    step to value, as ``Trial.report`` would one by one): in one transaction where the storage
+    can (``set_trial_attrs``, e.g. the service's ``RetryingStorage``), else one by one. The
+    trial handle sees them too."""
     storage = storage_of(trial.study)
     backend = getattr(storage, "_backend", storage)  # under Optuna's cache
     many = getattr(backend, "set_trial_attrs", None)
     trial_id = trial_id_of(trial)
     if many is not None:
-        many(trial_id, user, system)
+        many(trial_id, user, system, steps)
     else:
         for key, value in user.items():
             storage.set_trial_user_attr(trial_id, key, value)
         for key, value in system.items():
             storage.set_trial_system_attr(trial_id, key, value)
+        for step, value in (steps or {}).items():
+            storage.set_trial_intermediate_value(trial_id, step, value)
     trial._cached_frozen_trial.user_attrs.update(user)
     trial._cached_frozen_trial.system_attrs.update(system)
+    trial._cached_frozen_trial.intermediate_values.update(steps or {})
 
 
 def known_system_attrs(trial: optuna.Trial) -> Mapping[str, Any]:

@@ -23,6 +23,7 @@ from models.data import DatasetInfo
 from models.fields import as_dict, setting
 from models.metrics import METRICS
 from search.algorithm import FieldError, PrunerAlgorithm, at
+from search.pruners_asha import AshaPruner
 from search.pruners_curve import CurvePruner, CurveSettings
 from search.pruners_mo import (
     MoAshaPruner,
@@ -148,9 +149,12 @@ def _hyperband(min_resource: int, max_resource: int | None, reduction_factor: in
 
 
 def _patient(patience: int, min_delta: float, wrapped: str) -> BasePruner:
-    inner = (
-        None if wrapped == "none" else ALGORITHMS[wrapped].create(ALGORITHMS[wrapped].settings())
-    )
+    # Optuna's PatientPruner asks its inner pruner through Optuna: asha is Optuna's own there.
+    inner: BasePruner | None = None
+    if wrapped == "asha":
+        inner = SuccessiveHalvingPruner(**as_dict(AshaSettings()))
+    elif wrapped != "none":
+        inner = ALGORITHMS[wrapped].create(ALGORITHMS[wrapped].settings())
     return PatientPruner(inner, patience, min_delta)
 
 
@@ -166,7 +170,7 @@ _PRUNERS = (
         description="Asynchronous successive halving: at rungs of min_resource * "
         "reduction_factor^k epochs, only the top 1/reduction_factor of trials go on.",
         settings=AshaSettings,
-        factory=SuccessiveHalvingPruner,
+        factory=AshaPruner,
     ),
     Pruner(
         name="hyperband",

@@ -14,7 +14,7 @@ out of the ranking; the reason names the objectives a trial was ranked on.
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from models.fields import setting
 from models.metrics import METRICS
 from search.algorithm import FieldError
-from search.loop.pruning import Curve, EpochPruner, Verdict
+from search.loop.pruning import EpochPruner, Verdict, curve_value
 from search.spec import MAX_EPOCHS, MAX_TRIALS, StudySpec
 
 Point = Sequence[float]
@@ -88,24 +88,6 @@ def ranking(points: Sequence[Point]) -> list[tuple[int, int]]:
     return order
 
 
-def _value(
-    curve: Curve, epoch: int, metric: str, known: Mapping[str, float] | None = None
-) -> float | None:
-    """``metric`` at ``epoch`` of ``curve``: that epoch's; else a value the trial had from its
-    start (``known``: its parameter count) or reported once, as a constant; else None."""
-    if epoch > len(curve):
-        return None
-    point = curve[epoch - 1]
-    if int(point.get("epoch", epoch)) != epoch:  # a curve with a gap: look it up
-        point = next((p for p in curve if p.get("epoch") == epoch), {})
-    if metric in point:
-        return float(point[metric])
-    if known and metric in known:
-        return float(known[metric])
-    constant = next((p[metric] for p in curve if metric in p), None)
-    return None if constant is None else float(constant)
-
-
 class _RankingPruner(EpochPruner):
     """What both rules share: the ranking of the trials that reached an epoch."""
 
@@ -115,7 +97,7 @@ class _RankingPruner(EpochPruner):
         """The trials ranked at ``epoch`` (numbers), their ranking and the objectives ranked
         on; None when the trial has none of its objectives at that epoch."""
         own, known = self.curves[number], self.known.get(number)
-        used = [o for o in self.objectives if _value(own, epoch, o.metric, known) is not None]
+        used = [o for o in self.objectives if curve_value(own, epoch, o.metric, known) is not None]
         if not used:
             return None
         numbers: list[int] = []
@@ -124,7 +106,7 @@ class _RankingPruner(EpochPruner):
         for other, curve in sorted(self.curves.items(), reverse=True):  # the latest first
             if other != number and others >= MAX_RANKED - 1:
                 continue
-            values = [_value(curve, epoch, o.metric, self.known.get(other)) for o in used]
+            values = [curve_value(curve, epoch, o.metric, self.known.get(other)) for o in used]
             if None in values:
                 continue  # it did not reach the epoch
             others += other != number

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import sessionmaker
 
+from search.checks import warm_up
 from service.api.admission import Admission
 from service.api.deps import require_caller
 from service.api.errors import API_ERRORS, install_handlers
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 announce=f"API {base}/api/v1, docs {base}/docs, ",
             )
             app.state.scheduler.start()
-        else:
+        warm_up()  # beside the scheduler's start: before the first request, not in it
+        if not settings.run_scheduler:
             log.info("tuneforge ready: API on port %s, no scheduler in this process", settings.port)
         try:
             yield

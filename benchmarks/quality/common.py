@@ -1,5 +1,5 @@
-"""What every system of the search-quality benchmark shares: the task, the search space, the
-trainer, and what one run recorded."""
+"""What every system of the search-quality benchmark shares: the task's search space as Optuna
+distributions, its data and trainer, the algorithms, and what one run recorded."""
 
 import math
 from collections.abc import Callable
@@ -15,32 +15,35 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from benchmarks.quality.tasks import TASKS, Task
 from models.data import Dataset, load_dataset
 from models.training.config import TrainConfig
 from models.training.results import EpochMetrics, TrainResult
 from models.training.trainer import train
 
-TARGET = 0.975  # validation accuracy: 351 of the 360 validation images
-STRETCH = 0.983  # 354 of 360: a second, harder target, for reference
-GOAL = 0.5  # tuneforge's time to target / the best peer's, from the issue
+GOAL = 0.8  # tuneforge's median time to target / the best peer's, at most (issue 18)
 # Other processes may use this many CPUs on average during a run (the machine's own daemons
 # take about 0.01) before the run counts as skewed and is measured again.
 FOREIGN_RATE = 0.05
-EPOCHS = 20
 PARALLEL = 2
 N_STARTUP = 5
 MIN_RESOURCE = 1
 REDUCTION = 3
 METRIC = "val_accuracy"
 SYSTEMS = ("tuneforge", "optuna", "raytune")  # what --system picks
-PEERS = ("optuna", "raytune")
+# The peers' rows: cold (everything started inside the clock) and warm (workers started and
+# torch imported before it: Optuna's processes wait at a barrier; Ray Tune's second
+# experiment on the same Ray).
+PEERS = ("optuna", "optuna-warm", "raytune", "raytune-warm")
 LABELS = {
     "tuneforge": "tuneforge (tpe + asha), fresh server",
-    "tuneforge-warm": "tuneforge, same server's second study (reference)",
-    "optuna": "Optuna alone (TPE + SHA, 2 processes, SQLite)",
-    "raytune": "Ray Tune alone (OptunaSearch TPE + ASHA, reused actors)",
+    "tuneforge-warm": "tuneforge, same server's second study",
+    "optuna": "Optuna alone (TPE + SHA, 2 processes, SQLite), cold",
+    "optuna-warm": "Optuna alone, workers started and torch imported before the clock",
+    "raytune": "Ray Tune alone (OptunaSearch TPE + ASHA, reused actors), cold",
+    "raytune-warm": "Ray Tune alone, the same Ray's second experiment",
     "tuneforge-bohb": "tuneforge (bohb), fresh server",
-    "tuneforge-bohb-warm": "tuneforge (bohb), same server's second study (reference)",
+    "tuneforge-bohb-warm": "tuneforge (bohb), same server's second study",
 }
 # tuneforge's algorithms that --algorithm picks: the study's `algorithm` and `pruner` for a seed.
 # tpe + asha is the measurement above; bohb (its own asynchronous Hyperband, no pruner) runs
@@ -75,21 +78,11 @@ def tuneforge_system(algorithm: str, warm: bool = False) -> str:
 # Optuna's trial states as a run records them.
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 
-# The study's search space in tuneforge's spec form; the peers get the same distributions.
-SPACE: dict[str, dict[str, Any]] = {
-    "model.hidden_layers": {"type": "int", "low": 1, "high": 3},
-    "model.width": {"type": "int", "low": 32, "high": 256, "log": True},
-    "model.dropout": {"type": "float", "low": 0.0, "high": 0.4},
-    "training.lr": {"type": "float", "low": 3e-4, "high": 3e-2, "log": True},
-    "training.batch_size": {"type": "categorical", "choices": [32, 64, 128]},
-}
-DATASET: dict[str, Any] = {"name": "digits", "val_fraction": 0.2, "split_seed": 0}
 
-
-def distributions() -> dict[str, BaseDistribution]:
-    """SPACE as Optuna distributions, under the same dotted names."""
+def distributions(task: Task) -> dict[str, BaseDistribution]:
+    """The task's search space as Optuna distributions, under the same dotted names."""
     out: dict[str, BaseDistribution] = {}
-    for name, p in SPACE.items():
+    for name, p in task.space.items():
         if p["type"] == "categorical":
             out[name] = CategoricalDistribution(p["choices"])
         elif p["type"] == "int":
@@ -115,21 +108,28 @@ def tpe(seed: int) -> optuna.samplers.TPESampler:
     )
 
 
-def load_digits() -> Dataset:
-    """The task's data: digits, validation split seed 0."""
-    return load_dataset(DATASET["name"], DATASET["val_fraction"], DATASET["split_seed"])
+def load_data(task: Task) -> Dataset:
+    """The task's data, split as its studies split it."""
+    ref = task.dataset
+    return load_dataset(
+        ref["name"], ref.get("val_fraction", 0.2), ref.get("split_seed", 0), ref.get("options")
+    )
 
 
 def train_params(
-    params: dict[str, Any], data: Dataset, seed: int, on_epoch: Callable[[int, float], None]
+    task: Task,
+    params: dict[str, Any],
+    data: Dataset,
+    seed: int,
+    on_epoch: Callable[[int, float], None],
 ) -> float:
     """Train one configuration the way a tuneforge trial does; return the final val_accuracy.
 
     ``on_epoch(epoch, val_accuracy)`` runs after every epoch; it may raise to stop the trial.
     """
     torch.set_num_threads(1)  # a trial reserves one CPU, as in tuneforge
-    model: dict[str, Any] = {"family": "mlp"}
-    training: dict[str, Any] = {"epochs": EPOCHS}
+    model: dict[str, Any] = dict(task.model)
+    training: dict[str, Any] = {**task.training, "epochs": task.epochs}
     for name, value in params.items():
         part, key = name.split(".", 1)
         (model if part == "model" else training)[key] = value
@@ -155,6 +155,7 @@ class Run:
     system: str
     seed: int
     budget: float
+    task: str = "mlp"
     trials: list[Trial] = field(default_factory=list)
     note: str = ""
     foreign_cpu_s: float = 0.0  # CPU time other processes of the machine used meanwhile
@@ -177,8 +178,9 @@ class Run:
         values = [t.value for t in self.inside() if t.state == "complete" and t.value is not None]
         return max(values) if values else None
 
-    def time_to_target(self, target: float = TARGET) -> float:
-        """When the first trial with a final value >= target ended (inf: never)."""
+    def time_to_target(self, target: float | None = None) -> float:
+        """When the first trial with a final value >= target (the task's) ended (inf: never)."""
+        target = TASKS[self.task].target if target is None else target
         hits = [
             t.end
             for t in self.inside()

@@ -11,45 +11,46 @@ import httpx
 from benchmarks.harness import all_trials, proc_cpu_s, serve, ts, wait_study
 from benchmarks.quality.common import (
     ALGORITHMS,
-    DATASET,
-    EPOCHS,
     METRIC,
     PARALLEL,
-    SPACE,
     STATES,
     Run,
     Trial,
     tuneforge_system,
 )
+from benchmarks.quality.tasks import Task
 
 # As measured (the test suite's server settings then): the scheduler rereads the studies every
 # 0.2 s; workers warmed before the server reports ready (the service's default).
 SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
 
 
-def study_body(seed: int, budget: float, algorithm: str = "tpe+asha") -> dict[str, Any]:
-    """The study: tpe + asha (or another of ALGORITHMS), 2 trials at a time, the budget as its
-    timeout."""
+def study_body(task: Task, seed: int, budget: float, algorithm: str = "tpe+asha") -> dict[str, Any]:
+    """The study of ``task``: tpe + asha (or another of ALGORITHMS), 2 trials at a time, the
+    budget as its timeout."""
     return {
-        "name": f"search-quality-s{seed}",
+        "name": f"search-quality-{task.name}-s{seed}",
         "objective": {"metric": METRIC, "direction": "maximize"},
         **ALGORITHMS[algorithm](seed),
-        "search_space": SPACE,
+        "search_space": task.space,
         "budget": {"max_trials": 100_000, "timeout_s": budget},
         "parallelism": PARALLEL,
         "resources": {"cpu": 1, "gpu": 0},
-        "task": {"dataset": DATASET, "model": {"family": "mlp"}, "training": {"epochs": EPOCHS}},
+        "task": {
+            "dataset": task.dataset,
+            "model": task.model,
+            "training": {**task.training, "epochs": task.epochs},
+        },
         "seed": seed,
     }
 
 
-def run_study(
-    api: httpx.Client, seed: int, budget: float, run: Run, server_pid: int, algorithm: str
-) -> None:
+def run_study(api: httpx.Client, task: Task, run: Run, server_pid: int, algorithm: str) -> None:
     """Submit one study to a live server, stop it when the budget is spent, read its trials."""
+    seed, budget = run.seed, run.budget
     cpu0 = proc_cpu_s(server_pid)
     t0 = time.time()
-    body = study_body(seed, budget, algorithm)
+    body = study_body(task, seed, budget, algorithm)
     study_id = api.post("/studies", json=body).raise_for_status().json()["id"]
     while time.time() < t0 + budget:
         time.sleep(min(2.0, max(0.0, t0 + budget - time.time())))
@@ -76,7 +77,12 @@ def run_study(
 
 
 def run_tuneforge(
-    seed: int, budget: float, workdir: Path, warm: bool = True, algorithm: str = "tpe+asha"
+    task: Task,
+    seed: int,
+    budget: float,
+    workdir: Path,
+    warm: bool = True,
+    algorithm: str = "tpe+asha",
 ) -> list[Run]:
     """A fresh server's first study (the measurement), then a second study on the same,
     now warm, server (for reference: its Ray workers have imported torch already)."""
@@ -84,13 +90,13 @@ def run_tuneforge(
     # the scheduler has started Ray and warmed one worker per CPU (GET /healthz: running).
     with serve(f"sqlite:///{workdir / 'tuneforge.db'}", workdir / "data", SERVER_ENV) as server:
         system = tuneforge_system(algorithm)
-        runs = [Run(system, seed, budget, startup_s=server.startup_s)]
+        runs = [Run(system, seed, budget, task.name, startup_s=server.startup_s)]
         if warm:
-            runs.append(Run(tuneforge_system(algorithm, warm=True), seed, budget))
+            runs.append(Run(tuneforge_system(algorithm, warm=True), seed, budget, task.name))
         with server.api as api:
             for run in runs:
                 try:
-                    run_study(api, seed, budget, run, server.process.pid, algorithm)
+                    run_study(api, task, run, server.process.pid, algorithm)
                 except Exception as exc:
                     run.note = f"run failed: {type(exc).__name__}: {exc}"
     return runs

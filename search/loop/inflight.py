@@ -23,6 +23,10 @@ class InFlight:
     params: dict[str, Any] = field(default_factory=dict)  # set by the kind (a one-shot search)
     notes: dict[str, Any] = field(default_factory=dict)  # the trial kind's own bookkeeping
     pending: dict[str, Any] = field(default_factory=dict)  # attributes not yet written
+    # The objective whose per-epoch values reach Optuna with each save (its intermediate
+    # values, batched) rather than one write per epoch; None: the loop reports each epoch
+    # (an Optuna pruner reads them at once).
+    batched: str | None = None
 
     def set(self, **attrs: Any) -> None:
         """Attributes of the trial, written with its next :meth:`save` (each where
@@ -30,16 +34,31 @@ class InFlight:
         self.pending.update(attrs)
 
     def save(self, force: bool = True) -> None:
-        """Write the pending attributes and the learning curve (rewritten whole) in one
-        transaction: at the trial's end, and while it runs at most every ``CURVE_EVERY_S``,
-        so a short trial's attributes and short epochs do not turn into one write each."""
+        """Write the pending attributes, the learning curve (rewritten whole) and the batched
+        objective's new intermediate values in one transaction: at the trial's end, and while
+        it runs at most every ``CURVE_EVERY_S``, so a short trial's attributes and short epochs
+        do not turn into one write each."""
         now = time.monotonic()
         if not force and now - self.saved_at < CURVE_EVERY_S:
             return
         attrs = dict(self.pending)
+        steps: dict[int, float] = {}
         if len(self.curve) != self.curve_saved:
             attrs["curve"] = self.curve
+            steps = self._steps()
         if attrs:
-            trial_attrs.write(self.trial, attrs)
+            trial_attrs.write(self.trial, attrs, steps)
         self.pending.clear()
         self.curve_saved, self.saved_at = len(self.curve), now
+        self.reported = max(steps, default=self.reported)
+
+    def _steps(self) -> dict[int, float]:
+        """The batched objective's values of the epochs not yet written, by epoch."""
+        metric = self.batched
+        if metric is None:
+            return {}
+        return {
+            int(point["epoch"]): float(point[metric])
+            for point in self.curve[self.curve_saved :]
+            if metric in point and int(point["epoch"]) > self.reported
+        }

@@ -21,9 +21,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import attrs, optuna_artifacts, optuna_compat
 from search.algorithm import Env, Outcome, Run
-from search.artifacts import data_facts, write_artifacts
+from search.artifacts import data_facts
 from search.constraints import Feasibility
 from search.loop.checkpoints import Checkpoints
+from search.loop.finished import WHERE, Artifacts, record_finished
 from search.loop.inflight import InFlight
 from search.loop.outcomes import (
     INTERRUPTED,
@@ -34,7 +35,7 @@ from search.loop.outcomes import (
     lost_worker,
     reaches,
 )
-from search.loop.pruning import should_stop, told
+from search.loop.pruning import batched_metric, should_stop, told
 from search.space import suggest_all
 from search.spec import StudySpec, StudyStatus, TrainTask
 from search.trials import TrialKind
@@ -42,7 +43,6 @@ from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Sta
 from search.trials.worker import run_trial
 
 log = logging.getLogger(__name__)
-_WHERE = ("node_id", "pid", "device")
 _UNREAD_EVENTS = 16  # events a trial may yield ahead of the loop (about a dozen epochs)
 
 
@@ -90,24 +90,25 @@ class StudyLoop(Run):
             _generator_backpressure_num_objects=_UNREAD_EVENTS,
         )
         name = study.study_name
-        self._artifact_dir = env.data_dir.artifacts(name)
-        self._artifact_store = optuna_artifacts.artifact_store(env.data_dir)
+        self._artifacts = Artifacts(
+            env.data_dir.artifacts(name), optuna_artifacts.artifact_store(env.data_dir)
+        )
         self._checkpoints = Checkpoints(env.data_dir.checkpoints(name) if kind.resumable else None)
         self._checkpoint_every = env.checkpoint_every if kind.resumable else 0
         self._max_retries = env.trial_retries
         self._draining = False
         self._resumed = False
-        self._data_facts: dict[str, Any] = {}
         self.data_ref: Any = None  # a trial kind without data has none
         self._feasibility = Feasibility(spec, None)
         if kind.needs_data:
             assert isinstance(spec.task, TrainTask), "only a training reads a dataset"
             dataset = env.load_data(spec.task.dataset)
-            self._data_facts = data_facts(dataset.info, spec.task.dataset.classes)
+            self._artifacts.data_facts = data_facts(dataset.info, spec.task.dataset.classes)
             self._feasibility = Feasibility(spec, dataset.info if kind.suggests else None)
             # Put once, read by every trial: workers get the arrays from the object store.
             self.data_ref = ray.put(dataset)
         self._n_trials = self._n_waiting = self._n_failed = 0
+        self._batched = batched_metric(study, spec)  # intermediate values written with curves
 
     # -- the Run interface ----------------------------------------------------------------
 
@@ -186,7 +187,7 @@ class StudyLoop(Run):
             handle(ref, running, failure_reason(exc))
             return
         if isinstance(event, Started):  # written at once: where a trial runs shows as it starts
-            running.set(**{key: getattr(event, key) for key in _WHERE})
+            running.set(**{key: getattr(event, key) for key in WHERE})
             running.save()
         elif isinstance(event, EpochEnd):
             self._on_epoch(ref, running, event)
@@ -271,7 +272,7 @@ class StudyLoop(Run):
         trial = self._ask()
         if self.kind.suggests:
             suggest_all(trial, self.spec.search_space)
-        running = InFlight(trial, params=dict(trial.params))
+        running = InFlight(trial, params=dict(trial.params), batched=self._batched)
         running.set(seed=self.spec.seed + trial.number, **self.kind.attrs(self.spec, trial.params))
         if not self._feasibility.rejects(running, self.study):  # 0 epochs on an infeasible one
             self._launch(running)
@@ -315,6 +316,7 @@ class StudyLoop(Run):
         )
         attrs.write(trial, {"resumes": resumes, "curve": curve})
         running = InFlight(trial, curve=curve, curve_saved=len(curve), params=dict(frozen.params))
+        running.batched = self._batched
         running.reported = max(frozen.intermediate_values, default=0)
         what = (self.spec.name, frozen.number, checkpoint_epoch, reason)
         log.info("study %s trial %d resumed after epoch %d: %s", *what)
@@ -349,23 +351,7 @@ class StudyLoop(Run):
         del self._in_flight[ref]  # the stream ends after its result; nothing more to read
         trial = running.trial
         values = [float(event.metrics[o.metric]) for o in self.spec.objectives]
-        running.set(final_metrics=event.metrics)
-        if event.started is not None:
-            running.set(**{key: getattr(event.started, key) for key in _WHERE})
-        if "param_count" in event.metrics:
-            running.set(param_count=int(event.metrics["param_count"]))
-        for key in ("best_epoch", "stopped_early", "grad_norms"):  # a training's result
-            if getattr(event, key) is not None:
-                running.set(**{key: getattr(event, key)})
-        if event.state_dict is not None and event.torchscript is not None:
-            folder = self._artifact_dir / f"trial-{trial.number}"
-            record = {"trial": trial.number, "params": running.params, "metrics": event.metrics}
-            record["seed"] = self.spec.seed + trial.number
-            write_artifacts(
-                folder, event.state_dict, event.torchscript, self.spec, record, self._data_facts
-            )
-            optuna_artifacts.upload_trial(self._artifact_store, trial, folder, running.curve)
-            running.set(artifact_uri=str(folder))
+        record_finished(running, event, self.spec, self._artifacts)
         bad = [v for v in values if not math.isfinite(v)]
         if bad:
             self._record_failure(running, f"non-finite objective value {bad[0]}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.pruners import BasePruner
+from optuna.pruners import BasePruner, NopPruner
 from optuna.trial import FrozenTrial, TrialState
 
 from models.data import DatasetInfo
@@ -82,6 +82,24 @@ class EpochPruner(BasePruner):
         (None when unknown)."""
 
 
+def curve_value(
+    curve: Curve, epoch: int, metric: str, known: Mapping[str, float] | None = None
+) -> float | None:
+    """``metric`` at ``epoch`` of ``curve``: that epoch's; else a value the trial had from its
+    start (``known``: its parameter count) or reported once, as a constant; else None."""
+    if epoch > len(curve):
+        return None
+    point = curve[epoch - 1]
+    if int(point.get("epoch", epoch)) != epoch:  # a curve with a gap: look it up
+        point = next((p for p in curve if p.get("epoch") == epoch), {})
+    if metric in point:
+        return float(point[metric])
+    if known and metric in known:
+        return float(known[metric])
+    constant = next((p[metric] for p in curve if metric in p), None)
+    return None if constant is None else float(constant)
+
+
 def trial_epochs(spec: StudySpec, params: Mapping[str, Any]) -> int | None:
     """How many epochs a trial of ``spec`` with ``params`` trains (None for no training)."""
     if "training.epochs" in params:
@@ -96,8 +114,9 @@ def should_stop(
 ) -> dict[str, Any] | None:
     """The attributes of a trial in flight that stops after its curve's last epoch, or None.
 
-    Reports the first objective's value to Optuna (a single objective measured every epoch),
-    then asks the study's pruner: an :class:`EpochPruner` with the curve, else Optuna's.
+    Reports the first objective's value to Optuna (a single objective measured every epoch)
+    unless the loop batches it (:func:`batched_metric`), then asks the study's pruner: an
+    :class:`EpochPruner` with the curve, else Optuna's.
     ``info``: the study's dataset, to count a trial's parameters before it trains when an
     objective is its parameter count (constant over its epochs).
     """
@@ -105,8 +124,9 @@ def should_stop(
     point = curve[-1]
     epoch = int(point["epoch"])
     metric = spec.objective.metric
-    if len(spec.objectives) == 1 and metric in point and epoch > running.reported:
-        trial.report(float(point[metric]), step=epoch)  # a resumed trial's epochs: held already
+    fresh = epoch > running.reported  # a resumed trial's epochs: held already
+    if running.batched is None and len(spec.objectives) == 1 and metric in point and fresh:
+        trial.report(float(point[metric]), step=epoch)
     pruner = study.pruner
     if isinstance(pruner, EpochPruner):
         pruner.load(study, spec.objectives)
@@ -120,6 +140,15 @@ def should_stop(
     if len(spec.objectives) > 1 or metric not in point:
         return None  # Optuna prunes one objective; final-only metrics have no curve
     return {} if trial.should_prune() else None
+
+
+def batched_metric(study: optuna.Study, spec: StudySpec) -> str | None:
+    """The objective whose intermediate values the loop writes with a trial's curve, batched,
+    instead of one ``Trial.report`` per epoch: a single objective, when no Optuna pruner reads
+    them as they come (none, or an :class:`EpochPruner`, which reads the curves it is shown)."""
+    if len(spec.objectives) != 1 or not isinstance(study.pruner, EpochPruner | NopPruner):
+        return None
+    return spec.objective.metric
 
 
 def _known_before(

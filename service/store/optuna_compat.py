@@ -47,6 +47,18 @@ def stored_intermediate(value: float | None, kind: Any) -> float:
     return float(_models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind))
 
 
+def value_row(value: float) -> tuple[float | None, Any]:
+    """An objective value as Optuna stores it (``value``, ``value_type``)."""
+    stored, kind = _models.TrialValueModel.value_to_stored_repr(value)
+    return stored, kind
+
+
+def intermediate_row(value: float) -> tuple[float | None, Any]:
+    """An intermediate value as Optuna stores it (``intermediate_value``, its type)."""
+    stored, kind = _models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+    return stored, kind
+
+
 def orm_session(storage: RDBStorage) -> AbstractContextManager[Session]:
     """A session of Optuna's own on ``storage``, committed (or rolled back) on exit."""
     return _create_scoped_session(storage.scoped_session, True)

@@ -9,7 +9,7 @@ own (:mod:`service.store.optuna_compat`); a page's trials are built as Optuna bu
 (:mod:`service.store.optuna_trials`; tests compare the two on SQLite and PostgreSQL).
 """
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,10 @@ from sqlalchemy import (
     case,
     extract,
     func,
+    or_,
     select,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.store.optuna_compat import (
@@ -170,7 +172,35 @@ def trials_by_id(session: Session, trial_ids: list[int]) -> list[FrozenTrial]:
     return found
 
 
-def _frozen(session: Session, rows: Iterable[Any]) -> list[FrozenTrial]:
+def study_trials(
+    session: Session | Connection,
+    study_id: int,
+    states: Container[TrialState] | None,
+    included: set[int],
+    greater_than: int,
+) -> list[FrozenTrial] | None:
+    """Optuna's ``RDBStorage._get_trials`` in plain queries (the scheduler's samplers and
+    pruners read the trials of its studies several times a second): the study's trials in
+    ``states``, in trial_id order, whose id is in ``included`` or above ``greater_than`` (-1:
+    every trial); None when there is no such study."""
+    included = {i for i in included if i <= greater_than}
+    where: list[ColumnElement[bool]] = [trials.c.study_id == study_id]
+    if states is not None:
+        where.append(trials.c.state.in_(list(states)))  # type: ignore[call-overload]
+    if greater_than > -1:
+        newer = trials.c.trial_id > greater_than
+        where.append(or_(trials.c.trial_id.in_(sorted(included)), newer) if included else newer)
+    rows = session.execute(_TRIAL_ROWS.where(*where).order_by(trials.c.trial_id)).all()
+    if not rows:
+        exists = select(studies.c.study_id).where(studies.c.study_id == study_id)
+        return None if session.execute(exists).first() is None else []
+    found: list[FrozenTrial] = []
+    for i in range(0, len(rows), 500):
+        found += _frozen(session, rows[i : i + 500])
+    return found
+
+
+def _frozen(session: Session | Connection, rows: Iterable[Any]) -> list[FrozenTrial]:
     """The trials of ``rows`` (``_TRIAL_ROWS``), each with its details: one query per table."""
     rows = list(rows)
     if not rows:
@@ -199,7 +229,7 @@ def _frozen(session: Session, rows: Iterable[Any]) -> list[FrozenTrial]:
     return assemble(rows, details)
 
 
-def _attrs(session: Session, table: Any, ids: list[int]) -> Any:
+def _attrs(session: Session | Connection, table: Any, ids: list[int]) -> Any:
     return session.execute(
         select(table.c.trial_id, table.c.key, table.c.value_json)
         .where(table.c.trial_id.in_(ids))

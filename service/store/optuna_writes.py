@@ -47,6 +47,10 @@ class Statements:
     user_attrs: Select[Any]
     system_attrs: Select[Any]
     steps: Select[Any]
+    owner: Select[Any]
+    previous_param: Select[Any]
+    insert_param: Insert
+    set_state: Update
 
 
 @functools.cache
@@ -84,6 +88,18 @@ def statements() -> Statements:
         steps=select(iv.c.step, iv.c.intermediate_value, iv.c.intermediate_value_type).where(
             iv.c.trial_id == trial_id
         ),
+        owner=select(trials.c.state, trials.c.study_id).where(trials.c.trial_id == trial_id),
+        previous_param=select(p.c.distribution_json)
+        .join(trials, trials.c.trial_id == p.c.trial_id)
+        .where(trials.c.study_id == bindparam("study_id"), p.c.param_name == bindparam("name"))
+        .limit(1),
+        insert_param=insert(p).values(
+            trial_id=trial_id,
+            param_name=bindparam("name"),
+            param_value=bindparam("value"),
+            distribution_json=bindparam("distribution"),
+        ),
+        set_state=update(trials).where(trials.c.trial_id == trial_id),
     )
 
 
@@ -95,5 +111,32 @@ def attr_upsert(dialect: str, system: bool) -> Insert:
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[ua.c.trial_id, ua.c.key],
         set_={"value_json": statement.excluded.value_json},
+    )
+    return upsert
+
+
+@functools.cache
+def step_upsert(dialect: str) -> Insert:
+    """Upsert of a trial's intermediate values: rows of trial_id, step, intermediate_value,
+    intermediate_value_type (Optuna's unique key is the trial and the step)."""
+    iv = trial_intermediate_values
+    statement = (sqlite_dialect if dialect == "sqlite" else pg_dialect).insert(iv)
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[iv.c.trial_id, iv.c.step],
+        set_={
+            "intermediate_value": statement.excluded.intermediate_value,
+            "intermediate_value_type": statement.excluded.intermediate_value_type,
+        },
+    )
+    return upsert
+
+
+@functools.cache
+def value_upsert(dialect: str) -> Insert:
+    """Upsert of a trial's objective values: rows of trial_id, objective, value, value_type."""
+    statement = (sqlite_dialect if dialect == "sqlite" else pg_dialect).insert(trial_values)
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[trial_values.c.trial_id, trial_values.c.objective],
+        set_={"value": statement.excluded.value, "value_type": statement.excluded.value_type},
     )
     return upsert

@@ -131,3 +131,42 @@ def test_trials_created_here_and_by_optuna_interleave_with_optunas_numbering(url
     assert repr(ours) == repr(plain.get_trial(ours._trial_id))
     with pytest.raises(KeyError):
         storage.create_new_trial(10**9)
+
+
+def test_a_studys_trials_read_exactly_as_optunas_own_read_them(url: str) -> None:
+    storage = make_storage(url)
+    plain = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(storage=storage, study_name="reads")
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("u", [trial.number])
+        trial.storage.set_trial_system_attr(trial._trial_id, "s", {"n": trial.number})
+        trial.report(x, 1)
+        if trial.number % 3 == 1:
+            raise optuna.TrialPruned()
+        return x
+
+    study.optimize(objective, n_trials=8)
+    running = [study.ask(), study.ask()]
+    sid = study._study_id
+    ids = sorted(t._trial_id for t in study.get_trials(deepcopy=False))
+    unfinished = {t._trial_id for t in running}
+    cases = [
+        (None, set(), -1),  # every trial
+        ((TrialState.COMPLETE,), set(), -1),
+        ((TrialState.PRUNED, TrialState.RUNNING), set(), -1),
+        (None, unfinished, ids[4]),  # Optuna's cache: the unfinished and newer
+        (None, {ids[1], ids[2]}, ids[5]),
+        (None, {ids[1]}, ids[-1]),  # nothing newer
+        ((TrialState.COMPLETE,), {ids[0], ids[3]}, ids[6]),
+    ]
+    for states, included, greater_than in cases:
+        ours = storage._get_trials(sid, states, included, greater_than)  # type: ignore[attr-defined]
+        theirs = plain._get_trials(sid, states, included, greater_than)
+        assert [repr(t) for t in ours] == [repr(t) for t in theirs]
+        assert ours, (states, included, greater_than)  # every case reads some trial
+    empty = optuna.create_study(storage=storage, study_name="empty")
+    assert storage._get_trials(empty._study_id, None, set(), -1) == []  # type: ignore[attr-defined]
+    with pytest.raises(KeyError):
+        storage._get_trials(10**9, None, set(), -1)  # type: ignore[attr-defined]
