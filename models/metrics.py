@@ -34,6 +34,13 @@ METRICS: dict[str, Metric] = {
         Metric(
             "train_loss", ("multiclass", "binary", "regression"), True, "minimize", "Training loss."
         ),
+        Metric(
+            "val_gap",
+            ("multiclass", "binary", "regression"),
+            True,
+            "minimize",
+            "Generalization gap: val_loss - train_loss (over-fitting shows as a growing gap).",
+        ),
         Metric("val_accuracy", _CLASS, True, "maximize", "Validation accuracy."),
         Metric("val_f1_macro", _CLASS, True, "maximize", "Macro-averaged F1 over classes."),
         Metric("val_f1", ("binary",), True, "maximize", "F1 of the positive class (binary)."),

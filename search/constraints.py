@@ -171,10 +171,10 @@ class Feasibility:
         optuna_compat.tell(study, running.trial, state=TrialState.PRUNED)
         return True
 
-    def record(self, running: Any, metrics: Mapping[str, Any]) -> None:
-        """A finished trial's feasibility, before it is told."""
+    def record(self, running: Any, metrics: Mapping[str, Any]) -> bool:
+        """Record a finished trial's feasibility, before it is told; return it."""
         if not self.constraints:
-            return
+            return True
         feasible, found = evaluate(self.constraints, metrics)
         running.set(**{FEASIBLE: feasible, VIOLATIONS: found})
         if not feasible:
@@ -183,6 +183,7 @@ class Feasibility:
         for c in self.constraints:  # not measured: infeasible to the sampler too
             if key(c) not in found:
                 running.trial.set_constraint(key(c), 1.0)
+        return feasible
 
     def _write(self, trial: optuna.Trial, found: Mapping[str, float]) -> None:
         by_key = {key(c): c for c in self.constraints}

@@ -151,11 +151,10 @@ class CurvePruner(EpochPruner):
         self.confidence = confidence
 
     def incumbent(self) -> float | None:
-        """The best finished trial's value, higher is better (None before any finished)."""
-        if not self.finals:
-            return None
+        """The best feasible finished trial's value, higher is better (None before any)."""
         sign = self._sign()
-        return max(sign * values[0] for values in self.finals.values())
+        feasible = [v[0] for n, v in self.finals.items() if n not in self.infeasible]
+        return max((sign * value for value in feasible), default=None)
 
     def _sign(self) -> float:
         return -1.0 if self.objectives[0].direction == "minimize" else 1.0

@@ -268,7 +268,7 @@ class Trainer:
         self.metrics = {
             "train_loss": train_loss,
             "val_loss": val.loss,
-            "gap": val.loss - train_loss,  # over-fitting shows as a growing gap
+            "val_gap": val.loss - train_loss,  # over-fitting shows as a growing gap
             "grad_norm": last_norm,  # global gradient norm at the epoch's last step
             "lr": opt.param_groups[0]["lr"],
             **val.metrics,

@@ -356,10 +356,10 @@ class StudyLoop(Run):
         if bad:
             self._record_failure(running, f"non-finite objective value {bad[0]}")
             return
-        self._feasibility.record(running, event.metrics)
+        feasible = self._feasibility.record(running, event.metrics)
         running.save()
         optuna_compat.tell(self.study, trial, values[0] if len(values) == 1 else values)
-        told(self.study, trial.number, values)
+        told(self.study, trial.number, values, feasible)
         self._checkpoints.drop(trial.number)
         target = self.spec.budget.target_value
         if target is not None and reaches(values[0], target, self.spec.objective.direction):

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from models.data import DatasetInfo
 from search import attrs
-from search.constraints import param_count
+from search.constraints import is_feasible, param_count
 from search.loop.inflight import InFlight
 from search.spec import Objective, StudySpec, TrainTask
 
@@ -43,6 +43,7 @@ class EpochPruner(BasePruner):
         self.curves: dict[int, Curve] = {}
         self.known: dict[int, dict[str, float]] = {}  # each trial's metrics known from its start
         self.finals: dict[int, list[float]] = {}  # each finished trial's objective values
+        self.infeasible: set[int] = set()  # finished trials that broke a constraint
         self._loaded = False
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -64,10 +65,15 @@ class EpochPruner(BasePruner):
                 self.known[frozen.number] = {"param_count": float(count)}
             if frozen.state == TrialState.COMPLETE and frozen.values is not None:
                 self.finals[frozen.number] = [float(v) for v in frozen.values]
+                if not is_feasible(frozen):
+                    self.infeasible.add(frozen.number)
 
-    def finished(self, number: int, values: Sequence[float]) -> None:
-        """A trial of this loop completed with ``values``."""
+    def finished(self, number: int, values: Sequence[float], feasible: bool = True) -> None:
+        """A trial of this loop completed with ``values`` (``feasible``: within the study's
+        constraints; an infeasible one is no incumbent)."""
         self.finals[number] = [float(v) for v in values]
+        if not feasible:
+            self.infeasible.add(number)
 
     def observe(self, number: int, curve: Curve, known: Mapping[str, float] | None = None) -> None:
         """The trial's curve so far (kept, not copied: the loop appends to it), and the metrics
@@ -139,7 +145,13 @@ def should_stop(
         return {"pruned_at_rung": verdict.rung, "pruned_reason": verdict.reason}
     if len(spec.objectives) > 1 or metric not in point:
         return None  # Optuna prunes one objective; final-only metrics have no curve
-    return {} if trial.should_prune() else None
+    if not trial.should_prune():
+        return None
+    # A pruner of ours that Optuna asks (bohb's) may say why; Optuna's own say nothing.
+    verdict = getattr(pruner, "verdicts", {}).get(trial.number)
+    if not isinstance(verdict, Verdict):
+        return {}
+    return {"pruned_at_rung": verdict.rung, "pruned_reason": verdict.reason}
 
 
 def batched_metric(study: optuna.Study, spec: StudySpec) -> str | None:
@@ -161,7 +173,7 @@ def _known_before(
     return {} if count is None else {"param_count": float(count)}
 
 
-def told(study: optuna.Study, number: int, values: Sequence[float]) -> None:
+def told(study: optuna.Study, number: int, values: Sequence[float], feasible: bool) -> None:
     """Tell an :class:`EpochPruner` that trial ``number`` completed with ``values``."""
     if isinstance(study.pruner, EpochPruner):
-        study.pruner.finished(number, values)
+        study.pruner.finished(number, values, feasible)

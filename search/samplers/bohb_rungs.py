@@ -20,6 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from search import optuna_compat
+from search.loop.pruning import Verdict
 
 # A trial's system attribute: how many rungs of its bracket it has passed, so a decision is
 # never taken back, whichever process (a restarted service) asks next.
@@ -74,6 +75,7 @@ class BohbPruner(BasePruner):
         self.rungs = rungs_below(min_resource, max_resource, reduction_factor)
         self.schedule = bracket_schedule(len(self.rungs), reduction_factor)
         self._decided: dict[int, int] = {}  # trial number → rungs of its bracket it passed
+        self.verdicts: dict[int, Verdict] = {}  # why a trial stopped (the loop records it)
 
     def bracket(self, number: int) -> int:
         """The bracket of trial ``number``: the index of its first rung."""
@@ -104,6 +106,9 @@ class BohbPruner(BasePruner):
                 competing = [v for t in mates if (v := t.intermediate_values.get(rung)) is not None]
                 if not promotable(value, competing, self.reduction_factor, maximize):
                     stop = True
+                    self.verdicts[trial.number] = self._verdict(
+                        trial.number, rung, value, competing
+                    )
                     break
             done += 1
         if done > self._decided.get(trial.number, 0):
@@ -111,3 +116,15 @@ class BohbPruner(BasePruner):
             trial_id = optuna_compat.trial_id_of(trial)
             optuna_compat.set_system_attr(study, trial_id, PASSED, done)
         return stop
+
+    def _verdict(self, number: int, rung: int, value: float, competing: Sequence[float]) -> Verdict:
+        k = self.rungs.index(rung)
+        where = f"bohb bracket {self.bracket(number)} rung {k} (epoch {rung})"
+        if math.isnan(value):
+            return Verdict(k, f"{where}: the value is NaN")
+        n = sum(not math.isnan(v) for v in competing)
+        keep = max(n // self.reduction_factor, 1)
+        return Verdict(
+            k,
+            f"{where}: {value:.4g} is not in the top {keep} of the {n} trials of its bracket there",
+        )

@@ -65,7 +65,7 @@ def test_cnn_on_digits_beats_097_and_exports_reproduce_it(server: Server) -> Non
         best["final_metrics"]
     )
     curve = best["learning_curve"]
-    assert len(curve) == 15 and {"gap", "grad_norm", "lr"} <= set(curve[0]["metrics"])
+    assert len(curve) == 15 and {"val_gap", "grad_norm", "lr"} <= set(curve[0]["metrics"])
     assert curve[-1]["metrics"]["lr"] < curve[0]["metrics"]["lr"]  # cosine schedule
     assert best["user_attrs"]["grad_norms"]  # per-layer gradient norms for debugging
 

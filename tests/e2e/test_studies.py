@@ -114,7 +114,7 @@ def test_study_runs_on_ray_and_lands_in_optuna(
         "val_loss",
         "val_accuracy",
         "val_f1_macro",
-        "gap",
+        "val_gap",
         "grad_norm",
         "lr",
     }

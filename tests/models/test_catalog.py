@@ -386,3 +386,14 @@ def test_ece_of_a_perfectly_calibrated_and_an_overconfident_model() -> None:
     assert expected_calibration_error(confident_right, target) == pytest.approx(0.0)
     confident_wrong = torch.nn.functional.one_hot(1 - target, 2).float()
     assert expected_calibration_error(confident_wrong, target) == pytest.approx(1.0)
+
+
+def test_every_epoch_reports_the_generalization_gap_as_a_catalog_metric() -> None:
+    from models.metrics import METRICS
+
+    epochs, result = run({"family": "mlp"}, dataset("digits"), epochs=2)
+    for epoch in epochs:
+        m = epoch.metrics
+        assert m["val_gap"] == pytest.approx(m["val_loss"] - m["train_loss"])
+    assert "val_gap" in result.metrics  # a constraint or an objective reads it at the end
+    assert METRICS["val_gap"].per_epoch and METRICS["val_gap"].direction == "minimize"

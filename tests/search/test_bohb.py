@@ -12,6 +12,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from search.checks import check_study
+from search.loop.inflight import InFlight
+from search.loop.pruning import should_stop
 from search.registry import study_algorithm
 from search.samplers import bohb_kde as kde
 from search.samplers.bohb import BohbSampler, study_epochs
@@ -298,3 +300,24 @@ def test_searched_epochs_set_the_full_training() -> None:
         == []
     )
     assert study_algorithm("bohb").multi_objective is False
+
+
+def test_the_loop_records_why_bohb_stopped_a_trial() -> None:
+    pruner = BohbPruner(1, 9, 3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    spec = digits_spec("bohb-why", seed=0, max_trials=4, parallelism=1, epochs=9)
+    numbers = {}
+    for value in (0.5, 0.4):  # both in bracket 0 (trial numbers 0 and 3: see the schedule)
+        trial = study.ask()
+        while pruner.bracket(trial.number) != 0:
+            study.tell(trial, state=TrialState.FAIL)
+            trial = study.ask()
+        running = InFlight(trial, curve=[{"epoch": 1, "val_accuracy": value}])
+        numbers[value] = should_stop(study, spec, running, None)
+    assert numbers[0.5] is None
+    stop = numbers[0.4]
+    assert stop is not None and stop["pruned_at_rung"] == 0
+    assert stop["pruned_reason"] == (
+        "bohb bracket 0 rung 0 (epoch 1): 0.4 is not in the top 1 of the 2 trials of its "
+        "bracket there"
+    )

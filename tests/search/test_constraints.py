@@ -301,6 +301,7 @@ def test_the_submission_check_names_each_bad_constraint(digits_body: Any) -> Non
 
     fine = [{"metric": "param_count", "le": 5000}, {"metric": "mc_ece", "le": 0.1}]
     assert problems(constraints=fine) == []
+    assert problems(constraints=[{"metric": "val_gap", "le": 0.05}]) == []  # the example
     wrong_task = problems(constraints=[{"metric": "val_mae", "le": 1}])
     assert [loc for loc, _ in wrong_task] == [("constraints", 0, "metric")]
     example = Path(__file__).resolve().parents[2] / "examples" / "constraints-nas.yaml"

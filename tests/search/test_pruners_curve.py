@@ -133,3 +133,26 @@ def test_bad_settings_and_several_objectives_are_refused() -> None:
         spec, objectives=(Objective("val_accuracy", "maximize"), Objective("val_loss", "minimize"))
     )
     assert [e.loc for e in check_study(two, None)] == [("pruner",)]
+
+
+def test_an_infeasible_trial_is_no_incumbent() -> None:
+    flat = [{"epoch": e, "val_accuracy": v} for e, v in enumerate([0.5, 0.55, 0.57, 0.58], 1)]
+    p = CurvePruner(min_epochs=3, confidence=0.95)
+    p.objectives = (Objective("val_accuracy", "maximize"),)
+    p.curves = {0: flat}
+    p.finished(1, [0.95], feasible=False)  # best, but it broke a constraint
+    assert p.incumbent() is None and p.judge(0, 30) is None
+    p.finished(2, [0.9])
+    assert p.incumbent() == pytest.approx(0.9) and p.judge(0, 30) is not None
+
+
+def test_a_restarted_scheduler_reads_which_trials_were_infeasible() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value, feasible in ((0.95, False), (0.8, True)):
+        trial = study.ask()
+        trial.set_user_attr("feasible", feasible)
+        study.tell(trial, value)
+    p = CurvePruner()
+    p.load(study, (Objective("val_accuracy", "maximize"),))
+    assert p.infeasible == {0}
+    assert p.incumbent() == pytest.approx(0.8)
