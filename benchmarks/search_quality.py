@@ -38,6 +38,9 @@ Usage::
     .venv/bin/python benchmarks/search_quality.py --quick        # 1 seed, 20 s runs (~6 min)
     .venv/bin/python benchmarks/search_quality.py --task mlp --seeds 0 1 2
     .venv/bin/python benchmarks/search_quality.py --write        # also rewrite its RESULTS.md block
+    # where tuneforge's server spends its CPU during a digits study (py-spy):
+    .venv/bin/python benchmarks/search_quality.py --system tuneforge --task mlp --seeds 0 \
+        --no-warm --profile /tmp/server.prof
     # tuneforge's bohb against its tpe + asha, in one run (each on a fresh server per seed):
     .venv/bin/python benchmarks/search_quality.py --system tuneforge --algorithm tpe+asha \
         --algorithm bohb --no-warm
@@ -70,11 +73,15 @@ ALGORITHMS_HEADING = "## Search quality: bohb against tpe + asha (digits MLP)"
 QUICK_BUDGET = 20.0
 
 
+PROFILE: list[Path] = []  # --profile: where tuneforge's fresh server's profile goes
+
+
 def _run(
     system: str, task: str, seed: int, budget: float, workdir: Path, warm: bool, algorithm: str
 ) -> list[Run]:
     if system == "tuneforge":
-        return run_tuneforge(TASKS[task], seed, budget, workdir, warm=warm, algorithm=algorithm)
+        profile = PROFILE[0].with_suffix(f".{task}-s{seed}.txt") if PROFILE else None
+        return run_tuneforge(TASKS[task], seed, budget, workdir, warm, algorithm, profile)
     if system == "optuna":
         return run_optuna(task, seed, budget, workdir)
     if system == "optuna-warm":
@@ -152,7 +159,15 @@ def main() -> None:
     parser.add_argument(
         "--report", type=Path, default=None, help="only report the runs a --json file holds"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample tuneforge's server with py-spy during its first study (FILE.<task>-s<seed>"
+        ".txt: raw stacks) and print where its CPU went",
+    )
     args = parser.parse_args()
+    PROFILE.extend([args.profile] if args.profile else [])
     if args.report:
         saved = [
             Run(**{**r, "trials": [Trial(**t) for t in r["trials"]]})
@@ -177,9 +192,9 @@ def main() -> None:
             jobs.append((system, "tpe+asha"))
     runs: list[Run] = []
     discarded = 0
-    for seed in seeds:
-        for task in tasks:
-            budget = args.budget or (QUICK_BUDGET if args.quick else TASKS[task].budget)
+    for task in tasks:  # task by task: an interrupted suite has whole tasks
+        budget = args.budget or (QUICK_BUDGET if args.quick else TASKS[task].budget)
+        for seed in seeds:
             for system, algorithm in jobs:
                 for attempt in range(args.retries + 1):
                     wait_idle(args.wait_idle)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import all_trials, proc_cpu_s, serve, ts, wait_study
+from benchmarks.harness import all_trials, log, proc_cpu_s, serve, ts, wait_study
 from benchmarks.quality.common import (
     ALGORITHMS,
     METRIC,
@@ -18,6 +18,7 @@ from benchmarks.quality.common import (
     Trial,
     tuneforge_system,
 )
+from benchmarks.quality.profile import sampled, summary
 from benchmarks.quality.tasks import Task
 
 # As measured (the test suite's server settings then): the scheduler rereads the studies every
@@ -45,8 +46,23 @@ def study_body(task: Task, seed: int, budget: float, algorithm: str = "tpe+asha"
     }
 
 
-def run_study(api: httpx.Client, task: Task, run: Run, server_pid: int, algorithm: str) -> None:
-    """Submit one study to a live server, stop it when the budget is spent, read its trials."""
+def run_study(
+    api: httpx.Client,
+    task: Task,
+    run: Run,
+    server_pid: int,
+    algorithm: str,
+    profile: Path | None = None,
+) -> None:
+    """Submit one study to a live server, stop it when the budget is spent, read its trials;
+    with ``profile``, the server is sampled by py-spy meanwhile."""
+    with sampled(server_pid, profile) if profile else contextlib.nullcontext():
+        _run_study(api, task, run, server_pid, algorithm)
+    if profile:
+        log(summary(profile))
+
+
+def _run_study(api: httpx.Client, task: Task, run: Run, server_pid: int, algorithm: str) -> None:
     seed, budget = run.seed, run.budget
     cpu0 = proc_cpu_s(server_pid)
     t0 = time.time()
@@ -83,6 +99,7 @@ def run_tuneforge(
     workdir: Path,
     warm: bool = True,
     algorithm: str = "tpe+asha",
+    profile: Path | None = None,
 ) -> list[Run]:
     """A fresh server's first study (the measurement), then a second study on the same,
     now warm, server (for reference: its Ray workers have imported torch already)."""
@@ -94,9 +111,10 @@ def run_tuneforge(
         if warm:
             runs.append(Run(tuneforge_system(algorithm, warm=True), seed, budget, task.name))
         with server.api as api:
-            for run in runs:
+            for i, run in enumerate(runs):
                 try:
-                    run_study(api, task, run, server.process.pid, algorithm)
+                    sample = profile if i == 0 else None  # the fresh server's study
+                    run_study(api, task, run, server.process.pid, algorithm, sample)
                 except Exception as exc:
                     run.note = f"run failed: {type(exc).__name__}: {exc}"
     return runs
