@@ -22,6 +22,17 @@ from search.loop.pruning import EpochPruner, Verdict, curve_value
 from search.spec import Objective
 
 
+def rung_at(epoch: int, min_resource: int, eta: int, rate: int) -> int | None:
+    """The rung ``k`` whose decision falls after ``epoch`` (``epoch == min_resource * eta **
+    (rate + k)``), or None."""
+    k = 0
+    while (step := min_resource * eta ** (rate + k)) <= epoch:
+        if step == epoch:
+            return k
+        k += 1
+    return None
+
+
 class AshaPruner(EpochPruner):
     """ASHA on the study's single objective (see the module docstring)."""
 
@@ -43,12 +54,7 @@ class AshaPruner(EpochPruner):
 
     def rung_of(self, epoch: int) -> int | None:
         """The rung that decides after ``epoch``, or None."""
-        k = 0
-        while (step := self.step(k)) <= epoch:
-            if step == epoch:
-                return k
-            k += 1
-        return None
+        return rung_at(epoch, self.min_resource, self.eta, self.rate)
 
     def load(self, study: optuna.Study, objectives: Sequence[Objective]) -> None:
         """Read the study once (see :class:`EpochPruner`), then place every earlier trial at the

@@ -23,6 +23,7 @@ from models.fields import setting
 from models.metrics import METRICS
 from search.algorithm import FieldError
 from search.loop.pruning import EpochPruner, Verdict, curve_value
+from search.pruners_asha import rung_at
 from search.spec import MAX_EPOCHS, MAX_TRIALS, StudySpec
 
 Point = Sequence[float]
@@ -148,12 +149,7 @@ class MoAshaPruner(_RankingPruner):
 
     def rung_of(self, epoch: int) -> int | None:
         """The rung whose decision falls after ``epoch``, or None."""
-        k = 0
-        while (step := self.min_resource * self.eta ** (self.rate + k)) <= epoch:
-            if step == epoch:
-                return k
-            k += 1
-        return None
+        return rung_at(epoch, self.min_resource, self.eta, self.rate)
 
     def judge(self, number: int, epochs: int | None) -> Verdict | None:
         epoch = len(self.curves.get(number, []))
