@@ -22,19 +22,9 @@ from search.loop.pruning import EpochPruner, Verdict, curve_value
 from search.spec import Objective
 
 
-def rung_at(epoch: int, min_resource: int, eta: int, rate: int) -> int | None:
-    """The rung ``k`` whose decision falls after ``epoch`` (``epoch == min_resource * eta **
-    (rate + k)``), or None."""
-    k = 0
-    while (step := min_resource * eta ** (rate + k)) <= epoch:
-        if step == epoch:
-            return k
-        k += 1
-    return None
-
-
-class AshaPruner(EpochPruner):
-    """ASHA on the study's single objective (see the module docstring)."""
+class RungPruner(EpochPruner):
+    """What ASHA-style pruners share: rung ``k`` decides after ``min_resource *
+    reduction_factor ** (min_early_stopping_rate + k)`` epochs."""
 
     def __init__(
         self, min_resource: int = 1, reduction_factor: int = 3, min_early_stopping_rate: int = 0
@@ -43,10 +33,6 @@ class AshaPruner(EpochPruner):
         self.min_resource = min_resource
         self.eta = reduction_factor
         self.rate = min_early_stopping_rate
-        # rung -> the values of the trials that reached it, higher is better, sorted; and which
-        # trials those are (a trial is recorded at a rung once).
-        self._sorted: dict[int, list[float]] = {}
-        self._seen: dict[int, set[int]] = {}
 
     def step(self, rung: int) -> int:
         """The epoch after which rung ``rung`` decides."""
@@ -54,7 +40,25 @@ class AshaPruner(EpochPruner):
 
     def rung_of(self, epoch: int) -> int | None:
         """The rung that decides after ``epoch``, or None."""
-        return rung_at(epoch, self.min_resource, self.eta, self.rate)
+        k = 0
+        while (step := self.step(k)) <= epoch:
+            if step == epoch:
+                return k
+            k += 1
+        return None
+
+
+class AshaPruner(RungPruner):
+    """ASHA on the study's single objective (see the module docstring)."""
+
+    def __init__(
+        self, min_resource: int = 1, reduction_factor: int = 3, min_early_stopping_rate: int = 0
+    ) -> None:
+        super().__init__(min_resource, reduction_factor, min_early_stopping_rate)
+        # rung -> the values of the trials that reached it, higher is better, sorted; and which
+        # trials those are (a trial is recorded at a rung once).
+        self._sorted: dict[int, list[float]] = {}
+        self._seen: dict[int, set[int]] = {}
 
     def load(self, study: optuna.Study, objectives: Sequence[Objective]) -> None:
         """Read the study once (see :class:`EpochPruner`), then place every earlier trial at the

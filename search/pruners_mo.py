@@ -23,7 +23,7 @@ from models.fields import setting
 from models.metrics import METRICS
 from search.algorithm import FieldError
 from search.loop.pruning import EpochPruner, Verdict, curve_value
-from search.pruners_asha import rung_at
+from search.pruners_asha import RungPruner
 from search.spec import MAX_EPOCHS, MAX_TRIALS, StudySpec
 
 Point = Sequence[float]
@@ -133,23 +133,11 @@ class MoAshaSettings:
     min_early_stopping_rate: int = setting(0, "Skip this many rungs.", low=0, high=100)
 
 
-class MoAshaPruner(_RankingPruner):
+class MoAshaPruner(_RankingPruner, RungPruner):
     """Asynchronous successive halving on non-dominated sorting: at rung ``k`` (after
     ``min_resource * reduction_factor ** (min_early_stopping_rate + k)`` epochs) a trial goes on
     when it is in the top ``n // reduction_factor`` of the ``n`` trials that reached the rung
     (while fewer than ``reduction_factor`` did, when it is on their first front)."""
-
-    def __init__(
-        self, min_resource: int = 1, reduction_factor: int = 3, min_early_stopping_rate: int = 0
-    ) -> None:
-        super().__init__()
-        self.min_resource = min_resource
-        self.eta = reduction_factor
-        self.rate = min_early_stopping_rate
-
-    def rung_of(self, epoch: int) -> int | None:
-        """The rung whose decision falls after ``epoch``, or None."""
-        return rung_at(epoch, self.min_resource, self.eta, self.rate)
 
     def judge(self, number: int, epochs: int | None) -> Verdict | None:
         epoch = len(self.curves.get(number, []))

@@ -19,6 +19,7 @@ from typing import Any
 
 _LR = {"type": "float", "low": 3e-4, "high": 3e-2, "log": True}
 _BATCH = {"type": "categorical", "choices": [32, 64, 128]}
+_DIGITS = {"name": "digits", "val_fraction": 0.2, "split_seed": 0}  # 360 validation images
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ TASKS: dict[str, Task] = {
     "mlp": Task(
         name="mlp",
         label="digits MLP",
-        dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0},
+        dataset=_DIGITS,
         model={"family": "mlp"},
         space={
             "model.hidden_layers": {"type": "int", "low": 1, "high": 3},
@@ -56,7 +57,7 @@ TASKS: dict[str, Task] = {
     "cnn": Task(
         name="cnn",
         label="digits CNN",
-        dataset={"name": "digits", "val_fraction": 0.2, "split_seed": 0},
+        dataset=_DIGITS,
         model={"family": "cnn"},
         space={
             "model.stages": {"type": "int", "low": 1, "high": 3},
