@@ -19,7 +19,7 @@ from models.training.trainer import train
 from search.attrs import trial_attr, trial_curve, write
 from search.loop import StudyLoop, lost_worker, wait_any
 from search.spec import Budget, StudySpec, StudyStatus
-from search.trials.events import EpochEnd, Event, Started
+from search.trials.events import CheckpointSaved, EpochEnd, Event, Started
 from search.trials.worker import run_trial
 from tests.search.conftest import digits_spec, make_loop
 
@@ -58,6 +58,25 @@ def drive(loop: StudyLoop, until: Callable[[], bool] | None = None) -> None:
             return
         wait_any([loop], 0.2)
     pytest.fail("the loop did not get there in time")
+
+
+def held_after(checkpoints: int) -> Callable[..., Iterator[Event]]:
+    """``run_trial`` that stops after its ``checkpoints``-th checkpoint until cancelled: the
+    moment to strike is reached however the workers are scheduled (a free-running trial can end
+    before its sibling's worker has even started, on a loaded machine)."""
+
+    def trial(*args: Any) -> Iterator[Event]:
+        seen = 0
+        for event in run_trial(*args):
+            yield event
+            seen += isinstance(event, CheckpointSaved)
+            if seen == checkpoints:
+                # Short sleeps: ray.cancel's KeyboardInterrupt lands between them (it cannot
+                # wake one long sleep) when the scheduler shuts down.
+                for _ in range(6000):
+                    time.sleep(0.1)
+
+    return trial
 
 
 def run(items: Iterator[Any]) -> tuple[list[EpochMetrics], list[TrainCheckpoint], TrainResult]:
@@ -193,12 +212,16 @@ def test_restart_resumes_trials_in_flight_and_counts_each_once(
     study = new_study()
     checkpoints = tmp_path / "checkpoints" / study.study_name
 
-    def loop() -> StudyLoop:
+    def loop(trial_fn: Callable[..., Iterator[Event]] = run_trial) -> StudyLoop:
         return make_loop(
-            spec(max_trials=3, epochs=12, parallelism=2), study, tmp_path, checkpoint_every=3
+            spec(max_trials=3, epochs=12, parallelism=2),
+            study,
+            tmp_path,
+            checkpoint_every=3,
+            trial_fn=trial_fn,
         )
 
-    first = loop()
+    first = loop(held_after(1))
 
     def checkpointed() -> bool:
         running = study.get_trials(states=(TrialState.RUNNING,))
@@ -207,6 +230,7 @@ def test_restart_resumes_trials_in_flight_and_counts_each_once(
     drive(first, until=checkpointed)
     first.suspend()  # the service shuts down: the trials stay RUNNING, checkpoints kept
     cut = {t.number: t.user_attrs["checkpoint_epoch"] for t in study.get_trials()}
+    assert cut == {0: 3, 1: 3}
     assert sorted(p.name for p in checkpoints.iterdir()) == ["trial-0.pt", "trial-1.pt"]
 
     second = loop()
@@ -233,10 +257,16 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
 
     study = new_study()
 
-    def loop() -> StudyLoop:
-        return make_loop(spec(max_trials=1, epochs=12), study, tmp_path, checkpoint_every=3)
+    def loop(trial_fn: Callable[..., Iterator[Event]] = run_trial) -> StudyLoop:
+        return make_loop(
+            spec(max_trials=1, epochs=12),
+            study,
+            tmp_path,
+            checkpoint_every=3,
+            trial_fn=trial_fn,
+        )
 
-    first = loop()
+    first = loop(held_after(2))
 
     def second_checkpoint() -> bool:
         return any(t.user_attrs.get("checkpoint_epoch", 0) >= 6 for t in study.get_trials())
@@ -246,7 +276,7 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
     (trial,) = study.get_trials()
     path = tmp_path / "checkpoints" / study.study_name / "trial-0.pt"
     on_disk = TrainCheckpoint.read(path.read_bytes()).epoch
-    assert on_disk == trial.user_attrs["checkpoint_epoch"]
+    assert on_disk == trial.user_attrs["checkpoint_epoch"] == 6
     # The scheduler died after the new checkpoint reached the disk, before its record did.
     study._storage.set_trial_user_attr(trial._trial_id, "checkpoint_epoch", on_disk - 3)
 
