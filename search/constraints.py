@@ -10,7 +10,10 @@ Pareto front are taken among feasible trials only (:mod:`search.results`).
 A constraint on ``param_count`` is known before training: the network a trial would train is
 built on PyTorch's meta device (shapes only, no memory) and counted, and a trial past the
 bound is recorded PRUNED with ``pruned_reason`` ``infeasible: param_count 81234 > 50000``
-before any epoch. PRUNED, not FAIL: Optuna's TPE learns from pruned trials (an infeasible one
+before any epoch. One on ``latency_ms`` too: the trial times its freshly built network on the
+validation set before its first epoch (the weights do not change the time), and one past the
+bound ends there, PRUNED with ``infeasible: latency_ms 0.61 > 0.5``, having trained nothing.
+PRUNED, not FAIL: Optuna's TPE learns from pruned trials (an infeasible one
 joins the worse group), while it ignores failed ones and would propose the same region again;
 and a rejection is no failure of the study (``max_failed_trials``). It does count as a trial
 started (``budget.max_trials``), which keeps a study bounded whatever its sampler proposes.
@@ -37,7 +40,9 @@ FEASIBLE = "feasible"  # user attribute: whether every constraint holds
 VIOLATIONS = "violations"  # user attribute: by constraint key, how far past its bound
 REASON = "pruned_reason"  # user attribute: why a trial was pruned (here: before training)
 MAX_CONSTRAINTS = 16
-PRE_TRAINING = frozenset({"param_count"})  # metrics known from the built network alone
+# Metrics known from the built network alone: the parameter count, counted here; the latency,
+# timed by the trial on its network before the first epoch (search.trials.train.limits).
+PRE_TRAINING = frozenset({"param_count", "latency_ms"})
 
 # CMA-ES does not model constraints and says so after every trial; the study still honours
 # them (the best trial is taken among feasible ones).
@@ -151,10 +156,14 @@ class Feasibility:
         count = param_count(self.spec, params, self.info)
         return {} if count is None else {"param_count": float(count)}
 
-    def rejects(self, running: Any, study: optuna.Study) -> bool:
+    def rejects(
+        self, running: Any, study: optuna.Study, measured: Mapping[str, float] | None = None
+    ) -> bool:
         """Record a trial PRUNED before any epoch when a constraint known before training
-        fails (``running``: the loop's :class:`~search.loop.inflight.InFlight`)."""
-        known = self.known_before(running.params)
+        fails (``running``: the loop's :class:`~search.loop.inflight.InFlight`): on what the
+        scheduler counts (``measured`` None), or on what the trial ``measured`` of its network
+        before its first epoch."""
+        known = self.known_before(running.params) if measured is None else dict(measured)
         if not known:
             return False
         early = [c for c in self.early if c.metric in known]
@@ -165,7 +174,7 @@ class Feasibility:
         running.set(
             **{FEASIBLE: False, VIOLATIONS: found, REASON: reason(early, known)},
             pruned_at_epoch=0,
-            **{name: int(value) for name, value in known.items()},  # a parameter count
+            **{name: int(v) if name == "param_count" else v for name, v in known.items()},
         )
         running.save()
         optuna_compat.tell(study, running.trial, state=TrialState.PRUNED)

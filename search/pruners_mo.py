@@ -9,8 +9,10 @@ raises NotImplementedError, so the loop asks these pruners itself (:mod:`search.
 
 An objective is ranked at an epoch when the trial has it there: a per-epoch metric at that
 epoch; the parameter count, counted before the trial trains (:func:`search.constraints.
-param_count`), at every epoch. An objective measured only at the end (``latency_ms``) is left
-out of the ranking; the reason names the objectives a trial was ranked on.
+param_count`), and the latency, which the trial times on its network before its first epoch
+(:func:`search.trials.train.limits`), at every epoch. An objective measured only at the end
+(the MC-dropout metrics) is left out of the ranking; the reason names the objectives a trial
+was ranked on.
 """
 
 import math

@@ -1,4 +1,5 @@
-"""What training yields: per-epoch metrics, checkpoints to resume from, the final result."""
+"""What training yields: the network's measures before training, per-epoch metrics,
+checkpoints to resume from, the final result."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,14 @@ class EpochMetrics:
 
     def as_dict(self) -> dict[str, float]:
         return {"epoch": self.epoch, **self.metrics}
+
+
+@dataclass(frozen=True)
+class NetworkMeasured:
+    """What the built network tells before its first epoch (``latency_ms``): known early, a
+    trial can be ranked on it at every rung, or rejected by a constraint before it trains."""
+
+    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)

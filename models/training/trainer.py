@@ -1,6 +1,7 @@
 """The training loop every trial runs: per-epoch metrics out, NaN guard in, exports at the end.
 
-``train`` is a generator: it yields an :class:`EpochMetrics` after every epoch (learning
+``train`` is a generator: it yields, when asked, a :class:`NetworkMeasured` before training (the
+network's latency), an :class:`EpochMetrics` after every epoch (learning
 curves, pruning), a :class:`TrainCheckpoint` every ``checkpoint_every`` epochs, and a
 :class:`TrainResult` last: the weights of the epoch that scored best on the monitored metric,
 that epoch's metrics and number, and its exports (state_dict, TorchScript).
@@ -24,6 +25,7 @@ from models.training.export import (
     State,
     final_metrics,
     fit_scaler,
+    latency_ms,
     load_state,
     predict,
     save_state,
@@ -33,6 +35,7 @@ from models.training.export import (
 )
 from models.training.results import (
     EpochMetrics,
+    NetworkMeasured,
     NonFiniteLossError,
     TrainCheckpoint,
     TrainResult,
@@ -115,6 +118,14 @@ class Trainer:
         self.last_step_epoch = 0  # the last epoch that took an optimizer step
         self.metrics: dict[str, float] = {}  # the last epoch's
         self.grad_norms: dict[str, float] = {}  # per parameter, at the last epoch's last step
+        self.measured: dict[str, float] = {}  # by :meth:`measure`, before the first epoch
+
+    def measure(self) -> NetworkMeasured:
+        """Time the network on the validation set before it trains (no randomness drawn, no
+        statistics updated: the epochs that follow are those of an unmeasured run); the result
+        reports this latency rather than timing the same network again."""
+        self.measured = {"latency_ms": latency_ms(self.net, self.x_va)}
+        return NetworkMeasured(dict(self.measured))
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         # A disabled autocast still costs its enter/exit on every step: skip it entirely.
@@ -295,7 +306,13 @@ class Trainer:
         final = {
             **(self.metrics if metrics is None else metrics),
             **final_metrics(
-                self.net, self.x_va, self.y_va_labels, self.cfg, self.data.info, self.loss_name
+                self.net,
+                self.x_va,
+                self.y_va_labels,
+                self.cfg,
+                self.data.info,
+                self.loss_name,
+                self.measured.get("latency_ms"),
             ),
         }
         exported = Exported(self.scaler, self.net, self.target_scaler).train(False)
@@ -320,7 +337,8 @@ def train(
     checkpoint_every: int = 0,
     resume: bytes | None = None,
     init: InitSpec | None = None,
-) -> Iterator[EpochMetrics | TrainCheckpoint | TrainResult]:
+    measure_first: bool = False,
+) -> Iterator[NetworkMeasured | EpochMetrics | TrainCheckpoint | TrainResult]:
     """Train a network from its spec, yielding metrics per epoch and a result last.
 
     Args:
@@ -337,6 +355,8 @@ def train(
         resume: a checkpoint's ``state``: continue after its epoch. With the same arguments the
             epochs after it, and the result, are exactly those of an uninterrupted run.
         init: start from another training's weights (:mod:`models.training.transfer`).
+        measure_first: yield a :class:`NetworkMeasured` (the network's latency) before the
+            first epoch; a consumer that stops there trains nothing.
 
     Raises:
         NonFiniteLossError: "non-finite loss at epoch k" (or gradient) the moment it happens.
@@ -353,6 +373,8 @@ def train(
         trainer.load(saved["trainer"])
         best_score, best_epoch = float(saved["best_score"]), int(saved["best_epoch"])
         best_metrics, best_state = dict(saved["best_metrics"]), saved["best_state"]
+    if measure_first:
+        yield trainer.measure()
     stopped_early = False
     while trainer.epoch < cfg.epochs:
         item = trainer.run_epoch()

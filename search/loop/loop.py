@@ -39,7 +39,7 @@ from search.loop.pruning import batched_metric, should_stop, told
 from search.space import suggest_all
 from search.spec import StudySpec, StudyStatus, TrainTask
 from search.trials import TrialKind
-from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Started
+from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Measured, Started
 from search.trials.worker import run_trial
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,8 @@ class StudyLoop(Run):
         if isinstance(event, Started):  # written at once: where a trial runs shows as it starts
             running.set(**{key: getattr(event, key) for key in WHERE})
             running.save()
+        elif isinstance(event, Measured):
+            self._on_measured(ref, running, event)
         elif isinstance(event, EpochEnd):
             self._on_epoch(ref, running, event)
             self._check_end()
@@ -334,6 +336,15 @@ class StudyLoop(Run):
         self._check_end()
 
     # -- events -----------------------------------------------------------------------------
+
+    def _on_measured(self, ref: Any, running: InFlight, event: Measured) -> None:
+        """The trial timed its network before training: the pruner ranks it on that at every
+        rung, and a constraint on it may end the trial here (its task stops by itself)."""
+        running.notes["measured"] = dict(event.metrics)
+        running.set(**event.metrics)  # kept for a resumed study's pruner
+        if self._feasibility.rejects(running, self.study, event.metrics):
+            del self._in_flight[ref]
+            self._check_end()
 
     def _on_epoch(self, ref: Any, running: InFlight, event: EpochEnd) -> None:
         running.curve.append({"epoch": event.epoch, **event.metrics})

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from models.data import DatasetInfo
 from search import attrs
-from search.constraints import is_feasible, param_count
+from search.constraints import PRE_TRAINING, is_feasible, param_count
 from search.loop.inflight import InFlight
 from search.spec import Objective, StudySpec, TrainTask
 
@@ -60,9 +60,13 @@ class EpochPruner(BasePruner):
             curve = attrs.trial_curve(frozen)
             if curve:
                 self.curves[frozen.number] = curve
-            count = frozen.user_attrs.get("param_count")
-            if isinstance(count, int | float):
-                self.known[frozen.number] = {"param_count": float(count)}
+            known = {
+                name: float(value)
+                for name in PRE_TRAINING
+                if isinstance(value := frozen.user_attrs.get(name), int | float)
+            }
+            if known:
+                self.known[frozen.number] = known
             if frozen.state == TrialState.COMPLETE and frozen.values is not None:
                 self.finals[frozen.number] = [float(v) for v in frozen.values]
                 if not is_feasible(frozen):
@@ -77,7 +81,8 @@ class EpochPruner(BasePruner):
 
     def observe(self, number: int, curve: Curve, known: Mapping[str, float] | None = None) -> None:
         """The trial's curve so far (kept, not copied: the loop appends to it), and the metrics
-        it has from the start (``known``: its parameter count, counted before it trained)."""
+        it has from the start (``known``: its parameter count, counted before it trained, and
+        its latency, timed then)."""
         self.curves[number] = curve
         if known:
             self.known[number] = dict(known)
@@ -124,7 +129,8 @@ def should_stop(
     unless the loop batches it (:func:`batched_metric`), then asks the study's pruner: an
     :class:`EpochPruner` with the curve, else Optuna's.
     ``info``: the study's dataset, to count a trial's parameters before it trains when an
-    objective is its parameter count (constant over its epochs).
+    objective is its parameter count (constant over its epochs); a latency objective is known
+    as constant too, from the trial's measure before its first epoch.
     """
     trial, curve = running.trial, running.curve
     point = curve[-1]
@@ -137,7 +143,8 @@ def should_stop(
     if isinstance(pruner, EpochPruner):
         pruner.load(study, spec.objectives)
         if "known" not in running.notes:
-            running.notes["known"] = _known_before(spec, running.params, info)
+            known = _known_before(spec, running.params, info)
+            running.notes["known"] = {**known, **running.notes.get("measured", {})}
         pruner.observe(trial.number, curve, running.notes["known"])
         verdict = pruner.judge(trial.number, trial_epochs(spec, running.params))
         if verdict is None:

@@ -18,6 +18,15 @@ class Started:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """What the built network tells before it trains (``latency_ms``), when the study ranks or
+    constrains it: the loop knows it at every rung, and a trial past a constraint on it ends
+    here, before its first epoch."""
+
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
 class EpochEnd:
     """One point of the learning curves: every metric after ``epoch``."""
 
@@ -65,4 +74,6 @@ class Finished:
     torchscript: bytes | None = field(default=None, repr=False)
 
 
-Event = Started | EpochEnd | CheckpointSaved | SearchEpoch | ArchitectureChosen | Finished
+Event = (
+    Started | Measured | EpochEnd | CheckpointSaved | SearchEpoch | ArchitectureChosen | Finished
+)

@@ -9,16 +9,19 @@ from models.data import Dataset, DatasetInfo, dataset_info, load_dataset
 from models.families import model_genotype
 from models.metrics import METRICS
 from models.training.config import TrainConfig
-from models.training.results import EpochMetrics, TrainCheckpoint, TrainResult
+from models.training.results import EpochMetrics, NetworkMeasured, TrainCheckpoint, TrainResult
 from models.training.trainer import train
+from models.training.transfer import InitSpec
 from search.algorithm import FieldError
-from search.spec import DatasetRef, StudySpec, Task, TrainTask
+from search.constraints import evaluate
+from search.spec import Constraint, DatasetRef, StudySpec, Task, TrainTask
 from search.trials.base import Payload, TrialKind
-from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Started
+from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Measured, Started
 from search.trials.train_checks import check_train_task, with_defaults
 
 Monitor = tuple[str, Literal["maximize", "minimize"]]
 _VAL_LOSS: Monitor = ("val_loss", "minimize")
+MEASURED_FIRST = frozenset({"latency_ms"})  # timed on the built network, before training
 
 
 def load_named(ref: DatasetRef) -> Dataset:
@@ -53,6 +56,16 @@ def monitor(spec: StudySpec) -> Monitor:
     return (objective.metric, objective.direction) if per_epoch else _VAL_LOSS
 
 
+def limits(spec: StudySpec) -> tuple[Constraint, ...] | None:
+    """The constraints a trial checks on its network before training, when the study ranks or
+    constrains a metric that needs no training (:data:`MEASURED_FIRST`): the trial then
+    measures it first. None: nothing to measure first."""
+    named = {o.metric for o in spec.objectives} | {c.metric for c in spec.constraints}
+    if not named & MEASURED_FIRST:
+        return None
+    return tuple(c for c in spec.constraints if c.metric in MEASURED_FIRST)
+
+
 def train_events(
     data: Dataset,
     model: Mapping[str, Any],
@@ -62,9 +75,13 @@ def train_events(
     watch: Monitor,
     checkpoint_every: int = 0,
     resume: bytes | None = None,
+    limits: tuple[Constraint, ...] | None = None,
+    init: InitSpec | None = None,
 ) -> Iterator[Event]:
     """Train a network: an :class:`EpochEnd` per epoch, :class:`CheckpointSaved` every
-    ``checkpoint_every`` epochs, then :class:`Finished`."""
+    ``checkpoint_every`` epochs, then :class:`Finished`. With ``limits`` (the constraints on
+    :data:`MEASURED_FIRST` metrics; may be empty), first a :class:`Measured`, and nothing more
+    when the network breaks one: it never trains."""
     items = train(
         dict(model),
         TrainConfig(**training),
@@ -74,15 +91,24 @@ def train_events(
         watch,
         checkpoint_every=checkpoint_every,
         resume=resume,
+        init=init,
+        measure_first=limits is not None,
     )
-    yield from as_events(items)
+    for event in as_events(items):
+        yield event
+        if isinstance(event, Measured) and limits and not evaluate(limits, event.metrics)[0]:
+            return  # the loop records it PRUNED, with the reason
 
 
-def as_events(items: Iterator[EpochMetrics | TrainCheckpoint | TrainResult]) -> Iterator[Event]:
-    """The trainer's items as a trial's events: :class:`EpochEnd`, :class:`CheckpointSaved`,
-    then :class:`Finished`."""
+def as_events(
+    items: Iterator[NetworkMeasured | EpochMetrics | TrainCheckpoint | TrainResult],
+) -> Iterator[Event]:
+    """The trainer's items as a trial's events: :class:`Measured`, :class:`EpochEnd`,
+    :class:`CheckpointSaved`, then :class:`Finished`."""
     for item in items:
-        if isinstance(item, EpochMetrics):
+        if isinstance(item, NetworkMeasured):
+            yield Measured(item.metrics)
+        elif isinstance(item, EpochMetrics):
             yield EpochEnd(item.epoch, item.metrics)
         elif isinstance(item, TrainCheckpoint):
             yield CheckpointSaved(item.epoch, item.state)
@@ -106,6 +132,7 @@ class TrainPayload(Payload):
     watch: Monitor = _VAL_LOSS
     checkpoint_every: int = 0
     resume: bytes | None = field(default=None, repr=False)
+    limits: tuple[Constraint, ...] | None = None  # measure first: see :func:`limits`
 
     def run(self, data: Dataset | None, seed: int, where: Started) -> Iterator[Event]:
         assert data is not None, "a training needs its dataset"
@@ -119,6 +146,7 @@ class TrainPayload(Payload):
             self.watch,
             self.checkpoint_every,
             self.resume,
+            self.limits,
         )
 
 
@@ -148,7 +176,12 @@ class TrainKind(TrialKind):
         task = spec.task.with_params(params)
         assert isinstance(task, TrainTask)
         return TrainPayload(
-            dict(task.model), dict(task.training), monitor(spec), checkpoint_every, resume
+            dict(task.model),
+            dict(task.training),
+            monitor(spec),
+            checkpoint_every,
+            resume,
+            limits(spec),
         )
 
     def attrs(self, spec: StudySpec, params: Mapping[str, Any]) -> dict[str, Any]:

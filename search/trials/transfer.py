@@ -18,7 +18,6 @@ from optuna.trial import TrialState
 
 from models.data import Dataset, DatasetInfo, classes_error, subset, subset_info
 from models.training.config import TrainConfig, n_outputs
-from models.training.trainer import train
 from models.training.transfer import (
     MAX_FREEZE,
     InitSpec,
@@ -31,7 +30,7 @@ from search import attrs
 from search.algorithm import FieldError
 from search.spec import InitFrom, StudySpec, Task, TrainTask
 from search.trials.events import Event, Started
-from search.trials.train import TrainKind, TrainPayload, as_events, monitor
+from search.trials.train import TrainKind, TrainPayload, limits, monitor, train_events
 from search.trials.train_checks import check_train_task, with_defaults
 
 # The algorithms that train their trials themselves (population members, a one-shot
@@ -56,18 +55,18 @@ class TransferPayload(TrainPayload):
         if self.init_error is not None:
             raise ValueError(self.init_error)
         yield where
-        items = train(
-            dict(self.model),
-            TrainConfig(**self.training),
+        yield from train_events(
             subset(data, self.classes),
+            self.model,
+            self.training,
             seed,
             where.device,
             self.watch,
-            checkpoint_every=self.checkpoint_every,
-            resume=self.resume,
-            init=self.init,
+            self.checkpoint_every,
+            self.resume,
+            self.limits,
+            self.init,
         )
-        yield from as_events(items)
 
 
 class TransferKind(TrainKind):
@@ -117,6 +116,7 @@ class TransferKind(TrainKind):
             monitor(spec),
             checkpoint_every,
             resume,
+            limits(spec),
             classes=task.dataset.classes,
             init=init,
             init_error=init_error,

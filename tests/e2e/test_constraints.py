@@ -29,7 +29,7 @@ def constrained_study(name: str, **overrides: Any) -> dict[str, Any]:
         },
         "constraints": [
             {"metric": "param_count", "le": LIMIT},
-            {"metric": "latency_ms", "le": 1000},  # measured after training; always met here
+            {"metric": "latency_ms", "le": 1000},  # timed before training; always met here
         ],
         "budget": {"max_trials": 12, "max_failed_trials": 1},
         "parallelism": 2,
@@ -88,10 +88,21 @@ def test_no_infeasible_architecture_is_trained(server: Server) -> None:
     assert f"({len(rejected)} rejected before training, 0 epochs)" in report
 
 
-def test_a_study_whose_every_point_is_infeasible_trains_nothing(server: Server) -> None:
+@pytest.mark.parametrize(
+    ("constraint", "reason"),
+    [
+        ({"metric": "param_count", "le": 500}, "infeasible: param_count "),
+        # every network takes more than a nanosecond a sample: timed, then never trained
+        ({"metric": "latency_ms", "le": 1e-6}, "infeasible: latency_ms "),
+    ],
+    ids=["param_count", "latency_ms"],
+)
+def test_a_study_whose_every_point_is_infeasible_trains_nothing(
+    server: Server, constraint: dict[str, Any], reason: str
+) -> None:
     spec = constrained_study(
-        "nas-nothing-fits",
-        constraints=[{"metric": "param_count", "le": 500}],
+        f"nas-nothing-fits-{constraint['metric']}",
+        constraints=[constraint],
         budget={"max_trials": 5},
     )
     created = server.api.post("/studies", json=spec)
@@ -99,6 +110,12 @@ def test_a_study_whose_every_point_is_infeasible_trains_nothing(server: Server) 
     study = wait_for(server.api, created.json()["id"], finished, timeout=120)
     assert study["status"] == "completed", study
     assert study["trial_counts"]["PRUNED"] == 5 and study["best_value"] is None
+    trials = server.api.get(f"/studies/{study['id']}/trials").json()["items"]
+    for t in trials:
+        attrs = t["user_attrs"]
+        assert attrs["pruned_reason"].startswith(reason) and attrs["pruned_at_epoch"] == 0
+        assert t["intermediate_values"] == {} and attrs.get("epochs", 0) == 0
+        assert t["feasible"] is False
     missing = server.api.get(f"/studies/{study['id']}/best")
     assert missing.status_code == 404, missing.text
 

@@ -26,7 +26,8 @@ from search.constraints import (
 from search.document import from_document, to_document
 from search.loop.inflight import InFlight
 from search.results import best_trial, pareto_front
-from search.spec import Constraint, FunctionTask, ParamSpec
+from search.spec import Constraint, FunctionTask, Objective, ParamSpec
+from search.trials.train import TRAIN, limits
 from tests.search.conftest import digits_spec
 
 LE = Constraint("param_count", le=5000)
@@ -123,6 +124,35 @@ def test_a_trial_past_a_pre_training_bound_is_pruned_before_any_epoch() -> None:
     assert frozen.user_attrs["pruned_at_epoch"] == 0
     assert frozen.user_attrs[VIOLATIONS] == {"param_count<=1000": 1410.0}
     assert frozen.constraints == {"param_count<=1000": pytest.approx(1.41)}  # relative
+
+
+def test_a_trial_whose_measured_latency_is_past_its_bound_is_pruned_before_any_epoch() -> None:
+    info = dataset_info("digits", {})
+    limit = Constraint("latency_ms", le=0.01)
+    spec = replace(digits_spec("c", 0, 4, 1, 1), constraints=(limit, LE))
+    gate = Feasibility(spec, info)
+    study = _study()
+    fast, slow = _running(study, 8), _running(study, 8)
+    assert not gate.rejects(fast, study)  # the count is within its bound; the latency unknown
+    assert not gate.rejects(fast, study, {"latency_ms": 0.004})
+    assert gate.rejects(slow, study, {"latency_ms": 0.025})
+    frozen = study.trials[1]
+    assert frozen.state == TrialState.PRUNED
+    assert frozen.user_attrs[REASON] == "infeasible: latency_ms 0.025 > 0.01"
+    assert frozen.user_attrs["latency_ms"] == 0.025 and frozen.user_attrs["pruned_at_epoch"] == 0
+    assert frozen.user_attrs[VIOLATIONS] == {"latency_ms<=0.01": pytest.approx(0.015)}
+
+
+def test_a_trial_measures_its_network_first_only_when_the_study_needs_it() -> None:
+    base = digits_spec("c", 0, 4, 1, 1)
+    latency = Constraint("latency_ms", le=0.5)
+    assert limits(base) is None
+    assert limits(replace(base, constraints=(LE,))) is None
+    assert limits(replace(base, constraints=(LE, latency))) == (latency,)
+    objectives = (Objective("val_accuracy", "maximize"), Objective("latency_ms", "minimize"))
+    assert limits(replace(base, objectives=objectives)) == ()  # measured, bound by nothing
+    payload = TRAIN.payload(replace(base, constraints=(latency,)), {"model.width": 8}, 0, None)
+    assert payload.limits == (latency,)
 
 
 def test_no_constraint_known_before_training_rejects_nothing() -> None:

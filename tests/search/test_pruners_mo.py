@@ -301,6 +301,28 @@ def test_the_parameter_count_is_counted_before_training_and_ranked_every_epoch()
     assert stop is not None and "param_count" not in stop["pruned_reason"]
 
 
+def test_the_latency_timed_before_training_is_ranked_every_epoch() -> None:
+    objectives = (Objective("val_accuracy", "maximize"), Objective("latency_ms", "minimize"))
+    spec = replace(mo_spec("mo_asha", {"reduction_factor": 2}), objectives=objectives)
+    algorithm = pruner("mo_asha")
+    created = algorithm.create(algorithm.read_settings({"reduction_factor": 2})[0])
+    study = optuna.create_study(directions=["maximize", "minimize"], pruner=created)
+
+    def running(accuracy: float, latency: float) -> InFlight:
+        trial = InFlight(study.ask(), [{"epoch": 1, "val_accuracy": accuracy}])
+        trial.notes["measured"] = {"latency_ms": latency}  # as the loop keeps a Measured event
+        return trial
+
+    assert should_stop(study, spec, running(0.8, 0.01), None) is None  # alone at the rung
+    # as accurate and slower: dominated, stopped, ranked on both objectives
+    stop = should_stop(study, spec, running(0.8, 0.02), None)
+    assert stop is not None
+    assert "val_accuracy (max), latency_ms (min)" in stop["pruned_reason"]
+    assert "ranked 2 of 2" in stop["pruned_reason"]
+    # as accurate and the fastest: it dominates both and goes on
+    assert should_stop(study, spec, running(0.8, 0.001), None) is None
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
     yield from _client(tmp_path)
