@@ -56,6 +56,10 @@ ALGORITHMS: dict[str, Callable[[int], dict[str, Any]]] = {
             "settings": {"min_resource": MIN_RESOURCE, "reduction_factor": REDUCTION},
         },
     },
+    "tpe+curve": lambda seed: {
+        "algorithm": {"name": "tpe", "settings": {"seed": seed, "n_startup_trials": N_STARTUP}},
+        "pruner": {"name": "curve"},
+    },
     "bohb": lambda seed: {
         "algorithm": {
             "name": "bohb",
