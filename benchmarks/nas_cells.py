@@ -16,9 +16,16 @@ Usage::
     .venv/bin/python benchmarks/nas_cells.py                      # 20 seeds x 100 trials (hours)
     .venv/bin/python benchmarks/nas_cells.py --seeds 3 --trials 30   # reduced (~15 min)
     .venv/bin/python benchmarks/nas_cells.py --write      # also rewrite its RESULTS.md block
+    .venv/bin/python benchmarks/nas_cells.py --json runs.json   # resumable: see below
+
+A full run takes hours on 2 CPUs: with ``--json FILE`` every finished study is saved to FILE at
+once, and a later run with the same FILE (and the same ``--trials`` and ``--epochs``) skips the
+studies it holds, so the run can be done in parts; ``--report`` prints (``--write``: publishes)
+what FILE holds without running anything.
 """
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -65,21 +72,43 @@ def run_study(api: httpx.Client, name: str, seed: int, trials: int, epochs: int)
     return [float(t["value"]) if t["state"] == "COMPLETE" else 0.0 for t in found]
 
 
-def measure(seeds: list[int], trials: int, epochs: int) -> dict[str, list[list[float]]]:
-    """Each strategy's accuracies, one list per seed, on one server."""
-    out: dict[str, list[list[float]]] = {name: [] for name in STRATEGIES}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        serve(f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp) / "data", SERVER_ENV) as server,
-        server.api as api,
-    ):
-        for seed in seeds:
-            for name in STRATEGIES:
+def measure(
+    seeds: list[int], trials: int, epochs: int, saved: Path | None = None
+) -> dict[str, list[list[float]]]:
+    """Each strategy's accuracies, one list per seed, on one server; with ``saved``, the
+    studies that file holds are not run again and each new one is added to it at once."""
+    done: dict[str, dict[str, list[float]]] = {name: {} for name in STRATEGIES}
+    if saved is not None and saved.exists():
+        held = json.loads(saved.read_text())
+        if (held["trials"], held["epochs"]) != (trials, epochs):
+            raise SystemExit(f"{saved} holds {held['trials']} trials x {held['epochs']} epochs")
+        for name in STRATEGIES:
+            done[name].update(held["found"].get(name, {}))
+    todo = [(seed, name) for seed in seeds for name in STRATEGIES if str(seed) not in done[name]]
+    if todo:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            serve(
+                f"sqlite:///{Path(tmp) / 'tuneforge.db'}", Path(tmp) / "data", SERVER_ENV
+            ) as server,
+            server.api as api,
+        ):
+            for seed, name in todo:
                 t0 = time.time()
                 values = run_study(api, name, seed, trials, epochs)
-                out[name].append(values)
+                done[name][str(seed)] = values
                 log(f"  seed {seed} {name}: best {max(values):.4f} ({time.time() - t0:.0f} s)")
-    return out
+                if saved is not None:
+                    body = {"trials": trials, "epochs": epochs, "found": done}
+                    saved.write_text(json.dumps(body))
+    return {name: [done[name][str(seed)] for seed in seeds] for name in STRATEGIES}
+
+
+def held_seeds(saved: Path) -> list[int]:
+    """The seeds for which ``saved`` holds a study of every strategy."""
+    found = json.loads(saved.read_text())["found"]
+    common = set.intersection(*(set(found.get(name, {})) for name in STRATEGIES))
+    return sorted(int(seed) for seed in common)
 
 
 def report(found: dict[str, list[list[float]]], seeds: list[int], trials: int, epochs: int) -> str:
@@ -121,12 +150,25 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="trials a study (100)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs a cell (2)")
     parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="keep every finished study here; resume from it"
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="only report the seeds --json holds in full"
+    )
     args = parser.parse_args()
-    if args.seeds < 2:
-        parser.error("--seeds must be at least 2 (a median needs them)")
-    seeds = list(range(args.seeds))
-    found = measure(seeds, args.trials, args.epochs)
-    publish(report(found, seeds, args.trials, args.epochs), BLOCK, HEADING, args.write)
+    if args.report:
+        if args.json is None or not args.json.exists():
+            parser.error("--report reads the studies of --json FILE")
+        trials, epochs = (json.loads(args.json.read_text())[k] for k in ("trials", "epochs"))
+        seeds = held_seeds(args.json)
+    else:
+        trials, epochs = args.trials, args.epochs
+        seeds = list(range(args.seeds))
+    if len(seeds) < 2:
+        parser.error("at least 2 seeds are needed (a median needs them)")
+    found = measure(seeds, trials, epochs, args.json)
+    publish(report(found, seeds, trials, epochs), BLOCK, HEADING, args.write)
 
 
 if __name__ == "__main__":

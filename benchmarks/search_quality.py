@@ -69,7 +69,7 @@ from benchmarks.quality.tuneforge import run_tuneforge
 HEADING = "## Search quality under a wall-clock budget (three tasks)"
 BLOCK = "benchmarks/search_quality.py"
 # A run that compares tuneforge's algorithms (--algorithm) has a block of its own.
-ALGORITHMS_HEADING = "## Search quality: bohb against tpe + asha (digits MLP)"
+ALGORITHMS_HEADING = "## Search quality: bohb and the curve pruner against tpe + asha (digits MLP)"
 QUICK_BUDGET = 20.0
 
 
