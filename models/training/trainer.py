@@ -121,9 +121,8 @@ class Trainer:
         self.measured: dict[str, float] = {}  # by :meth:`measure`, before the first epoch
 
     def measure(self) -> NetworkMeasured:
-        """Time the network on the validation set before it trains (no randomness drawn, no
-        statistics updated: the epochs that follow are those of an unmeasured run); the result
-        reports this latency rather than timing the same network again."""
+        """Time the untrained network (no randomness drawn, no statistics updated); the result
+        reports this latency instead of timing it again."""
         self.measured = {"latency_ms": latency_ms(self.net, self.x_va)}
         return NetworkMeasured(dict(self.measured))
 
@@ -306,13 +305,8 @@ class Trainer:
         final = {
             **(self.metrics if metrics is None else metrics),
             **final_metrics(
-                self.net,
-                self.x_va,
-                self.y_va_labels,
-                self.cfg,
-                self.data.info,
-                self.loss_name,
-                self.measured.get("latency_ms"),
+                *(self.net, self.x_va, self.y_va_labels, self.cfg, self.data.info),
+                *(self.loss_name, self.measured.get("latency_ms")),
             ),
         }
         exported = Exported(self.scaler, self.net, self.target_scaler).train(False)
