@@ -40,9 +40,10 @@ FEASIBLE = "feasible"  # user attribute: whether every constraint holds
 VIOLATIONS = "violations"  # user attribute: by constraint key, how far past its bound
 REASON = "pruned_reason"  # user attribute: why a trial was pruned (here: before training)
 MAX_CONSTRAINTS = 16
-# Metrics known from the built network alone: the parameter count, counted here; the latency,
-# timed by the trial on its network before the first epoch (search.trials.train.limits).
-PRE_TRAINING = frozenset({"param_count", "latency_ms"})
+# Metrics a trial times on its built network before the first epoch (search.trials.train.limits)
+MEASURED_FIRST = frozenset({"latency_ms"})
+# Metrics known from the built network alone: those, and the parameter count, counted here.
+PRE_TRAINING = MEASURED_FIRST | {"param_count"}
 
 # CMA-ES does not model constraints and says so after every trial; the study still honours
 # them (the best trial is taken among feasible ones).

@@ -13,7 +13,7 @@ from models.training.results import EpochMetrics, NetworkMeasured, TrainCheckpoi
 from models.training.trainer import train
 from models.training.transfer import InitSpec
 from search.algorithm import FieldError
-from search.constraints import evaluate
+from search.constraints import MEASURED_FIRST, evaluate
 from search.spec import Constraint, DatasetRef, StudySpec, Task, TrainTask
 from search.trials.base import Payload, TrialKind
 from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Measured, Started
@@ -21,7 +21,6 @@ from search.trials.train_checks import check_train_task, with_defaults
 
 Monitor = tuple[str, Literal["maximize", "minimize"]]
 _VAL_LOSS: Monitor = ("val_loss", "minimize")
-MEASURED_FIRST = frozenset({"latency_ms"})  # timed on the built network, before training
 
 
 def load_named(ref: DatasetRef) -> Dataset:

@@ -9,7 +9,7 @@ the source's ``weights.pt`` (workers need no shared disk) and sends it with the 
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,7 +30,7 @@ from search import attrs
 from search.algorithm import FieldError
 from search.spec import InitFrom, StudySpec, Task, TrainTask
 from search.trials.events import Event, Started
-from search.trials.train import TrainKind, TrainPayload, limits, monitor, train_events
+from search.trials.train import TrainKind, TrainPayload, train_events
 from search.trials.train_checks import check_train_task, with_defaults
 
 # The algorithms that train their trials themselves (population members, a one-shot
@@ -110,13 +110,9 @@ class TransferKind(TrainKind):
         task = spec.task.with_params(params)
         assert isinstance(task, TrainTask)
         init, init_error = (None, None) if task.init_from is None else read_init(task.init_from)
+        base = super().payload(spec, params, checkpoint_every, resume)
         return TransferPayload(
-            dict(task.model),
-            dict(task.training),
-            monitor(spec),
-            checkpoint_every,
-            resume,
-            limits(spec),
+            **{f.name: getattr(base, f.name) for f in fields(TrainPayload)},
             classes=task.dataset.classes,
             init=init,
             init_error=init_error,
