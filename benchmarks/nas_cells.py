@@ -17,6 +17,7 @@ Usage::
     .venv/bin/python benchmarks/nas_cells.py --seeds 3 --trials 30   # reduced (~15 min)
     .venv/bin/python benchmarks/nas_cells.py --write      # also rewrite its RESULTS.md block
     .venv/bin/python benchmarks/nas_cells.py --json runs.json   # resumable: see below
+    .venv/bin/python benchmarks/nas_cells.py --json runs.json --strategies predictor tpe  # some
 
 A full run takes hours on 2 CPUs: with ``--json FILE`` every finished study is saved to FILE at
 once, and a later run with the same FILE (and the same ``--trials`` and ``--epochs``) skips the
@@ -30,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 if not __package__:  # run as `python benchmarks/nas_cells.py`: import from the repository root
@@ -73,10 +75,15 @@ def run_study(api: httpx.Client, name: str, seed: int, trials: int, epochs: int)
 
 
 def measure(
-    seeds: list[int], trials: int, epochs: int, saved: Path | None = None
+    seeds: list[int],
+    trials: int,
+    epochs: int,
+    saved: Path | None = None,
+    strategies: Sequence[str] = STRATEGIES,
 ) -> dict[str, list[list[float]]]:
     """Each strategy's accuracies, one list per seed, on one server; with ``saved``, the
-    studies that file holds are not run again and each new one is added to it at once."""
+    studies that file holds are not run again and each new one is added to it at once (with
+    those of strategies not asked for this time, which it keeps)."""
     done: dict[str, dict[str, list[float]]] = {name: {} for name in STRATEGIES}
     if saved is not None and saved.exists():
         held = json.loads(saved.read_text())
@@ -84,7 +91,7 @@ def measure(
             raise SystemExit(f"{saved} holds {held['trials']} trials x {held['epochs']} epochs")
         for name in STRATEGIES:
             done[name].update(held["found"].get(name, {}))
-    todo = [(seed, name) for seed in seeds for name in STRATEGIES if str(seed) not in done[name]]
+    todo = [(seed, name) for seed in seeds for name in strategies if str(seed) not in done[name]]
     if todo:
         with (
             tempfile.TemporaryDirectory() as tmp,
@@ -101,13 +108,13 @@ def measure(
                 if saved is not None:
                     body = {"trials": trials, "epochs": epochs, "found": done}
                     saved.write_text(json.dumps(body))
-    return {name: [done[name][str(seed)] for seed in seeds] for name in STRATEGIES}
+    return {name: [done[name][str(seed)] for seed in seeds] for name in strategies}
 
 
-def held_seeds(saved: Path) -> list[int]:
-    """The seeds for which ``saved`` holds a study of every strategy."""
+def held_seeds(saved: Path, strategies: Sequence[str] = STRATEGIES) -> list[int]:
+    """The seeds for which ``saved`` holds a study of every strategy of ``strategies``."""
     found = json.loads(saved.read_text())["found"]
-    common = set.intersection(*(set(found.get(name, {})) for name in STRATEGIES))
+    common = set.intersection(*(set(found.get(name, {})) for name in strategies))
     return sorted(int(seed) for seed in common)
 
 
@@ -120,7 +127,7 @@ def report(found: dict[str, list[list[float]]], seeds: list[int], trials: int, e
 
     head = "| strategy | " + " | ".join(f"{n} trials" for n in counts) + " |"
     lines = [head, "|---|" + "---:|" * len(counts)]
-    for name in STRATEGIES:
+    for name in found:
         cells = [
             f"{statistics.mean(regrets(name, n)):.4f} ({statistics.median(regrets(name, n)):.4f})"
             for n in counts
@@ -128,7 +135,7 @@ def report(found: dict[str, list[list[float]]], seeds: list[int], trials: int, e
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "| strategy | " + " | ".join(f"/ tpe's, {n} trials" for n in counts) + " |"]
     lines.append("|---|" + "---:|" * len(counts))
-    for name in STRATEGIES:
+    for name in found:
         if name == "tpe":
             continue
         ratios = []
@@ -156,18 +163,27 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="only report the seeds --json holds in full"
     )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES,
+        default=list(STRATEGIES),
+        help="run (or report) only these, tpe among them (default: all four)",
+    )
     args = parser.parse_args()
     if args.report:
         if args.json is None or not args.json.exists():
             parser.error("--report reads the studies of --json FILE")
         trials, epochs = (json.loads(args.json.read_text())[k] for k in ("trials", "epochs"))
-        seeds = held_seeds(args.json)
+        seeds = held_seeds(args.json, args.strategies)
     else:
         trials, epochs = args.trials, args.epochs
         seeds = list(range(args.seeds))
     if len(seeds) < 2:
         parser.error("at least 2 seeds are needed (a median needs them)")
-    found = measure(seeds, trials, epochs, args.json)
+    if "tpe" not in args.strategies:
+        parser.error("--strategies: tpe is the baseline of the ratios")
+    found = measure(seeds, trials, epochs, args.json, args.strategies)
     publish(report(found, seeds, trials, epochs), BLOCK, HEADING, args.write)
 
 

@@ -7,18 +7,28 @@ weight (a weighted fair queue: weight 2 gets twice the slots of weight 1 while b
 within it to its study furthest below its parallelism; never beyond a tenant's quota of trials
 in flight. A tenant with one study thus gets the next freed slot even while another has twenty
 studies waiting.
+
+With several scheduler replicas, each runs only the studies it holds, but the cluster and the
+tenants' shares are common: at every sync a replica reads the trials the others have in flight
+(RUNNING in Optuna's tables, for the studies another live replica holds) and counts them, against
+the cluster's room and in their tenants' shares, as if they were its own. Between two syncs
+(``TUNEFORGE_SCHEDULER_POLL_S``) that view can be out of date by the trials started or ended in
+the meantime.
 """
 
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import ray
+from sqlalchemy.orm import Session
 
 from search.algorithm import Run
 from search.spec import StudySpec
+from service.store import crud, leases, optuna_sql
+from service.store.orm import StudyRow
 from service.store.quotas import Quota
 
 
@@ -38,10 +48,21 @@ class Demand:
 
 @dataclass(frozen=True)
 class Room:
-    """Free CPUs and GPUs of the cluster (what this scheduler's runs do not hold)."""
+    """CPUs and GPUs: the cluster's free room, or what trials hold."""
 
     cpu: float
     gpu: float
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """What the other scheduler replicas' trials hold: their count per tenant, their room."""
+
+    in_flight: Mapping[str, int]
+    held: Room
+
+
+NOWHERE = Elsewhere({}, Room(0.0, 0.0))
 
 
 def allocate(
@@ -49,6 +70,7 @@ def allocate(
     room: Room,
     caps: Mapping[str, int],
     weights: Mapping[str, float],
+    elsewhere: Mapping[str, int] | None = None,
 ) -> dict[int, int]:
     """How many trials each run may start now (study id → count; absent: none).
 
@@ -57,8 +79,10 @@ def allocate(
         room: what the cluster has free for new trials.
         caps: each tenant's quota of trials in flight (a tenant not named: no cap).
         weights: each tenant's weight (a tenant not named: 1).
+        elsewhere: each tenant's trials in flight in other replicas' runs (counted in its
+            share and against its cap).
     """
-    in_flight: dict[str, int] = defaultdict(int)
+    in_flight: dict[str, int] = defaultdict(int, elsewhere or {})
     for d in demands:
         in_flight[d.tenant] += d.in_flight
     granted: dict[int, int] = defaultdict(int)
@@ -100,11 +124,36 @@ class FairShare:
         self._weights: dict[str, float] = {}
         self._size = Room(0.0, 0.0)
         self._sized_at = -math.inf
+        self._elsewhere = NOWHERE
+        self._resources: dict[int, Room] = {}  # a study's resources for one trial
 
     def set_quotas(self, quotas: Mapping[str, Quota]) -> None:
         """The tenants an admin set limits for (the others: the default cap, weight 1)."""
         self._caps = {t: q.trials_in_flight for t, q in quotas.items()}
         self._weights = {t: q.weight for t, q in quotas.items()}
+
+    def see_elsewhere(self, session: Session, rows: Iterable[StudyRow], owner: str) -> None:
+        """Read what the trials of the studies other live replicas hold take (``rows``: the
+        active studies; ``owner``: this replica)."""
+        others = {r.optuna_study_name: r for r in rows if leases.held_by_another(r, owner)}
+        running = optuna_sql.running_by_study(session, others)
+        in_flight: dict[str, int] = defaultdict(int)
+        cpu = gpu = 0.0
+        for name, n in running.items():
+            row = others[name]
+            if row.id not in self._resources:
+                resources = crud.study_spec(row).resources
+                self._resources[row.id] = Room(resources.cpu, resources.gpu)
+            in_flight[row.tenant] += n
+            cpu, gpu = cpu + n * self._resources[row.id].cpu, gpu + n * self._resources[row.id].gpu
+        self._elsewhere = Elsewhere(dict(in_flight), Room(cpu, gpu))
+        for study_id in set(self._resources) - {r.id for r in others.values()}:
+            del self._resources[study_id]
+
+    @property
+    def elsewhere(self) -> Elsewhere:
+        """What the other replicas' trials held at the last :meth:`see_elsewhere`."""
+        return self._elsewhere
 
     def apply(
         self, runs: Mapping[int, Run], specs: Mapping[int, StudySpec], tenants: Mapping[int, str]
@@ -122,12 +171,13 @@ class FairShare:
             for study_id, run in runs.items()
         ]
         size = self._cluster()
+        held = self._elsewhere.held
         room = Room(
-            size.cpu - sum(d.cpu * d.in_flight for d in demands),
-            size.gpu - sum(d.gpu * d.in_flight for d in demands),
+            size.cpu - held.cpu - sum(d.cpu * d.in_flight for d in demands),
+            size.gpu - held.gpu - sum(d.gpu * d.in_flight for d in demands),
         )
         caps = {d.tenant: self._caps.get(d.tenant, self._default_cap) for d in demands}
-        granted = allocate(demands, room, caps, self._weights)
+        granted = allocate(demands, room, caps, self._weights, self._elsewhere.in_flight)
         for d in demands:
             runs[d.key].limit = d.in_flight + granted.get(d.key, 0)
 

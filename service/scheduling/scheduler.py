@@ -273,6 +273,7 @@ class Scheduler:
                     self._guard(study_id, functools.partial(ended.stop, "the study ended"))
                     ended.close()
                     self._release(study_id)
+            self._fair.see_elsewhere(session, rows.values(), self.owner)
             share = leases.fair_share(len(rows), self._replicas)
             for study_id, row in rows.items():
                 run = self._runs.get(study_id)

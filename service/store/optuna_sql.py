@@ -9,7 +9,7 @@ own (:mod:`service.store.optuna_compat`); a page's trials are built as Optuna bu
 (:mod:`service.store.optuna_trials`; tests compare the two on SQLite and PostgreSQL).
 """
 
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,6 +300,20 @@ def trials_in_state_of(session: Session, study_names: Select[Any], state: TrialS
         .where(trials.c.state == state, studies.c.study_name.in_(study_names))
     )
     return int(session.scalar(query) or 0)
+
+
+def running_by_study(session: Session, study_names: Collection[str]) -> dict[str, int]:
+    """Trials in flight (RUNNING) of each named study, by name (absent: none)."""
+    if not study_names:
+        return {}
+    query = (
+        select(studies.c.study_name, func.count())
+        .select_from(trials)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(trials.c.state == TrialState.RUNNING, studies.c.study_name.in_(list(study_names)))
+        .group_by(studies.c.study_name)
+    )
+    return {name: int(n) for name, n in session.execute(query).all()}
 
 
 def duration_histogram(

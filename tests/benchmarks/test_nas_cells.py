@@ -40,3 +40,17 @@ def test_only_seeds_every_strategy_ran_are_reported(tmp_path: Path) -> None:
     del body["found"]["predictor"]["2"]  # the run stopped during seed 2
     path.write_text(json.dumps(body))
     assert held_seeds(path) == [0, 1]
+
+
+def test_a_run_of_some_strategies_keeps_the_others_and_reports_its_own(tmp_path: Path) -> None:
+    path = saved(tmp_path, [0, 1])
+    body = json.loads(path.read_text())
+    del body["found"]["random"]  # the run so far left random for later
+    path.write_text(json.dumps(body))
+    assert held_seeds(path) == []
+    chosen = ("local_search", "predictor", "tpe")
+    assert held_seeds(path, chosen) == [0, 1]
+    found = measure([0, 1], 3, 2, path, chosen)  # all held: no server
+    assert set(found) == set(chosen)
+    text = report(found, [0, 1], 3, 2)
+    assert "| random |" not in text and "| predictor |" in text
