@@ -6,13 +6,15 @@ start points). Only a submission is checked this way; a stored study is read len
 (:mod:`search.document`).
 """
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import torch
 
 from models.data import DatasetInfo
 from search import registry
-from search.algorithm import FieldError
+from search.algorithm import FieldError, Loc
 from search.spec import StudySpec
 from search.trials import kind_of
 
@@ -63,14 +65,23 @@ def _condition_errors(spec: StudySpec) -> list[FieldError]:
 
 def _warm_start_errors(spec: StudySpec) -> list[FieldError]:
     errors = []
-    space = {p.name: p for p in spec.search_space}
     for i, point in enumerate(spec.warm_start.points):
-        for key, value in point.items():
-            loc = ("warm_start", "points", i, key)
-            if key not in space:
-                errors.append(FieldError(loc, f"{key!r} is not a parameter of the search space"))
-            elif not space[key].contains(value):
-                errors.append(FieldError(loc, f"{value!r} is outside {key}'s range or choices"))
+        errors += point_errors(spec, point, ("warm_start", "points", i))
+    return errors
+
+
+def point_errors(spec: StudySpec, point: Mapping[str, Any], loc: Loc) -> list[FieldError]:
+    """Why ``point`` (some or all of a trial's parameters) is not in the study's search space,
+    each problem at ``loc + (parameter,)``: a warm-start point, an enqueued trial."""
+    errors = []
+    space = {p.name: p for p in spec.search_space}
+    for key, value in point.items():
+        if key not in space:
+            errors.append(
+                FieldError((*loc, key), f"{key!r} is not a parameter of the search space")
+            )
+        elif not space[key].contains(value):
+            errors.append(FieldError((*loc, key), f"{value!r} is outside {key}'s range or choices"))
     return errors
 
 

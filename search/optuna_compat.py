@@ -60,6 +60,14 @@ def ask_new(study: optuna.Study) -> optuna.Trial:
     return optuna.Trial(study, storage_of(study).create_new_trial(study_id_of(study)))
 
 
+def n_waiting(study: optuna.Study) -> int:
+    """How many queued (WAITING) trials the study has: one query of that state alone."""
+    waiting = storage_of(study).get_all_trials(
+        study_id_of(study), deepcopy=False, states=(TrialState.WAITING,)
+    )
+    return len(waiting)
+
+
 def create_trial(study: optuna.Study, template: FrozenTrial) -> optuna.Trial:
     """A new trial made from ``template`` (state, params, distributions, user attributes) in
     one write: what ``ask`` would do, without popping a queued trial or running the sampler."""

@@ -37,6 +37,15 @@ _TABLE: dict[str, tuple[AlgorithmKind, str]] = {
 }
 
 
+def algorithm_kind(name: str) -> AlgorithmKind:
+    """The kind of the registered algorithm ``name`` (nothing is imported).
+
+    Raises:
+        KeyError: no algorithm has that name.
+    """
+    return _TABLE[name][0]
+
+
 def _kinds(kinds: AlgorithmKind | Iterable[AlgorithmKind]) -> tuple[AlgorithmKind, ...]:
     return (kinds,) if isinstance(kinds, str) else tuple(kinds)
 

@@ -49,3 +49,12 @@ QUOTA_BODY = examples(
     ),
     weight=("Twice the share of a full cluster", {"weight": 2.0}),
 )
+ENQUEUE_BODY = examples(
+    point=(
+        "Two hidden layers of 128, lr 0.003; the rest sampled",
+        {
+            "params": {"model.hidden_layers": 2, "model.width": 128, "training.lr": 0.003},
+            "note": "from last week's best",
+        },
+    ),
+)

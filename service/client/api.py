@@ -187,6 +187,14 @@ class Client:
         result: TrialPage = self._json("GET", f"/studies/{study_id}/trials", params=params)
         return result
 
+    def enqueue(
+        self, study_id: int, params: dict[str, Any], note: str | None = None
+    ) -> dict[str, Any]:
+        """Queue a trial with these parameters (the rest sampled): it runs next."""
+        body: dict[str, Any] = {"params": params} | ({"note": note} if note else {})
+        result: dict[str, Any] = self._json("POST", f"/studies/{study_id}/trials", json=body)
+        return result
+
     def trial(self, study_id: int, number: int) -> Trial:
         """A trial with its learning curve, final metrics and artifacts."""
         result: Trial = self._json("GET", f"/studies/{study_id}/trials/{number}")

@@ -142,6 +142,50 @@ def resume(
 
 
 @app.command()
+def enqueue(
+    study_id: StudyId,
+    params: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="PARAMS",
+            help="NAME=VALUE pairs, each value read as YAML: 2, 0.003, 1e-3, relu, true.",
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", exists=True, dir_okay=False, metavar="FILE", help="A YAML or JSON mapping."
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option(metavar="TEXT", help="Why (kept with it).")] = None,
+) -> None:
+    """Queue a trial with given parameters into a study: it runs next.
+
+    Parameters left out are sampled. Values outside the search space are refused.
+    """
+    from service.client.specfile import load_spec
+
+    point: dict[str, Any] = {}
+    if file is not None:
+        loaded = load_spec(file.read_text())
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(
+                "the file must hold a mapping of NAME: VALUE", param_hint="--file"
+            )
+        point.update(loaded)
+    for item in params or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="PARAMS")
+        point[name] = load_spec(value) if value else ""
+    if not point:
+        raise typer.BadParameter("give NAME=VALUE pairs and/or --file")
+    with api() as client:
+        queued = client.enqueue(study_id, point, note)
+    typer.echo(f"study {study_id}: trial {queued['number']} queued ({queued['enqueued']})")
+
+
+@app.command()
 def stop(
     study_id: StudyId,
     drain: Annotated[

@@ -1,9 +1,9 @@
 """``/api/v1/studies/{id}/trials`` and ``/best``: read from Optuna's tables, and the trained
 models (weights, TorchScript, spec) of each completed trial."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import FileResponse
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
@@ -21,11 +21,14 @@ from service.api.deps import (
     release,
 )
 from service.api.errors import CONFLICT
-from service.api.schemas.responses import ParetoFront, TrialDetail, TrialPage
+from service.api.examples import ENQUEUE_BODY
+from service.api.schemas.responses import ParetoFront, TrialDetail, TrialEnqueued, TrialPage
+from service.api.schemas.study import TrialEnqueue
 from service.api.views import retrain_json, trial_detail, trial_public
 from service.errors import Conflict, NotFound
 from service.store import crud
 from service.store import optuna_sql as q
+from service.store.enqueue import enqueue
 
 
 def own_study(study_id: Id, caller: CallerDep, session: SessionDep) -> None:
@@ -51,6 +54,24 @@ def list_trials(
     trials, total = q.trial_page(session, sid, offset, limit, state)
     page = [trial_public(t) for t in trials]
     return TrialPage(items=page, total=total, offset=offset, limit=limit)
+
+
+@router.post("/trials", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+def enqueue_trial(
+    study_id: Id,
+    body: Annotated[TrialEnqueue, ENQUEUE_BODY],
+    caller: CallerDep,
+    session: SessionDep,
+    storage: StorageDep,
+) -> TrialEnqueued:
+    """Queue a trial with given parameters (any left out are sampled): it runs before the
+    sampler's next proposal, as Optuna's ``enqueue_trial``, and counts in the budget. 422 for
+    a parameter not in the search space or a value outside it; 409 when the study has ended,
+    its algorithm proposes its own trials (pbt, pb2, darts), or its max_trials are taken."""
+    row = crud.get_study(session, study_id)
+    asked_by = f"tenant {caller.tenant}" + (f": {body.note}" if body.note else "")
+    number = enqueue(session, storage, row, body.params, asked_by)
+    return TrialEnqueued(number=number, state="WAITING", params=body.params, enqueued=asked_by)
 
 
 def _trial(session: Session, study_id: int, number: int) -> FrozenTrial:

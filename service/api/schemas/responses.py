@@ -104,6 +104,13 @@ class ParetoFront(BaseModel):
     trials: list[TrialPublic]
 
 
+class TrialEnqueued(BaseModel):
+    number: int = Field(description="The queued trial's number.")
+    state: Literal["WAITING"]
+    params: dict[str, Any] = Field(description="The given parameters (the rest are sampled).")
+    enqueued: str = Field(description="Its user attribute `enqueued`: who asked, and the note.")
+
+
 class TrialPage(BaseModel):
     items: list[TrialPublic]
     total: int

@@ -216,3 +216,15 @@ class StudyPatch(Strict):
 
     budget: BudgetPatch | None = None
     parallelism: int | None = Field(None, ge=1, le=256)
+
+
+class TrialEnqueue(Strict):
+    """A trial to run next in a study, with given parameters (an expert's suggestion)."""
+
+    params: dict[str, Scalar] = Field(
+        max_length=1000,
+        description="Parameter values by name; any parameter left out is sampled.",
+    )
+    note: str | None = Field(
+        None, max_length=200, description="Said in the trial's user attribute `enqueued`."
+    )
