@@ -1,10 +1,12 @@
-"""Datasets a study can name: scikit-learn's bundled sets, synthetic generators, uploads.
+"""Datasets a study can name: scikit-learn's bundled sets, synthetic generators, uploads, and
+those installed packages add (``tuneforge.datasets`` entry points: :mod:`models.plugins`).
 
 A study loads its dataset once (in the scheduler), splits it with a fixed seed and puts it into
 Ray's object store; every trial reads the same raw arrays. Preprocessing (standardize, min-max)
 is fitted per trial on the training split only, in :mod:`models.training`, so it can be searched.
 """
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -15,6 +17,7 @@ import numpy as np
 
 from models import graph_data
 from models.fields import Declared, as_dict, check, declared, setting
+from models.plugins import Plugin, entries
 
 Task = Literal["multiclass", "binary", "regression"]
 Kind = Literal["tabular", "image", "sequence", "graph"]
@@ -189,13 +192,49 @@ _SOURCES: dict[str, tuple[Callable[..., Arrays], Task, type]] = {
 _GRAPH_SETS = frozenset({"motifs", "distances", "karate", "sbm"})
 
 
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset a package adds: its entry in ``tuneforge.datasets`` (:mod:`models.plugins`),
+    named by the entry point.
+
+    ``loader(**options)`` returns ``(x, y)``: features of shape (n, ...) (rank 2 tabular, 3
+    sequence, 4 image) and labels (n,) or regression targets, made from data the package ships
+    or generated, never downloaded. ``options`` is a dataclass of
+    :func:`models.fields.setting` fields, the loader's keyword arguments with their bounds
+    (:class:`NoOptions`: none). ``graph``: padded graphs (:mod:`models.graph_data`).
+    """
+
+    loader: Callable[..., Arrays]
+    task: Task
+    options: type = NoOptions
+    graph: bool = False
+
+
+@functools.cache
+def _plugins() -> dict[str, tuple[DatasetSource, Plugin]]:
+    return entries("datasets", DatasetSource, _SOURCES)
+
+
+@functools.cache
+def _sources() -> dict[str, tuple[Callable[..., Arrays], Task, type]]:
+    added = {name: (s.loader, s.task, s.options) for name, (s, _) in _plugins().items()}
+    return {**_SOURCES, **added}
+
+
+def dataset_plugin(name: str) -> Plugin | None:
+    """The installed package that adds dataset ``name`` (None: a built-in one, or unknown)."""
+    found = _plugins().get(name)
+    return None if found is None else found[1]
+
+
 def _kind(name: str) -> Kind | None:
-    return "graph" if name in _GRAPH_SETS else None
+    added = _plugins().get(name)
+    return "graph" if name in _GRAPH_SETS or (added is not None and added[0].graph) else None
 
 
 def list_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`: bundled sets and synthetic generators."""
-    return sorted(_SOURCES)
+    return sorted(_sources())
 
 
 def dataset_options(name: str) -> dict[str, Declared]:
@@ -204,9 +243,10 @@ def dataset_options(name: str) -> dict[str, Declared]:
 
 
 def _source(name: str) -> tuple[Callable[..., Arrays], Task, type]:
-    if name not in _SOURCES:
+    sources = _sources()
+    if name not in sources:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")
-    return _SOURCES[name]
+    return sources[name]
 
 
 def check_options(name: str, given: Mapping[str, Any]) -> dict[str, Any]:

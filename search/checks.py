@@ -6,16 +6,19 @@ start points). Only a submission is checked this way; a stored study is read len
 (:mod:`search.document`).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 
-from models.data import DatasetInfo
+from models.data import DatasetInfo, dataset_plugin
+from models.families import family_plugin
+from models.plugins import Plugin
 from search import registry
 from search.algorithm import FieldError, Loc
-from search.spec import StudySpec
+from search.functions import function_plugin
+from search.spec import FunctionTask, StudySpec
 from search.trials import kind_of
 
 
@@ -97,3 +100,46 @@ def warm_up() -> None:
     here) on its first call, which would otherwise fall on the first submission."""
     with torch.device("meta"), torch.no_grad():
         torch.nn.Linear(2, 2)(torch.empty(2, 2))
+
+
+def _plugins_named(spec: StudySpec) -> list[tuple[Loc, str, str, Plugin]]:
+    """The catalog entries of installed packages that ``spec`` names: (path, group, name,
+    origin)."""
+    task = spec.task
+    named: list[tuple[Loc, str, str, Plugin | None]] = []
+    if isinstance(task, FunctionTask):
+        named.append((("task", "name"), "functions", task.name, function_plugin(task.name)))
+    dataset = getattr(task, "dataset", None)
+    if dataset is not None and dataset.name is not None:
+        origin = dataset_plugin(dataset.name)
+        named.append((("task", "dataset", "name"), "datasets", dataset.name, origin))
+    model = getattr(task, "model", None)
+    if isinstance(model, Mapping) and isinstance(model.get("family"), str):
+        family = model["family"]
+        named.append((("task", "model", "family"), "families", family, family_plugin(family)))
+    return [(loc, g, name, origin) for loc, g, name, origin in named if origin is not None]
+
+
+def plugin_errors(
+    spec: StudySpec, inventories: Sequence[Mapping[str, Mapping[str, str]]]
+) -> list[FieldError]:
+    """A plugin's entry that ``spec`` names but that no live scheduler's Ray workers have, in
+    the same package version (``inventories``: each live replica's, see
+    :mod:`service.scheduling.plugins`; none known: nothing to check against)."""
+    if not inventories:
+        return []
+    errors = []
+    for loc, group, name, origin in _plugins_named(spec):
+        have = {inv.get(group, {}).get(name) for inv in inventories} - {None}
+        if str(origin) in have:
+            continue
+        what = f"{group[:-1].replace('familie', 'family')} {name!r}"
+        there = f"they have {', '.join(sorted(map(str, have)))}" if have else "they lack it"
+        errors.append(
+            FieldError(
+                loc,
+                f"{what} comes from the plugin package {origin}, which the cluster's Ray workers "
+                f"do not have ({there}): install that package in the image of every Ray node",
+            )
+        )
+    return errors

@@ -6,12 +6,14 @@ They serve two purposes: measuring what the service itself costs per trial (``no
 usual domain, and its optimum, so a benchmark can report regret.
 """
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, make_dataclass
 
 from models.fields import REQUIRED, declared, setting
+from models.plugins import Plugin, entries
 
 _HARTMANN6_ALPHA = (1.0, 1.2, 3.0, 3.2)
 _HARTMANN6_A = (
@@ -196,15 +198,31 @@ FUNCTIONS: dict[str, SyntheticFunction] = {
 }
 
 
+@functools.cache
+def _plugins() -> dict[str, tuple[SyntheticFunction, Plugin]]:
+    return entries("functions", SyntheticFunction, FUNCTIONS)
+
+
+@functools.cache
+def all_functions() -> dict[str, SyntheticFunction]:
+    """The built-in functions (:data:`FUNCTIONS`) and those installed packages add
+    (``tuneforge.functions`` entry points: :mod:`models.plugins`)."""
+    return {**FUNCTIONS, **{name: f for name, (f, _) in _plugins().items()}}
+
+
+def function_plugin(name: str) -> Plugin | None:
+    """The installed package that adds function ``name`` (None: a built-in one, or unknown)."""
+    found = _plugins().get(name)
+    return None if found is None else found[1]
+
+
 def get_function(name: str) -> SyntheticFunction:
     """The synthetic objective ``name``.
 
     Raises:
         ValueError: an unknown name, with the valid ones.
     """
-    try:
-        return FUNCTIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown function {name!r}; valid: {', '.join(sorted(FUNCTIONS))}"
-        ) from None
+    functions = all_functions()
+    if name not in functions:
+        raise ValueError(f"unknown function {name!r}; valid: {', '.join(sorted(functions))}")
+    return functions[name]

@@ -3,9 +3,12 @@
 A model spec is ``{"family": name, **fields}``. :func:`check_model` tells, before anything
 runs, whether a spec can build for a dataset (field errors by name); :func:`build_model`
 instantiates it. Each family lives in a module of its own (``mlp``, ``conv``, ``transformer``,
-``macro``, ``nb201``, ``gnn``); adding one is a module and a line in ``_MODULES``.
+``macro``, ``nb201``, ``gnn``); adding one is a module and a line in ``_MODULES``. Installed
+packages add theirs through the ``tuneforge.families`` entry points (:mod:`models.plugins`),
+found on first use.
 """
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,14 +19,31 @@ from models.families import conv, gnn, macro, mlp, nb201, transformer
 from models.families.base import Family
 from models.fields import FieldErrors, check, describe
 from models.layers import init_weights
+from models.plugins import Plugin, entries
 
 _MODULES = (mlp, conv, transformer, macro, nb201, gnn)
-_FAMILIES: dict[str, Family] = {f.name: f for module in _MODULES for f in module.FAMILIES}
+_BUILT_IN: dict[str, Family] = {f.name: f for module in _MODULES for f in module.FAMILIES}
+
+
+@functools.cache
+def _plugins() -> dict[str, tuple[Family, Plugin]]:
+    return entries("families", Family, _BUILT_IN)
+
+
+@functools.cache
+def _families() -> dict[str, Family]:
+    return {**_BUILT_IN, **{name: family for name, (family, _) in _plugins().items()}}
 
 
 def list_families() -> list[str]:
     """Model family names accepted by :func:`build_model`."""
-    return sorted(_FAMILIES)
+    return sorted(_families())
+
+
+def family_plugin(name: str) -> Plugin | None:
+    """The installed package that adds family ``name`` (None: a built-in one, or unknown)."""
+    found = _plugins().get(name)
+    return None if found is None else found[1]
 
 
 def get_family(name: str) -> Family:
@@ -32,9 +52,10 @@ def get_family(name: str) -> Family:
     Raises:
         ValueError: unknown name; the message lists the valid ones.
     """
-    if name not in _FAMILIES:
+    families = _families()
+    if name not in families:
         raise ValueError(f"unknown model family {name!r}; valid: {', '.join(list_families())}")
-    return _FAMILIES[name]
+    return families[name]
 
 
 def family_fields(family: str) -> dict[str, dict[str, Any]]:
@@ -118,6 +139,7 @@ __all__ = [
     "build_model",
     "check_model",
     "family_fields",
+    "family_plugin",
     "get_family",
     "list_families",
     "model_genotype",

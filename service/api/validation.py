@@ -7,7 +7,7 @@ warm start's source study, a transfer's source trial. Every problem comes back a
 the request.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from models.data import DatasetInfo
 from search import registry
 from search.algorithm import FieldError, Loc
-from search.checks import check_study
+from search.checks import check_study, plugin_errors
 from search.constraints import constraint_errors
 from search.spec import DatasetRef, FewShotTask, StudySpec, TrainTask
 from search.trials.train import named_info
@@ -40,6 +40,7 @@ def check_submission(
     upload_info: UploadInfo,
     study_directions: StudyDirections,
     source_trial: SourceTrial | None = None,
+    worker_plugins: Sequence[Mapping[str, Any]] = (),
 ) -> list[tuple[Loc, str]]:
     """Every reason ``body`` (whose domain form is ``spec``) cannot run, at request paths.
 
@@ -50,6 +51,8 @@ def check_submission(
         study_directions: looks up another study's objective directions by id (None if
             unknown), for warm starts and transfers.
         source_trial: looks up a transfer's source trial (:func:`trial_sources`).
+        worker_plugins: the catalog plugins each live scheduler's Ray workers have
+            (:func:`service.store.leases.worker_plugins`).
     """
     errors: list[FieldError] = []
     ref = spec.task.dataset
@@ -60,6 +63,7 @@ def check_submission(
         errors.append(FieldError(("constraints",), "a population method takes no constraints"))
     errors += _warm_start_source(spec, study_directions)
     errors += _init_source(spec, info, study_directions, source_trial)
+    errors += plugin_errors(spec, worker_plugins)
     return [(request_loc(e.loc, body), e.msg) for e in errors]
 
 

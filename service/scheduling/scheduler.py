@@ -33,6 +33,7 @@ from service.config import Settings
 from service.scheduling.fair import FairShare
 from service.scheduling.jobs import JobRunner
 from service.scheduling.metrics import SchedulerMetrics
+from service.scheduling.plugins import WorkerPlugins
 from service.store import crud, leases, quotas
 from service.store.engine import transient
 from service.store.leases import Lease, LeaseLost, fenced_storage, lost_lease
@@ -65,6 +66,7 @@ class Scheduler:
         self._tenants: dict[int, str] = {}
         self._study_specs: dict[int, StudySpec] = {}
         self._fair = FairShare(settings.quota_trials_in_flight)
+        self._plugins = WorkerPlugins()
         self._storages: dict[int, RDBStorage] = {}  # each run's, fenced by its lease
         self.owner = leases.replica_id()
         self._replicas = 1  # live schedulers on the database, this one included
@@ -110,6 +112,7 @@ class Scheduler:
             connect(self._settings.ray_address, self._settings.ray_num_cpus)
             if self._settings.warm_workers:
                 warmed = warm_workers()
+            self._plugins.look(timeout_s=30.0)  # for the API's check of a submission
         except Exception as exc:
             self.error = f"cannot start Ray: {exc}"
             log.exception("scheduler cannot start Ray")
@@ -124,13 +127,8 @@ class Scheduler:
         self._renewer.start()
         self.ready.set()
         workers = f"{len(warmed)} Ray workers warmed" if warmed else "Ray workers start on demand"
-        log.info(
-            "tuneforge ready: %sscheduler %s running, %s, lease %g s",
-            self._announce,
-            self.owner,
-            workers,
-            self._settings.lease_s,
-        )
+        ready = "tuneforge ready: %sscheduler %s running, %s, lease %g s"
+        log.info(ready, self._announce, self.owner, workers, self._settings.lease_s)
         next_sync = 0.0
         polled = False
         try:
@@ -139,6 +137,7 @@ class Scheduler:
                 try:
                     if self._wake.is_set() or began >= next_sync:
                         self._wake.clear()
+                        self._plugins.look()
                         with self.metrics.sync_seconds.time():
                             self._sync()
                         next_sync = time.monotonic() + self._settings.scheduler_poll_s
@@ -162,7 +161,8 @@ class Scheduler:
 
     def _heartbeat(self) -> None:
         with self._sessions() as s:
-            self._replicas = leases.heartbeat(s, self.owner, self._settings.lease_s, time.time())
+            lease_s, plugins = self._settings.lease_s, self._plugins.found
+            self._replicas = leases.heartbeat(s, self.owner, lease_s, time.time(), plugins)
 
     def _keep_leases(self) -> None:
         """Renew this replica's leases a few times per lease, apart from the scheduler's

@@ -154,9 +154,16 @@ def held(lease: Lease | None) -> tuple[Any, ...]:
 # -- the replicas ---------------------------------------------------------------------------
 
 
-def heartbeat(session: Session, owner: str, lease_s: float, started_at: float) -> int:
-    """Say this replica lives for another ``lease_s``; returns how many replicas live now
-    (this one included). Replicas silent for long are forgotten."""
+def heartbeat(
+    session: Session,
+    owner: str,
+    lease_s: float,
+    started_at: float,
+    plugins: dict[str, Any] | None = None,
+) -> int:
+    """Say this replica lives for another ``lease_s`` (with the catalog plugins its Ray
+    workers have, once known); returns how many replicas live now (this one included).
+    Replicas silent for long are forgotten."""
     now = time.time()
     row = session.get(SchedulerRow, owner)
     if row is None:
@@ -164,10 +171,19 @@ def heartbeat(session: Session, owner: str, lease_s: float, started_at: float) -
         row = SchedulerRow(id=owner, host=host, pid=pid, started_at=started_at, seen_until=0.0)
         session.add(row)
     row.seen_until = now + lease_s
+    if plugins is not None and row.plugins != plugins:
+        row.plugins = plugins
     session.execute(delete(SchedulerRow).where(SchedulerRow.seen_until < now - 3600))
     session.commit()
     live = session.scalar(select(func.count()).where(SchedulerRow.seen_until >= now))
     return max(1, int(live or 0))
+
+
+def worker_plugins(session: Session) -> list[dict[str, Any]]:
+    """The catalog plugins the live replicas' Ray workers have, one inventory each (none
+    before any replica has looked)."""
+    query = select(SchedulerRow.plugins).where(SchedulerRow.seen_until >= time.time())
+    return [p for p in session.scalars(query) if p is not None]
 
 
 def leave(session: Session, owner: str) -> None:

@@ -60,6 +60,9 @@ class SchedulerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[float] = mapped_column(Float)  # epoch seconds
     seen_until: Mapped[float] = mapped_column(Float)  # its heartbeat's expiry, epoch seconds
+    # The catalog plugins every Ray node of its cluster has (models.plugins.inventory): group →
+    # entry → "package version"; None until it has looked.
+    plugins: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class QuotaRow(Base):

@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 def test_trials_run_on_the_assigned_gpu(
     server_factory: Callable[..., Server], sqlite_url: str
 ) -> None:
-    api = server_factory(sqlite_url).api
+    # Its own Ray, which finds the GPU (the session's shared Ray is started with none).
+    api = server_factory(sqlite_url, own_ray=True).api
     spec = {
         "name": "gpu-cnn",
         "algorithm": {"name": "random", "settings": {"seed": 0}},

@@ -2,23 +2,29 @@
 
 from fastapi import APIRouter
 
-from models.data import dataset_info, dataset_options, list_datasets
-from models.families import family_fields, get_family, list_families
+from models.data import dataset_info, dataset_options, dataset_plugin, list_datasets
+from models.families import family_fields, family_plugin, get_family, list_families
 from models.fewshot import fewshot_fields
 from models.fields import describe
 from models.layers import list_activations, list_inits, list_norms
 from models.metrics import METRICS
+from models.plugins import Plugin
 from models.training.config import TrainConfig
-from search.functions import FUNCTIONS
+from search.functions import all_functions, function_plugin
 from service.api.schemas.responses import (
     CatalogPublic,
     DatasetEntry,
     FamilyPublic,
     FunctionEntry,
     MetricPublic,
+    PluginPublic,
 )
 
 router = APIRouter(tags=["catalog"])
+
+
+def _plugin(origin: Plugin | None) -> PluginPublic | None:
+    return None if origin is None else PluginPublic(package=origin.package, version=origin.version)
 
 
 def _dataset(name: str) -> DatasetEntry:
@@ -40,6 +46,7 @@ def _dataset(name: str) -> DatasetEntry:
         n_outputs=info.n_outputs,
         n_samples=info.n_samples,
         options=options,
+        plugin=_plugin(dataset_plugin(name)),
     )
 
 
@@ -51,6 +58,7 @@ def catalog() -> CatalogPublic:
                 description=get_family(name).description,
                 data_kinds=list(get_family(name).kinds),
                 fields=family_fields(name),
+                plugin=_plugin(family_plugin(name)),
             )
             for name in list_families()
         },
@@ -59,8 +67,9 @@ def catalog() -> CatalogPublic:
                 doc=f.description,
                 domain={k: list(v) for k, v in f.domain.items()},
                 optimum=f.optimum,
+                plugin=_plugin(function_plugin(f.name)),
             )
-            for f in FUNCTIONS.values()
+            for f in all_functions().values()
         },
         training=describe(TrainConfig),
         fewshot=fewshot_fields(),

@@ -27,7 +27,7 @@ from service.api.schemas.jobs import EnsembleCreate, EnsemblePage, JobPublic
 from service.api.schemas.study import StudyCreate
 from service.api.validation import check_submission
 from service.errors import Conflict, NotFound, OverLimit, SpecInvalid
-from service.store import crud, jobs
+from service.store import crud, jobs, leases
 from service.store.orm import JobRow
 
 router = APIRouter(tags=["jobs"])
@@ -116,6 +116,7 @@ def check_study(
         spec,
         lambda upload_id: crud.upload_info(session, upload_id, caller.tenant),
         lambda other: crud.study_directions(session, other, caller.tenant),
+        worker_plugins=leases.worker_plugins(session),
     )
     if not errors and not isinstance(spec.task, TrainTask):
         errors = [(("task", "kind"), "a pre-flight check trains networks: task.kind must be train")]

@@ -25,7 +25,7 @@ from service.api.schemas.study import StudyCreate, StudyPatch
 from service.api.validation import check_submission, trial_sources, with_sources
 from service.api.views import study_public
 from service.errors import SpecInvalid
-from service.store import crud
+from service.store import crud, leases
 from service.store.quotas import check_new_study, check_parallelism
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def create_study(
         lambda upload_id: crud.upload_info(session, upload_id, caller.tenant),
         lambda other: crud.study_directions(session, other, caller.tenant),
         sources,
+        leases.worker_plugins(session),
     )
     if errors:
         raise SpecInvalid(errors)

@@ -136,10 +136,21 @@ class AlgorithmPublic(BaseModel):
     settings: list[SettingPublic]
 
 
+class PluginPublic(BaseModel):
+    """The installed package that adds a catalog entry (entry points ``tuneforge.*``)."""
+
+    package: str
+    version: str
+
+
+_PLUGIN = Field(None, description="The installed package that adds it; null: built in.")
+
+
 class FamilyPublic(BaseModel):
     description: str
     data_kinds: list[str]
     fields: dict[str, dict[str, Any]] = Field(description="type, default, bounds, choices, doc")
+    plugin: PluginPublic | None = _PLUGIN
 
 
 class DatasetEntry(BaseModel):
@@ -149,6 +160,7 @@ class DatasetEntry(BaseModel):
     n_outputs: int
     n_samples: int
     options: dict[str, dict[str, Any]]
+    plugin: PluginPublic | None = _PLUGIN
 
 
 class MetricPublic(BaseModel):
@@ -162,6 +174,7 @@ class FunctionEntry(BaseModel):
     doc: str
     domain: dict[str, list[float]] = Field(description="Each argument's usual [low, high].")
     optimum: float | None = Field(description="The known minimum.")
+    plugin: PluginPublic | None = _PLUGIN
 
 
 class CatalogPublic(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import (
 )
 
 from models.data import list_datasets
-from search.functions import FUNCTIONS
+from search.functions import all_functions
 from search.trials import DEFAULT_TASK_KIND, TASK_SHAPES
 from service.api.schemas.base import MAX_INT, Strict, one_of
 
@@ -112,7 +112,7 @@ class TaskIn(Strict):
     @field_validator("name")
     @classmethod
     def _known_function(cls, v: str | None) -> str | None:
-        return v if v is None else one_of(v, list(FUNCTIONS), "function")
+        return v if v is None else one_of(v, list(all_functions()), "function")
 
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> "TaskIn":

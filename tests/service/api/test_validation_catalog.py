@@ -84,6 +84,7 @@ def test_catalog_lists_what_a_task_may_name(client: TestClient) -> None:
         "n_outputs": 10,
         "n_samples": 1797,
         "options": {},
+        "plugin": None,  # built in
     }
     assert catalog["datasets"]["waveforms"]["options"]["length"]["default"] == 64
     assert {"relu", "gelu", "tanh"} <= set(catalog["activations"])
