@@ -85,6 +85,19 @@ def point_errors(spec: StudySpec, point: Mapping[str, Any], loc: Loc) -> list[Fi
             )
         elif not space[key].contains(value):
             errors.append(FieldError((*loc, key), f"{value!r} is outside {key}'s range or choices"))
+        else:
+            # A value for a conditional parameter whose parent the point sets so that it is
+            # inactive would be dropped unseen: say so.
+            unmet = [c for c in space[key].when if c.param in point and not c.holds(point)]
+            if unmet:
+                parent = unmet[0].param
+                errors.append(
+                    FieldError(
+                        (*loc, key),
+                        f"{key} is not used when {parent} is {point[parent]!r} (its condition "
+                        f"on {parent} does not hold): drop it or change {parent}",
+                    )
+                )
     return errors
 
 

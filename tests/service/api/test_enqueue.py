@@ -72,3 +72,29 @@ def test_another_tenant_s_study_is_not_found(client: TestClient, base_spec: Spec
     answer = other.post(f"/api/v1/studies/{study_id}/trials", json={"params": POINT})
     assert answer.status_code == 404
     assert queued(client, study_id) == []
+
+
+def test_a_conditional_parameter_its_point_switches_off_is_refused(
+    client: TestClient, base_spec: Spec
+) -> None:
+    space = {
+        **base_spec["search_space"],
+        "training.optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "training.momentum": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.99,
+            "when": [{"param": "training.optimizer", "in": ["sgd"]}],
+        },
+    }
+    study_id = client.post("/api/v1/studies", json={**base_spec, "search_space": space}).json()[
+        "id"
+    ]
+    off = {"training.optimizer": "adam", "training.momentum": 0.9}
+    answer = client.post(f"/api/v1/studies/{study_id}/trials", json={"params": off})
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["path"] == 'params["training.momentum"]'
+    assert "not used when training.optimizer is 'adam'" in error["msg"]
+    on = {"training.optimizer": "sgd", "training.momentum": 0.9}
+    assert client.post(f"/api/v1/studies/{study_id}/trials", json={"params": on}).status_code == 201
