@@ -9,11 +9,12 @@ in flight. A tenant with one study thus gets the next freed slot even while anot
 studies waiting.
 
 With several scheduler replicas, each runs only the studies it holds, but the cluster and the
-tenants' shares are common: at every sync a replica reads the trials the others have in flight
-(RUNNING in Optuna's tables, for the studies another live replica holds) and counts them, against
-the cluster's room and in their tenants' shares, as if they were its own. Between two syncs
-(``TUNEFORGE_SCHEDULER_POLL_S``) that view can be out of date by the trials started or ended in
-the meantime.
+tenants' shares are common: at every sync a replica reads the other live replicas' studies (their
+trials RUNNING in Optuna's tables, their parallelism) and shares the room out over every study
+of every replica, as one scheduler would; it starts only its own studies' grants and leaves the
+others' room to them. A tenant whose studies another replica holds thus keeps its share. Between
+two syncs (``TUNEFORGE_SCHEDULER_POLL_S``) that view can be out of date by the trials started or
+ended in the meantime.
 """
 
 import math
@@ -54,23 +55,11 @@ class Room:
     gpu: float
 
 
-@dataclass(frozen=True)
-class Elsewhere:
-    """What the other scheduler replicas' trials hold: their count per tenant, their room."""
-
-    in_flight: Mapping[str, int]
-    held: Room
-
-
-NOWHERE = Elsewhere({}, Room(0.0, 0.0))
-
-
 def allocate(
     demands: Sequence[Demand],
     room: Room,
     caps: Mapping[str, int],
     weights: Mapping[str, float],
-    elsewhere: Mapping[str, int] | None = None,
 ) -> dict[int, int]:
     """How many trials each run may start now (study id → count; absent: none).
 
@@ -79,10 +68,8 @@ def allocate(
         room: what the cluster has free for new trials.
         caps: each tenant's quota of trials in flight (a tenant not named: no cap).
         weights: each tenant's weight (a tenant not named: 1).
-        elsewhere: each tenant's trials in flight in other replicas' runs (counted in its
-            share and against its cap).
     """
-    in_flight: dict[str, int] = defaultdict(int, elsewhere or {})
+    in_flight: dict[str, int] = defaultdict(int)
     for d in demands:
         in_flight[d.tenant] += d.in_flight
     granted: dict[int, int] = defaultdict(int)
@@ -124,8 +111,9 @@ class FairShare:
         self._weights: dict[str, float] = {}
         self._size = Room(0.0, 0.0)
         self._sized_at = -math.inf
-        self._elsewhere = NOWHERE
-        self._resources: dict[int, Room] = {}  # a study's resources for one trial
+        self._elsewhere: list[Demand] = []
+        # (id, version) of another replica's study → its cpu, gpu per trial and parallelism
+        self._specs: dict[tuple[int, int], tuple[float, float, int]] = {}
 
     def set_quotas(self, quotas: Mapping[str, Quota]) -> None:
         """The tenants an admin set limits for (the others: the default cap, weight 1)."""
@@ -133,31 +121,36 @@ class FairShare:
         self._weights = {t: q.weight for t, q in quotas.items()}
 
     def see_elsewhere(self, session: Session, rows: Iterable[StudyRow], owner: str) -> None:
-        """Read what the trials of the studies other live replicas hold take (``rows``: the
-        active studies; ``owner``: this replica)."""
+        """Read the demands of the studies other live replicas hold (``rows``: the active
+        studies; ``owner``: this replica): their trials in flight, and how many more each
+        would start (up to its parallelism; its budget's end is not read)."""
         others = {r.optuna_study_name: r for r in rows if leases.held_by_another(r, owner)}
         running = optuna_sql.running_by_study(session, others)
-        in_flight: dict[str, int] = defaultdict(int)
-        cpu = gpu = 0.0
-        for name, n in running.items():
-            row = others[name]
-            if row.id not in self._resources:
-                resources = crud.study_spec(row).resources
-                self._resources[row.id] = Room(resources.cpu, resources.gpu)
-            in_flight[row.tenant] += n
-            cpu, gpu = cpu + n * self._resources[row.id].cpu, gpu + n * self._resources[row.id].gpu
-        self._elsewhere = Elsewhere(dict(in_flight), Room(cpu, gpu))
-        for study_id in set(self._resources) - {r.id for r in others.values()}:
-            del self._resources[study_id]
+        demands = []
+        for name, row in others.items():
+            key = (row.id, row.version)
+            if key not in self._specs:
+                spec = crud.study_spec(row)
+                self._specs[key] = (spec.resources.cpu, spec.resources.gpu, spec.parallelism)
+            cpu, gpu, parallelism = self._specs[key]
+            n = running.get(name, 0)
+            wanted = max(0, parallelism - n) if not row.stop_requested else 0
+            demands.append(Demand(row.id, row.tenant, cpu, gpu, n, wanted, parallelism))
+        self._elsewhere = demands
+        seen = {(r.id, r.version) for r in others.values()}
+        for key in set(self._specs) - seen:
+            del self._specs[key]
 
     @property
-    def elsewhere(self) -> Elsewhere:
-        """What the other replicas' trials held at the last :meth:`see_elsewhere`."""
-        return self._elsewhere
+    def elsewhere(self) -> list[Demand]:
+        """The other replicas' studies as of the last :meth:`see_elsewhere`."""
+        return list(self._elsewhere)
 
     def apply(
         self, runs: Mapping[int, Run], specs: Mapping[int, StudySpec], tenants: Mapping[int, str]
     ) -> None:
+        """Set each run's limit: the room of the cluster shared out over every study of every
+        replica (the others' grants are left to them)."""
         demands = [
             Demand(
                 key=study_id,
@@ -170,14 +163,14 @@ class FairShare:
             )
             for study_id, run in runs.items()
         ]
+        every = demands + [d for d in self._elsewhere if d.key not in runs]
         size = self._cluster()
-        held = self._elsewhere.held
         room = Room(
-            size.cpu - held.cpu - sum(d.cpu * d.in_flight for d in demands),
-            size.gpu - held.gpu - sum(d.gpu * d.in_flight for d in demands),
+            size.cpu - sum(d.cpu * d.in_flight for d in every),
+            size.gpu - sum(d.gpu * d.in_flight for d in every),
         )
-        caps = {d.tenant: self._caps.get(d.tenant, self._default_cap) for d in demands}
-        granted = allocate(demands, room, caps, self._weights, self._elsewhere.in_flight)
+        caps = {d.tenant: self._caps.get(d.tenant, self._default_cap) for d in every}
+        granted = allocate(every, room, caps, self._weights)
         for d in demands:
             runs[d.key].limit = d.in_flight + granted.get(d.key, 0)
 

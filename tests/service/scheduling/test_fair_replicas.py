@@ -1,6 +1,7 @@
-"""Fair share across scheduler replicas (issue 15): a replica counts the trials the others have
-in flight, against the cluster's room and in their tenants' shares, read from the database (on
-SQLite and PostgreSQL)."""
+"""Fair share across scheduler replicas (issue 15): a replica reads the studies the other live
+replicas hold (their trials in flight, their demand) from the database (on SQLite and
+PostgreSQL) and shares the cluster's room out over every study, leaving the others' grants to
+them."""
 
 import dataclasses
 import time
@@ -36,31 +37,50 @@ def _seen(db: Db) -> FairShare:
     return fair
 
 
-def test_a_replica_counts_the_trials_other_live_replicas_have_in_flight(db: Db) -> None:
-    _study(db, "b-elsewhere", "b", OTHER, running=2, cpu=0.5)
-    _study(db, "a-elsewhere", "a", OTHER, running=1, cpu=2.0)
-    _study(db, "a-mine", "a", ME, running=3)  # its own: the runs count those
+def test_a_replica_sees_the_studies_other_live_replicas_hold(db: Db) -> None:
+    b_id = _study(db, "b-elsewhere", "b", OTHER, running=2, cpu=0.5)
+    a_id = _study(db, "a-elsewhere", "a", OTHER, running=1, cpu=2.0)
+    _study(db, "a-mine", "a", ME, running=3)  # its own: its runs count those
     dead = _study(db, "b-dead-owner", "b", OTHER, running=4)
     with db.sessions() as s:  # the replica holding it stopped renewing: nobody runs it
         row = s.get(StudyRow, dead)
         assert row is not None
         row.lease_until = time.time() - 1
         s.commit()
-    elsewhere = _seen(db).elsewhere
-    assert elsewhere.in_flight == {"b": 2, "a": 1}
-    assert elsewhere.held == Room(cpu=2 * 0.5 + 1 * 2.0, gpu=0.0)
+    seen = {d.key: d for d in _seen(db).elsewhere}
+    assert set(seen) == {a_id, b_id}
+    # SPEC's parallelism is 1: a study with a trial in flight wants no more.
+    assert seen[b_id] == Demand(b_id, "b", 0.5, 0.0, in_flight=2, wanted=0, parallelism=1)
+    assert seen[a_id] == Demand(a_id, "a", 2.0, 0.0, in_flight=1, wanted=0, parallelism=1)
+
+
+def test_a_stopped_or_idle_study_elsewhere_is_seen_with_its_demand(db: Db) -> None:
+    idle = _study(db, "b-idle", "b", OTHER, running=0)
+    stopping = _study(db, "b-stopping", "b", OTHER, running=0)
+    with db.sessions() as s:
+        row = s.get(StudyRow, stopping)
+        assert row is not None
+        row.stop_requested = True
+        s.commit()
+    seen = {d.key: d for d in _seen(db).elsewhere}
+    assert (seen[idle].in_flight, seen[idle].wanted) == (0, 1)
+    assert seen[stopping].wanted == 0
 
 
 def test_no_other_replica_nothing_elsewhere(db: Db) -> None:
     _study(db, "a-mine", "a", ME, running=2)
-    elsewhere = _seen(db).elsewhere
-    assert (elsewhere.in_flight, elsewhere.held) == ({}, Room(0.0, 0.0))
+    assert _seen(db).elsewhere == []
 
 
-def test_trials_elsewhere_count_in_their_tenant_s_share_and_cap() -> None:
-    mine = [Demand(1, "a", 1.0, 0.0, 0, 4, 4), Demand(2, "b", 1.0, 0.0, 0, 4, 4)]
-    # Another replica runs three of b's trials: a gets the free slots until it has as many.
-    assert allocate(mine, Room(3.0, 0.0), {}, {}, {"b": 3}) == {1: 3}
-    assert allocate(mine, Room(5.0, 0.0), {}, {}, {"b": 3}) == {1: 4, 2: 1}
-    # b's quota of 4 trials in flight counts the ones elsewhere.
-    assert allocate(mine, Room(8.0, 0.0), {"b": 4}, {}, {"b": 3}) == {1: 4, 2: 1}
+def test_the_room_goes_to_the_tenant_behind_even_when_another_replica_holds_its_study() -> None:
+    # This replica holds only tenant a's studies; another holds b's, which waits with none in
+    # flight while a has one: the free slot is left for b, not taken for a.
+    mine = [Demand(1, "a", 1.0, 0.0, 1, 3, 4)]
+    theirs = [Demand(2, "b", 1.0, 0.0, 0, 1, 1)]
+    granted = allocate(mine + theirs, Room(1.0, 0.0), {}, {})
+    assert granted == {2: 1}
+    # Trials elsewhere count in their tenant's share and against its quota.
+    busy_b = [Demand(2, "b", 1.0, 0.0, 3, 4, 8)]
+    mine = [Demand(1, "a", 1.0, 0.0, 0, 4, 4)]
+    assert allocate(mine + busy_b, Room(3.0, 0.0), {}, {}) == {1: 3}
+    assert allocate(mine + busy_b, Room(8.0, 0.0), {"b": 4}, {}) == {1: 4, 2: 1}
