@@ -45,6 +45,9 @@ class Demand:
     in_flight: int
     wanted: int
     parallelism: int
+    # Run by another scheduler replica: granted room is left to it (it starts the trial at
+    # its next pass); among a tenant's equally served studies this replica's own go first.
+    elsewhere: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def allocate(
         )
         run = min(
             (d for d in fits if d.tenant == tenant),
-            key=lambda d: ((d.in_flight + granted[d.key]) / d.parallelism, d.key),
+            key=lambda d: ((d.in_flight + granted[d.key]) / d.parallelism, d.elsewhere, d.key),
         )
         granted[run.key] += 1
         in_flight[tenant] += 1
@@ -135,7 +138,7 @@ class FairShare:
             cpu, gpu, parallelism = self._specs[key]
             n = running.get(name, 0)
             wanted = max(0, parallelism - n) if not row.stop_requested else 0
-            demands.append(Demand(row.id, row.tenant, cpu, gpu, n, wanted, parallelism))
+            demands.append(Demand(row.id, row.tenant, cpu, gpu, n, wanted, parallelism, True))
         self._elsewhere = demands
         seen = {(r.id, r.version) for r in others.values()}
         for key in set(self._specs) - seen:

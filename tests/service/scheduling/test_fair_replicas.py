@@ -50,8 +50,8 @@ def test_a_replica_sees_the_studies_other_live_replicas_hold(db: Db) -> None:
     seen = {d.key: d for d in _seen(db).elsewhere}
     assert set(seen) == {a_id, b_id}
     # SPEC's parallelism is 1: a study with a trial in flight wants no more.
-    assert seen[b_id] == Demand(b_id, "b", 0.5, 0.0, in_flight=2, wanted=0, parallelism=1)
-    assert seen[a_id] == Demand(a_id, "a", 2.0, 0.0, in_flight=1, wanted=0, parallelism=1)
+    assert seen[b_id] == Demand(b_id, "b", 0.5, 0.0, 2, wanted=0, parallelism=1, elsewhere=True)
+    assert seen[a_id] == Demand(a_id, "a", 2.0, 0.0, 1, wanted=0, parallelism=1, elsewhere=True)
 
 
 def test_a_stopped_or_idle_study_elsewhere_is_seen_with_its_demand(db: Db) -> None:
@@ -76,11 +76,15 @@ def test_the_room_goes_to_the_tenant_behind_even_when_another_replica_holds_its_
     # This replica holds only tenant a's studies; another holds b's, which waits with none in
     # flight while a has one: the free slot is left for b, not taken for a.
     mine = [Demand(1, "a", 1.0, 0.0, 1, 3, 4)]
-    theirs = [Demand(2, "b", 1.0, 0.0, 0, 1, 1)]
+    theirs = [Demand(2, "b", 1.0, 0.0, 0, 1, 1, elsewhere=True)]
     granted = allocate(mine + theirs, Room(1.0, 0.0), {}, {})
     assert granted == {2: 1}
+    # Within a tenant, this replica's own study goes first (it starts at once; a grant to
+    # another replica's study waits for that replica's next pass).
+    both_b = [Demand(1, "b", 1.0, 0.0, 0, 1, 1, elsewhere=True), Demand(5, "b", 1.0, 0.0, 0, 1, 1)]
+    assert allocate(both_b, Room(1.0, 0.0), {}, {}) == {5: 1}
     # Trials elsewhere count in their tenant's share and against its quota.
-    busy_b = [Demand(2, "b", 1.0, 0.0, 3, 4, 8)]
+    busy_b = [Demand(2, "b", 1.0, 0.0, 3, 4, 8, elsewhere=True)]
     mine = [Demand(1, "a", 1.0, 0.0, 0, 4, 4)]
     assert allocate(mine + busy_b, Room(3.0, 0.0), {}, {}) == {1: 3}
     assert allocate(mine + busy_b, Room(8.0, 0.0), {"b": 4}, {}) == {1: 4, 2: 1}
