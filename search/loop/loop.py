@@ -43,7 +43,6 @@ from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Mea
 from search.trials.worker import run_trial
 
 log = logging.getLogger(__name__)
-WAITING_LOOK_S = 1.0  # longest an enqueued trial waits before the loop sees it
 _UNREAD_EVENTS = 16  # events a trial may yield ahead of the loop (about a dozen epochs)
 
 
@@ -109,7 +108,6 @@ class StudyLoop(Run):
             # Put once, read by every trial: workers get the arrays from the object store.
             self.data_ref = ray.put(dataset)
         self._n_trials = self._n_waiting = self._n_failed = 0
-        self._waiting_seen = time.monotonic()  # when the queued trials were last counted
         self._batched = batched_metric(study, spec)  # intermediate values written with curves
 
     # -- the Run interface ----------------------------------------------------------------
@@ -266,10 +264,9 @@ class StudyLoop(Run):
 
     def _ask(self) -> optuna.Trial:
         # Queued trials (warm-start points, trials enqueued through the API) run first. While
-        # none is known, asking skips Optuna's look for them; the study is counted again at
-        # most every WAITING_LOOK_S.
-        if self._n_waiting == 0 and time.monotonic() - self._waiting_seen >= WAITING_LOOK_S:
-            self._waiting_seen = time.monotonic()
+        # none is known, asking skips Optuna's look for them (which rereads every unfinished
+        # trial) and counts the queued ones instead: one query of that state alone.
+        if self._n_waiting == 0:
             self._n_waiting = optuna_compat.n_waiting(self.study)
         if self._n_waiting > 0:
             self._n_waiting -= 1

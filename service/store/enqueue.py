@@ -2,9 +2,9 @@
 
 What Optuna's ``study.enqueue_trial`` does, through the API: a WAITING trial whose
 ``fixed_params`` are the given parameters (the sampler fills in any the point leaves out) and
-whose user attribute ``enqueued`` says who asked. The study's loop looks for queued trials at
-least every :data:`search.loop.loop.WAITING_LOOK_S` and starts them before asking its sampler;
-each counts in the budget when it runs, as a warm-start point does.
+whose user attribute ``enqueued`` says who asked. The study's loop counts the queued trials
+before each new trial and starts them before asking its sampler; each counts in the budget when
+it runs, as a warm-start point does.
 """
 
 from collections.abc import Mapping
