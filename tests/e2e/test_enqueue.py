@@ -25,12 +25,14 @@ def test_an_enqueued_trial_runs_next_with_its_params(server: Server) -> None:
     spec["search_space"]["training.lr"] = {"type": "float", "low": 0.001, "high": 0.1, "log": True}
     study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]
     wait_for(api, study_id, lambda s: s["trial_counts"]["RUNNING"] == 1, timeout=120)
-    before = {t["number"] for t in api.get(f"/studies/{study_id}/trials").json()["items"]}
     queued = api.post(
         f"/studies/{study_id}/trials", json={"params": {"model.width": 48}, "note": "by hand"}
     )
     assert queued.status_code == 201, queued.text
     number = queued.json()["number"]
+    # Every trial asked from here on is asked after the queued one was written.
+    listed = api.get(f"/studies/{study_id}/trials").json()["items"]
+    before = {t["number"] for t in listed} - {number}
     # The CLI queues a second one, its values read as YAML.
     env = {**os.environ, "TUNEFORGE_URL": server.url, "TUNEFORGE_DATA_DIR": str(server.data_dir)}
     cli = subprocess.run(
