@@ -72,9 +72,12 @@ def held_after(checkpoints: int) -> Callable[..., Iterator[Event]]:
             seen += isinstance(event, CheckpointSaved)
             if seen == checkpoints:
                 # Short sleeps: ray.cancel's KeyboardInterrupt lands between them (it cannot
-                # wake one long sleep) when the scheduler shuts down.
-                for _ in range(6000):
+                # wake one long sleep) when the scheduler shuts down. Held at most 60 s: a
+                # cancel lost on a loaded machine must not keep the worker from the trials
+                # resumed after it (nobody reads this stream any more by then).
+                for _ in range(600):
                     time.sleep(0.1)
+                return
 
     return trial
 
