@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from search import registry
 from search.checks import point_errors
+from search.spec import ACTIVE
 from service.errors import Conflict, SpecInvalid
 from service.store import crud, optuna_sql
 from service.store.orm import StudyRow
@@ -37,7 +38,7 @@ def enqueue(
             trials is already taken.
     """
     spec = crud.study_spec(row)
-    if row.status not in ("pending", "running"):
+    if row.status not in ACTIVE:
         raise Conflict(
             f"study {row.id} has ended ({row.status}): resume it (PATCH its budget) to run more"
         )
