@@ -203,8 +203,33 @@ def postgres_schema(prefix: str = "tf_bench") -> Iterator[str]:
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     finally:
+        drop_schema(schema)
+
+
+def drop_schema(schema: str) -> None:
+    """``DROP SCHEMA ... CASCADE``, first ending every other session that still holds a lock
+    on one of its tables: a server or a Ray worker of a killed one, still writing, would
+    otherwise deadlock the drop (the drop would be the victim)."""
+    import psycopg
+
+    lockers = """
+        SELECT DISTINCT l.pid FROM pg_locks l
+        JOIN pg_class c ON c.oid = l.relation
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND l.pid <> pg_backend_pid()
+    """
+    for attempt in range(5):
         with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            for (pid,) in conn.execute(lockers, (schema,)).fetchall():
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            try:
+                conn.execute("SET lock_timeout = '10s'")
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                return
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+                if attempt == 4:
+                    raise
+        time.sleep(1)
 
 
 @contextlib.contextmanager

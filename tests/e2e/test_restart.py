@@ -87,7 +87,7 @@ def wait_finished(api: httpx.Client, study_id: int, timeout: float = 300) -> dic
 
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
 def test_service_killed_mid_study_finishes_exactly_its_budget(
-    server_factory: Callable[..., Server], database_url: str, how: str
+    database_url: str, server_factory: Callable[..., Server], how: str
 ) -> None:
     if how == "SIGTERM" and database_url.startswith("postgresql"):
         pytest.skip("the graceful path does not depend on the database: SQLite covers it")
@@ -150,7 +150,7 @@ def _postgres_cluster() -> list[str] | None:
 
 @pytest.mark.postgres
 def test_postgres_restart_during_a_study_loses_nothing(
-    server_factory: Callable[..., Server], postgres_url: str
+    postgres_url: str, server_factory: Callable[..., Server]
 ) -> None:
     cluster = _postgres_cluster()
     if os.environ.get("TUNEFORGE_TEST_RESTART_POSTGRES", "1") == "0":

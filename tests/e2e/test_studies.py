@@ -58,7 +58,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 def test_study_runs_on_ray_and_lands_in_optuna(
-    server_factory: Callable[..., Server], database_url: str
+    database_url: str, server_factory: Callable[..., Server]
 ) -> None:
     server = server_factory(database_url)
     api = server.api
