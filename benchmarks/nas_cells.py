@@ -195,7 +195,9 @@ def measure(
                 log(f"  retrain seed {1000 + k}: {len(missing)} cells ({time.time() - t0:.0f} s)")
                 save()
     averaged = {
-        key(c): [retrained[str(1000 + k)][key(c)] for k in range(retrain_seeds)] for c in wanted
+        key(c): [retrained[str(1000 + k)][key(c)] for k in range(retrain_seeds)]
+        for c in wanted
+        if retrain_seeds
     }
     return found, cells, averaged
 

@@ -24,7 +24,7 @@ from optuna.storages import BaseStorage
 from models.data import Dataset, DatasetInfo
 from models.fields import build, check
 from search.datadir import DataDir
-from search.spec import DatasetRef, FunctionTask, StudySpec, StudyStatus
+from search.spec import DatasetRef, StudySpec, StudyStatus, TrainTask
 
 AlgorithmKind = Literal["sampler", "pruner", "population", "oneshot"]
 STUDY_KINDS: tuple[AlgorithmKind, ...] = ("sampler", "population", "oneshot")
@@ -57,9 +57,11 @@ def proposes_nothing(name: str, spec: StudySpec) -> list[FieldError]:
 
 
 def trains_networks(name: str, spec: StudySpec) -> list[FieldError]:
-    """A study of a function task cannot use an algorithm that trains networks."""
-    if isinstance(spec.task, FunctionTask):
-        return at(("algorithm", "name"), [f"{name} trains networks; a function task cannot"])
+    """A study of a function or external task cannot use an algorithm that trains networks."""
+    if not isinstance(spec.task, TrainTask):
+        kind = spec.task.kind
+        article = "an" if kind[0] in "aeiou" else "a"
+        return at(("algorithm", "name"), [f"{name} trains networks; {article} {kind} task cannot"])
     return []
 
 

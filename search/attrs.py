@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search import optuna_compat
-from search.spec import FunctionTask, StudySpec
+from search.spec import ExternalTask, FunctionTask, StudySpec
 
 MAX_ATTR_JSON = 200  # the longest user attribute value, in characters of its JSON
 PREFIX = "tuneforge:"  # of the system attributes that hold records and whole values
@@ -133,6 +133,8 @@ def spec_summary(spec: StudySpec) -> str:
     task = spec.task
     if isinstance(task, FunctionTask):
         what = f"function {task.name}"
+    elif isinstance(task, ExternalTask):
+        what = "evaluated by clients"
     else:
         data = task.dataset.name or f"upload {task.dataset.upload_id}"
         what = f"{task.model.get('family', 'model')} on {data}"

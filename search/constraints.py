@@ -34,7 +34,7 @@ from models.metrics import metric_error
 from models.training.config import TrainConfig, n_outputs
 from search import optuna_compat
 from search.algorithm import FieldError
-from search.spec import Constraint, FunctionTask, StudySpec, TrainTask
+from search.spec import Constraint, ExternalTask, FunctionTask, StudySpec, TrainTask
 
 FEASIBLE = "feasible"  # user attribute: whether every constraint holds
 VIOLATIONS = "violations"  # user attribute: by constraint key, how far past its bound
@@ -74,7 +74,9 @@ def constraint_errors(spec: StudySpec, data: DatasetInfo | None) -> list[FieldEr
     errors = []
     for i, c in enumerate(spec.constraints):
         loc = ("constraints", i, "metric")
-        if isinstance(spec.task, FunctionTask):
+        if isinstance(spec.task, ExternalTask):
+            pass  # among the task's metrics: the external kind's check
+        elif isinstance(spec.task, FunctionTask):
             if c.metric != "value":
                 errors.append(
                     FieldError(loc, f"a function task measures value only, not {c.metric!r}")

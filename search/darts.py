@@ -31,7 +31,7 @@ from search.algorithm import (
     trains_networks,
 )
 from search.loop import StudyLoop
-from search.spec import FunctionTask, StudySpec
+from search.spec import StudySpec, TrainTask
 from search.trials.oneshot import EDGE_PARAMS, OneShotKind
 
 
@@ -87,7 +87,7 @@ class Darts(StudyAlgorithm):
         settings, errors = self.read_settings(spec.algorithm.settings)
         if settings is None:
             return errors
-        if isinstance(spec.task, FunctionTask):
+        if not isinstance(spec.task, TrainTask):  # a function or an external task
             return trains_networks(self.name, spec) + proposes_nothing(self.name, spec)
         return at(("algorithm",), check_darts(spec)) + proposes_nothing(self.name, spec)
 

@@ -27,6 +27,7 @@ from search.spec import (
     Condition,
     Constraint,
     DatasetRef,
+    ExternalTask,
     FewShotTask,
     FunctionTask,
     InitFrom,
@@ -110,6 +111,8 @@ def task_document(task: Task) -> dict[str, Any]:
     ``{kind: function, name, options}``."""
     if isinstance(task, FunctionTask):
         return {"kind": task.kind, "name": task.name, "options": dict(task.options)}
+    if isinstance(task, ExternalTask):
+        return {"kind": task.kind, "metrics": list(task.metrics), "lease_s": task.lease_s}
     ds = task.dataset
     out: dict[str, Any] = {
         "kind": task.kind,
@@ -241,6 +244,8 @@ def task_of(raw: Mapping[str, Any]) -> Task:
     """A task from its JSON (``kind`` defaults to train: releases before function tasks)."""
     if raw.get("kind", "train") == "function":
         return FunctionTask(str(raw["name"]), dict(raw.get("options") or {}))
+    if raw.get("kind") == ExternalTask.kind:
+        return ExternalTask(tuple(raw["metrics"]), float(raw.get("lease_s", 60.0)))
     ds = raw["dataset"]
     dataset = DatasetRef(
         name=ds.get("name"),

@@ -237,7 +237,27 @@ class FewShotTask(TrainTask):
         return replace(task, fewshot={**self.fewshot, **own})
 
 
-Task = TrainTask | FunctionTask
+@dataclass(frozen=True)
+class ExternalTask:
+    """Trials evaluated outside the cluster (:mod:`search.external`): a client asks for a
+    trial's parameters, reports its ``metrics`` as it goes and tells the outcome; a trial out
+    longer than ``lease_s`` without a word from its client fails."""
+
+    metrics: tuple[str, ...]
+    lease_s: float = 60.0
+    kind: ClassVar[str] = "external"
+
+    @property
+    def dataset(self) -> None:
+        """The service holds no data of an external task."""
+        return None
+
+    def with_params(self, params: Mapping[str, Any]) -> "ExternalTask":
+        """The parameters go to the client, not into the task."""
+        return self
+
+
+Task = TrainTask | FunctionTask | ExternalTask
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from service.api.routes import (
     catalog,
     datasets,
     events,
+    external,
     jobs,
     keys,
     quotas,
@@ -119,7 +120,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE)
 
     # Every API route needs a key (healthz does not); each route then scopes to its tenant.
-    routers = (jobs, studies, trials, events, reports, datasets, algorithms, catalog, keys, quotas)
+    routers = (
+        jobs,
+        studies,
+        trials,
+        external,
+        events,
+        reports,
+        datasets,
+        algorithms,
+        catalog,
+        keys,
+        quotas,
+    )
     for module in routers:
         app.include_router(
             module.router,

@@ -31,9 +31,18 @@ class OverLimit(ServiceError):
     and what to do. ``status``: 429 where waiting helps (something in use ends), 403 where
     only the caller's own action or an admin's can (delete something, raise the quota)."""
 
-    def __init__(self, quota: str, limit: int, usage: int, advice: str, status: int = 429) -> None:
+    def __init__(
+        self,
+        quota: str,
+        limit: int,
+        usage: int,
+        advice: str,
+        status: int = 429,
+        retry_after: int = 5,
+    ) -> None:
         super().__init__(f"{quota} is {limit} and {usage} are in use; {advice}")
         self.quota, self.limit, self.usage, self.status = quota, limit, usage, status
+        self.retry_after = retry_after  # seconds, the Retry-After of a 429
 
 
 class SpecInvalid(ServiceError):

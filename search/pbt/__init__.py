@@ -41,7 +41,7 @@ from search.algorithm import (
 )
 from search.pbt.run import PopulationRun
 from search.pbt.settings import PB2Settings, PBTSettings, check_pbt
-from search.spec import FunctionTask, StudySpec
+from search.spec import StudySpec, TrainTask
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Population(StudyAlgorithm):
         settings, errors = self.read_settings(spec.algorithm.settings)
         if settings is None:
             return errors
-        if isinstance(spec.task, FunctionTask):
+        if not isinstance(spec.task, TrainTask):  # a function or an external task
             return trains_networks(self.name, spec) + proposes_nothing(self.name, spec)
         errors = proposes_nothing(self.name, spec)
         if data is not None:  # the dataset could not be found: reported where it is named

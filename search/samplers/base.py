@@ -21,7 +21,8 @@ from search.algorithm import (
     at,
 )
 from search.loop import StudyLoop
-from search.spec import MAX_SEED, AlgorithmSpec, ParamSpec, StudySpec
+from search.loop.external import ExternalRun
+from search.spec import MAX_SEED, AlgorithmSpec, ExternalTask, ParamSpec, StudySpec
 from search.trials import kind_of
 
 Space = tuple[ParamSpec, ...]
@@ -84,18 +85,27 @@ class SamplerAlgorithm(StudyAlgorithm):
             values["seed"] = seed
         return self.factory(space=space, **values)
 
-    def open(self, spec: StudySpec, study: StudyRef, env: Env) -> Run:
-        """The sampler loop of ``spec``. A study that ran before offsets its sampler's seed by
-        its trial count, so the new sampler does not replay the proposals already made."""
-        n_existing = len(study.storage.get_all_trials(_study_id(study), deepcopy=False))
+    def study_sampler(self, spec: StudySpec, offset: int) -> BaseSampler:
+        """The sampler of a stored study, its seed offset by ``offset`` (a trial count or
+        number), so that a new sampler does not replay the proposals of an earlier one."""
         given = dict(spec.algorithm.settings)
         if "seed" in declared(self.settings):
             seed = given.get("seed")
-            given["seed"] = (spec.seed if seed is None else seed) + n_existing
+            given["seed"] = (spec.seed if seed is None else seed) + offset
+        return self._create(self.stored_settings(given), spec.search_space, spec.seed)
+
+    def open(self, spec: StudySpec, study: StudyRef, env: Env) -> Run:
+        """The sampler loop of ``spec`` (an external task's run: its clients ask the trials).
+        A study that ran before offsets its sampler's seed by its trial count, so the new
+        sampler does not replay the proposals already made."""
+        if isinstance(spec.task, ExternalTask):
+            loaded = optuna.load_study(study_name=study.name, storage=study.storage)
+            return ExternalRun(spec, loaded, env)
+        n_existing = len(study.storage.get_all_trials(_study_id(study), deepcopy=False))
         loaded = optuna.load_study(
             study_name=study.name,
             storage=study.storage,
-            sampler=self._create(self.stored_settings(given), spec.search_space, spec.seed),
+            sampler=self.study_sampler(spec, n_existing),
             pruner=create_pruner(spec.pruner),
         )
         return StudyLoop(spec, loaded, env, kind_of(spec.task), self.trial_cap(spec.search_space))

@@ -1,15 +1,17 @@
 """Trial kinds: what one trial runs, as a typed strategy (see :mod:`search.trials.base`).
 
 A study's task names its kind: ``train`` (:mod:`search.trials.train`; with a class subset or
-``init_from``, :mod:`search.trials.transfer`), ``fewshot`` (:mod:`search.trials.fewshot`) or
-``function`` (:mod:`search.trials.function`). The one-shot kind (:mod:`search.trials.oneshot`)
+``init_from``, :mod:`search.trials.transfer`), ``fewshot`` (:mod:`search.trials.fewshot`),
+``function`` (:mod:`search.trials.function`) or ``external`` (:mod:`search.trials.external`:
+evaluated by a client, never on the cluster). The one-shot kind (:mod:`search.trials.oneshot`)
 is chosen by the algorithm that needs it (DARTS), not by the task.
 """
 
 from dataclasses import dataclass
 
-from search.spec import Direction, FewShotTask, FunctionTask, Task, TrainTask
+from search.spec import Direction, ExternalTask, FewShotTask, FunctionTask, Task, TrainTask
 from search.trials.base import Payload, TrialKind, TrialRecord
+from search.trials.external import EXTERNAL
 from search.trials.fewshot import FEWSHOT
 from search.trials.function import FUNCTION
 from search.trials.train import TRAIN
@@ -48,6 +50,13 @@ TASK_SHAPES: dict[str, TaskShape] = {
         "few-shot tasks (kind: fewshot)",
         ("val_episode_accuracy", "maximize"),
     ),
+    ExternalTask.kind: TaskShape(
+        ("metrics", "lease_s"),
+        "metrics",
+        "external tasks (kind: external)",
+        ("", "minimize"),  # none: an external study names its objective (see StudyCreate)
+        " (the metrics its clients report)",
+    ),
 }
 DEFAULT_TASK_KIND = TrainTask.kind
 
@@ -56,6 +65,8 @@ def kind_of(task: Task) -> TrialKind:
     """The trial kind that runs ``task``."""
     if isinstance(task, FunctionTask):
         return FUNCTION
+    if isinstance(task, ExternalTask):
+        return EXTERNAL
     if isinstance(task, FewShotTask):
         return FEWSHOT
     if task.init_from is not None or task.dataset.classes is not None:

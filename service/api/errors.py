@@ -183,7 +183,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(OverLimit)
     async def _over(_req: Request, exc: OverLimit) -> JSONResponse:
         body = OverLimitOut(detail=str(exc), quota=exc.quota, limit=exc.limit, usage=exc.usage)
-        headers = {"Retry-After": "5"} if exc.status == 429 else None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.status == 429 else None
         return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(ServiceError)

@@ -36,7 +36,26 @@ def examples(**named: tuple[str, dict[str, Any]]) -> Any:
     )
 
 
-STUDY_BODY = examples(quickstart=("The quickstart: an MLP on digits, TPE, 12 trials", STUDY))
+# An external study (docs/external.md): its clients evaluate the trials (examples/external/).
+EXTERNAL_STUDY: dict[str, Any] = {
+    "name": "sgd-digits",
+    "task": {"kind": "external", "metrics": ["val_loss", "val_accuracy"], "lease_s": 60},
+    "objective": {"metric": "val_loss", "direction": "minimize"},
+    "algorithm": {"name": "tpe", "settings": {"seed": 0}},
+    "pruner": {"name": "asha", "settings": {"min_resource": 1, "reduction_factor": 3}},
+    "search_space": {
+        "alpha": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "eta0": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+    },
+    "budget": {"max_trials": 20},
+    "parallelism": 3,
+}
+QUICKSTART = ("The quickstart: an MLP on digits, TPE, 12 trials", STUDY)
+CHECK_BODY = examples(quickstart=QUICKSTART)  # a pre-flight check trains: no external study
+STUDY_BODY = examples(
+    quickstart=QUICKSTART,
+    external=("Trials evaluated by clients (ask/tell), TPE and ASHA", EXTERNAL_STUDY),
+)
 PATCH_BODY = examples(
     extend=("Twelve more trials (a finished study resumes)", {"budget": {"max_trials": 24}}),
     parallelism=("Four trials at a time", {"parallelism": 4}),
@@ -58,3 +77,22 @@ ENQUEUE_BODY = examples(
         },
     ),
 )
+# The lease token of an external trial, as its ask answered (the tests put a real one here).
+LEASE = "the lease token the ask answered"
+REPORT_BODY = examples(
+    step=(
+        "Step 3 of a trial: its metrics so far",
+        {"lease": LEASE, "step": 3, "metrics": {"val_loss": 0.41, "val_accuracy": 0.88}},
+    ),
+)
+TELL_BODY = examples(
+    complete=(
+        "The trial's final metrics",
+        {"lease": LEASE, "state": "complete", "metrics": {"val_loss": 0.35, "val_accuracy": 0.9}},
+    ),
+    failed=(
+        "It failed on its client",
+        {"lease": LEASE, "state": "fail", "reason": "CUDA out of memory"},
+    ),
+)
+RENEW_BODY = examples(heartbeat=("Still working: extend the lease", {"lease": LEASE}))

@@ -10,7 +10,9 @@
 
 It imports neither the server nor PyTorch, so scripts and the CLI start fast. Responses are
 the API's JSON, typed with :class:`typing.TypedDict` views of the fields a client reads
-(every field the API sends is there; the OpenAPI page at ``/docs`` lists them all).
+(every field the API sends is there; the OpenAPI page at ``/docs`` lists them all). An
+external study's trials are evaluated here: ``tf.study(7).optimize(objective)``
+(:mod:`service.client.external`; ``ask``, ``report_trial``, ``tell``, ``renew`` its requests).
 """
 
 from collections.abc import Iterator
@@ -20,7 +22,11 @@ from typing import Any, Literal, NotRequired, Self, TypedDict
 
 import httpx
 
+from service.client.errors import ApiError as ApiError
+from service.client.errors import Unreachable as Unreachable
+from service.client.errors import error_from as _error
 from service.client.events import Event, parse_events
+from service.client.external import Asked, RemoteStudy, Renewed, Reported, TellState
 
 TrialState = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
 ArtifactKind = Literal["torchscript", "weights", "spec"]
@@ -89,28 +95,6 @@ class Key(TypedDict):
     key: NotRequired[str]
 
 
-class ApiError(Exception):
-    """The API answered 4xx or 5xx. ``errors`` lists ``(path, message)`` for a 422,
-    ``fields`` its items as sent (``loc``, ``path``, ``msg``, ``type``)."""
-
-    def __init__(self, status: int, detail: Any) -> None:
-        self.status = status
-        self.detail = detail
-        self.errors: list[tuple[str, str]] = []
-        self.fields: list[dict[str, Any]] = []
-        if isinstance(detail, list):
-            self.fields = [e for e in detail if isinstance(e, dict)]
-            self.errors = [(str(e.get("path") or "(body)"), str(e.get("msg"))) for e in detail]
-            message = "; ".join(f"{p}: {m}" for p, m in self.errors)
-        else:
-            message = str(detail)
-        super().__init__(f"{status}: {message}")
-
-
-class Unreachable(Exception):
-    """No tuneforge answers at the client's URL."""
-
-
 class Client:
     """The API at ``url`` (``http://host:port``), acting with ``api_key``.
 
@@ -118,12 +102,22 @@ class Client:
         url: the server's base URL, without ``/api/v1``.
         api_key: sent as ``Authorization: Bearer``; None sends no key (auth switched off).
         timeout: seconds for each request (a stream of events has no read timeout).
+        transport: the httpx transport to send requests with (tests: ``httpx.MockTransport``);
+            None: httpx's own.
     """
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=timeout, headers=headers)
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api/v1", timeout=timeout, headers=headers, transport=transport
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -153,9 +147,10 @@ class Client:
         result: StudyPage = self._json("GET", "/studies", params=params)
         return result
 
-    def study(self, study_id: int) -> Study:
-        result: Study = self._json("GET", f"/studies/{study_id}")
-        return result
+    def study(self, study_id: int) -> RemoteStudy:
+        """The study's JSON (a dict), whose ``optimize()`` evaluates its trials here when its
+        task is external (:class:`service.client.external.RemoteStudy`)."""
+        return RemoteStudy(self, study_id, self._json("GET", f"/studies/{study_id}"))
 
     def patch(self, study_id: int, changes: dict[str, Any]) -> Study:
         """Change a study's budget or parallelism; a finished study resumes."""
@@ -240,6 +235,51 @@ class Client:
                 yield from parse_events(resp.iter_lines())
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach tuneforge at {self.url}: {exc}") from exc
+
+    # -- external trials: this client evaluates them (docs/external.md) -------------------
+
+    def ask(self, study_id: int) -> Asked:
+        """A trial of an external study to evaluate, and the lease that holds it. A 429 (the
+        study's ``parallelism`` trials are out) names its wait in ``ApiError.retry_after``;
+        a 409 says the study has no trial left to ask."""
+        result: Asked = self._json("POST", f"/studies/{study_id}/ask", json={})
+        return result
+
+    def report_trial(
+        self, study_id: int, number: int, lease: str, step: int, metrics: dict[str, float]
+    ) -> Reported:
+        """Report a trial's metrics at ``step`` (it renews the lease); the answer says whether
+        the study's pruner stopped it (then it is PRUNED already: do not tell it)."""
+        body = {"lease": lease, "step": step, "metrics": metrics}
+        result: Reported = self._json(
+            "POST", f"/studies/{study_id}/trials/{number}/report", json=body
+        )
+        return result
+
+    def tell(
+        self,
+        study_id: int,
+        number: int,
+        lease: str,
+        state: TellState,
+        metrics: dict[str, float] | None = None,
+        reason: str | None = None,
+    ) -> Trial:
+        """End a trial: ``complete`` (``metrics`` holding every objective's), ``fail`` (with a
+        ``reason``) or ``pruned``; the trial as ``GET .../trials/{number}`` shows it."""
+        body: dict[str, Any] = {"lease": lease, "state": state}
+        if metrics is not None:
+            body["metrics"] = metrics
+        if reason is not None:
+            body["reason"] = reason
+        result: Trial = self._json("POST", f"/studies/{study_id}/trials/{number}/tell", json=body)
+        return result
+
+    def renew(self, study_id: int, number: int, lease: str) -> Renewed:
+        """Renew a trial's lease without a report (a heartbeat during a long step)."""
+        path = f"/studies/{study_id}/trials/{number}/renew"
+        result: Renewed = self._json("POST", path, json={"lease": lease})
+        return result
 
     # -- jobs: pre-flight checks and ensembles ---------------------------------------------
 
@@ -333,11 +373,3 @@ class Client:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._request(method, path, **kwargs)
         return resp.json() if resp.content else None
-
-
-def _error(resp: httpx.Response) -> ApiError:
-    try:
-        detail = resp.json().get("detail", resp.text)
-    except ValueError:
-        detail = resp.text
-    return ApiError(resp.status_code, detail)

@@ -8,12 +8,13 @@ Nothing of the server is imported (nor the HTTP client until a command runs), so
 :mod:`service.cli`. The commands that only read live in :mod:`service.client.reads`.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
-from service.client import checks, reads
+from service.client import agent, checks, reads
 from service.client.connection import api
 from service.client.connection import read_admin_key as read_admin_key
 from service.client.helptext import Typer
@@ -112,7 +113,7 @@ def resume(
     from service.client.follow import follow_to_end
 
     with api() as client:
-        study = client.study(study_id)
+        study: Mapping[str, Any] = client.study(study_id)
         if study["status"] not in FINISHED:
             typer.echo(
                 f"error: study {study_id} is {study['status']}: nothing to resume "
@@ -185,6 +186,10 @@ def enqueue(
     typer.echo(f"study {study_id}: trial {queued['number']} queued ({queued['enqueued']})")
 
 
+# External studies: this machine evaluates their trials.
+app.command()(agent.agent)
+
+
 @app.command()
 def stop(
     study_id: StudyId,
@@ -202,7 +207,7 @@ def stop(
     from service.client.follow import wait_until_ended
 
     with api() as client:
-        study = client.stop(study_id, drain=drain)
+        study: Mapping[str, Any] = client.stop(study_id, drain=drain)
         how = "stop (drain)" if drain else "stop"
         typer.echo(f"study {study_id}: {how} requested (status {study['status']})")
         if wait:

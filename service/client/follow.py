@@ -15,7 +15,8 @@ from service.client.events import Event
 from service.client.tables import best_line
 
 if TYPE_CHECKING:
-    from service.client.api import Client, Study
+    from service.client.api import Client
+    from service.client.external import RemoteStudy
 
 
 def events(client: "Client", study_id: int) -> Iterator[Event]:
@@ -34,7 +35,7 @@ def events(client: "Client", study_id: int) -> Iterator[Event]:
         time.sleep(1)
 
 
-def follow(client: "Client", study: "Study") -> dict[str, Any]:
+def follow(client: "Client", study: Mapping[str, Any]) -> dict[str, Any]:
     """Show a study's events until it finishes: a live line on a terminal, a line per change
     otherwise. Returns the study's final ``end`` event."""
     from service.client.progress import ProgressView  # rich: loaded to draw, not before
@@ -50,7 +51,7 @@ def follow(client: "Client", study: "Study") -> dict[str, Any]:
     return final
 
 
-def print_events(client: "Client", study: "Study") -> None:
+def print_events(client: "Client", study: Mapping[str, Any]) -> None:
     """``watch --json``: each event as one line of JSON, ``{"event": kind, "data": ...}``,
     until the end (a study that ended: its ``end`` at once). Exits 1 when no trial completed;
     Ctrl-C stops it (exit 130)."""
@@ -68,7 +69,7 @@ def print_events(client: "Client", study: "Study") -> None:
         raise typer.Exit(1)
 
 
-def finish(client: "Client", study: "Study", final: Mapping[str, Any]) -> None:
+def finish(client: "Client", study: Mapping[str, Any], final: Mapping[str, Any]) -> None:
     """The final lines: ``study 5 completed: max_trials reached``, then the best trial (or,
     for several objectives, each trial of the Pareto front). Exits 1 when no trial completed
     (or the study was deleted meanwhile)."""
@@ -80,7 +81,7 @@ def finish(client: "Client", study: "Study", final: Mapping[str, Any]) -> None:
         typer.echo(best_line(study["spec"]["objectives"], trial))
 
 
-def follow_to_end(client: "Client", study: "Study") -> None:
+def follow_to_end(client: "Client", study: Mapping[str, Any]) -> None:
     """Follow ``study`` (live) until it ends and print the final lines; a study that ended
     already shows its final line at once. Ctrl-C stops following, not the study (exit 130)."""
     from service.client.progress import planned, status_line
@@ -103,7 +104,7 @@ def follow_to_end(client: "Client", study: "Study") -> None:
     finish(client, study, final)
 
 
-def wait_until_ended(client: "Client", study_id: int, poll_s: float = 0.5) -> "Study":
+def wait_until_ended(client: "Client", study_id: int, poll_s: float = 0.5) -> "RemoteStudy":
     """The study once it has ended (stopped, completed or failed), read every ``poll_s``;
     Ctrl-C stops waiting (exit 130), not the study."""
     try:

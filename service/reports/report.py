@@ -51,6 +51,9 @@ def _header(
             rows.append(("Dataset", e(data_name)))
         if model.get("family"):
             rows.append(("Model family", e(model["family"])))
+        if task.get("kind") == "external":
+            metrics = ", ".join(str(m) for m in task.get("metrics") or [])
+            rows.append(("Evaluated by", f"its clients (external trials), reporting {e(metrics)}"))
     by_state = ", ".join(f"{e(k)} {v}" for k, v in counts.items())
     rows.append(("Trials", f"{len(trials)}" + (f" ({by_state})" if by_state else "")))
 

@@ -1,12 +1,17 @@
-"""The real cell-search benchmark runs in parts: a saved file's studies are not run again, and
-what it holds is reported without a server."""
+"""The real cell-search benchmark runs in parts: a saved file's studies (and retrainings) are
+not run again, and what it holds is reported without a server."""
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks.nas_cells import STRATEGIES, held_seeds, measure, report
+from benchmarks.nas_cells import STRATEGIES, held_seeds, key, measure, report
+
+
+def cell(i: int) -> dict[str, Any]:
+    return {"edge_0": f"op{i}"}
 
 
 def saved(tmp_path: Path, seeds: list[int], trials: int = 3) -> Path:
@@ -14,18 +19,43 @@ def saved(tmp_path: Path, seeds: list[int], trials: int = 3) -> Path:
         name: {str(s): [0.5 + 0.1 * s, 0.6 + i / 100, 0.55][:trials] for s in seeds}
         for i, name in enumerate(STRATEGIES)
     }
+    # Trial n of every study trained cell n (so the incumbents are cells 0 and 1).
+    cells = {name: {str(s): [cell(n) for n in range(trials)] for s in seeds} for name in STRATEGIES}
     path = tmp_path / "runs.json"
-    path.write_text(json.dumps({"trials": trials, "epochs": 2, "found": found}))
+    body = {"trials": trials, "epochs": 2, "found": found, "cells": cells}
+    path.write_text(json.dumps(body))
     return path
 
 
 def test_the_studies_a_file_holds_are_read_not_run(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1])
-    found = measure([0, 1], 3, 2, path)  # no server: every study is in the file
-    assert set(found) == set(STRATEGIES)
+    found, cells, averaged = measure([0, 1], 3, 2, path)  # no server: every study is in the file
+    assert set(found) == set(STRATEGIES) and averaged == {}
     assert found["tpe"] == [[0.5, 0.62, 0.55], [0.6, 0.62, 0.55]]
-    text = report(found, [0, 1], 3, 2)
+    assert cells["tpe"][0] == [cell(0), cell(1), cell(2)]
+    text = report(found, cells, averaged, [0, 1], 3, 2)
     assert "| local_search |" in text and "/ tpe's, 3 trials" in text
+    assert "Retrained" not in text
+
+
+def test_the_incumbents_retrained_give_the_seed_averaged_regret(tmp_path: Path) -> None:
+    path = saved(tmp_path, [0, 1])
+    body = json.loads(path.read_text())
+    # Cell 1 averages 0.9 over fresh seeds, cell 0 0.8.
+    body["retrained"] = {
+        "1000": {key(cell(0)): 0.7, key(cell(1)): 0.95},
+        "1001": {key(cell(0)): 0.9, key(cell(1)): 0.85},
+    }
+    path.write_text(json.dumps(body))
+    found, cells, averaged = measure([0, 1], 3, 2, path, retrain_seeds=2)  # all held
+    assert averaged == {key(cell(0)): [0.7, 0.9], key(cell(1)): [0.95, 0.85]}
+    text = report(found, cells, averaged, [0, 1], 3, 2)
+    retrained = text[text.index("Retrained") :]
+    assert "with 2 fresh seeds" in retrained and "all 2 incumbents (0.9000)" in retrained
+    # tpe keeps cell 1 at both seeds (regret 0); local_search keeps cell 1 at seed 0 and, its
+    # first two trials tied at seed 1, cell 0 there (0.8: regret 0.1).
+    assert "| tpe | 0.0000 (0.0000) |" in retrained
+    assert "| local_search | 0.0500 (0.0500) |" in retrained
 
 
 def test_a_file_of_another_length_is_refused(tmp_path: Path) -> None:
@@ -37,7 +67,7 @@ def test_a_file_of_another_length_is_refused(tmp_path: Path) -> None:
 def test_only_seeds_every_strategy_ran_are_reported(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1, 2])
     body = json.loads(path.read_text())
-    del body["found"]["predictor"]["2"]  # the run stopped during seed 2
+    del body["cells"]["predictor"]["2"]  # the run stopped during seed 2
     path.write_text(json.dumps(body))
     assert held_seeds(path) == [0, 1]
 
@@ -45,12 +75,12 @@ def test_only_seeds_every_strategy_ran_are_reported(tmp_path: Path) -> None:
 def test_a_run_of_some_strategies_keeps_the_others_and_reports_its_own(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1])
     body = json.loads(path.read_text())
-    del body["found"]["random"]  # the run so far left random for later
+    del body["found"]["random"], body["cells"]["random"]  # random left for later
     path.write_text(json.dumps(body))
     assert held_seeds(path) == []
     chosen = ("local_search", "predictor", "tpe")
     assert held_seeds(path, chosen) == [0, 1]
-    found = measure([0, 1], 3, 2, path, chosen)  # all held: no server
+    found, cells, averaged = measure([0, 1], 3, 2, path, chosen)  # all held: no server
     assert set(found) == set(chosen)
-    text = report(found, [0, 1], 3, 2)
+    text = report(found, cells, averaged, [0, 1], 3, 2)
     assert "| random |" not in text and "| predictor |" in text

@@ -253,7 +253,7 @@ def test_the_api_schema_refuses_bad_constraints_at_their_path(digits_body: Any) 
     from service.api.schemas.study import StudyCreate
 
     for given, loc in (
-        ([{"metric": "nope", "le": 1}], ("constraints", 0, "metric")),
+        ([{"metric": "no pe", "le": 1}], ("constraints", 0, "metric")),  # no metric name
         ([{"metric": "param_count"}], ("constraints", 0)),
         ([{"metric": "param_count", "le": 1, "ge": 0}], ("constraints", 0)),
         ([{"metric": "param_count", "lt": 1}], ("constraints", 0, "lt")),

@@ -22,7 +22,7 @@ from service.api.artifacts import FILES, ArtifactKind
 from service.api.convert import to_spec
 from service.api.deps import CallerDep, Id, SchedulerDep, SessionDep, SettingsDep, release
 from service.api.errors import CONFLICT, OVER_LIMIT
-from service.api.examples import STUDY_BODY, examples
+from service.api.examples import CHECK_BODY, examples
 from service.api.schemas.jobs import EnsembleCreate, EnsemblePage, JobPublic
 from service.api.schemas.study import StudyCreate
 from service.api.validation import check_submission
@@ -96,7 +96,7 @@ def _admit(session: Session, tenant: str) -> None:
     },
 )
 def check_study(
-    body: Annotated[StudyCreate, STUDY_BODY],
+    body: Annotated[StudyCreate, CHECK_BODY],
     caller: CallerDep,
     session: SessionDep,
     scheduler: SchedulerDep,

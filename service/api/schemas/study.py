@@ -8,15 +8,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
-from models.metrics import list_metrics
 from search.constraints import MAX_CONSTRAINTS
 from search.registry import check_name
 from search.spec import DEFAULT_ALGORITHM, MAX_SEED, MAX_TRIALS, MAX_VALUE
 from search.trials import TASK_SHAPES
 from service.api.schemas.architecture import Architecture
-from service.api.schemas.base import MAX_INT, Scalar, Strict, json_limit_error, one_of
+from service.api.schemas.base import MAX_INT, Scalar, Strict, json_limit_error
 from service.api.schemas.search_space import CategoricalParam, Param
-from service.api.schemas.task import TaskIn
+from service.api.schemas.task import TaskIn, metric_name
 
 MAX_PARAMS = 64
 
@@ -27,8 +26,8 @@ class ObjectiveIn(Strict):
 
     @field_validator("metric")
     @classmethod
-    def _known(cls, v: str) -> str:
-        return one_of(v, list_metrics(), "metric")
+    def _named(cls, v: str) -> str:
+        return metric_name(v)  # measured by the study's task: its trial kind checks
 
 
 class AlgorithmIn(Strict):
@@ -80,8 +79,8 @@ class ConstraintIn(Strict):
 
     @field_validator("metric")
     @classmethod
-    def _known(cls, v: str) -> str:
-        return one_of(v, list_metrics(), "metric")
+    def _named(cls, v: str) -> str:
+        return metric_name(v)  # measured by the study's task: its trial kind checks
 
     @model_validator(mode="after")
     def _one_bound(self) -> "ConstraintIn":
@@ -175,6 +174,11 @@ class StudyCreate(Strict):
     def _one_objective_field(self) -> "StudyCreate":
         if self.objective is not None and self.objectives is not None:
             raise ValueError("give objective or objectives, not both")
+        if self.task.kind == "external" and self.objective is None and not self.objectives:
+            raise ValueError(
+                "an external task needs objective (or objectives): which of task.metrics to "
+                "optimize, and its direction"
+            )
         metrics = [o.metric for o in self.objective_list()]
         if len(set(metrics)) != len(metrics):
             raise ValueError("objectives must name distinct metrics")

@@ -1,6 +1,7 @@
 """A study's task: what every trial does (train a network on a dataset, or evaluate a
 function)."""
 
+import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -12,11 +13,26 @@ from pydantic import (
 )
 
 from models.data import list_datasets
+from models.metrics import list_metrics
 from search.functions import all_functions
 from search.trials import DEFAULT_TASK_KIND, TASK_SHAPES
 from service.api.schemas.base import MAX_INT, Strict, one_of
 
 MAX_CLASSES = 10_000  # of a dataset's class subset
+MAX_METRICS = 32  # an external task's metrics
+_METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+
+
+def metric_name(name: str) -> str:
+    """A metric's name: a catalog metric, or one an external task's client reports (a letter
+    or ``_``, then letters, digits, ``_``, ``.``, ``-``; at most 64). Whether the study's task
+    measures it is its trial kind's check."""
+    if name not in list_metrics() and not _METRIC_NAME.fullmatch(name):
+        raise ValueError(
+            f"{name[:80]!r} is no metric name: a letter or _, then letters, digits, _ . -"
+            " (at most 64); the catalog's metrics: " + ", ".join(list_metrics())
+        )
+    return name
 
 
 class DatasetIn(Strict):
@@ -103,6 +119,25 @@ class TaskIn(Strict):
     options: dict[str, float] = Field(
         default_factory=dict, description="Fixed arguments of the function (function tasks)."
     )
+    metrics: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_METRICS,
+        description="The metrics its clients report (external tasks; docs/external.md).",
+    )
+    lease_s: float = Field(
+        60.0,
+        ge=1,
+        le=86_400,
+        description="A trial out this long without a word from its client fails (external).",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            metric_name(name)
+        return v
 
     @field_validator("kind")
     @classmethod

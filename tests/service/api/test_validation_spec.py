@@ -315,11 +315,24 @@ def test_every_error_of_a_spec_is_reported(
     spec = copy.deepcopy(base_spec)
     spec["budget"]["max_trials"] = 0
     spec["parallelism"] = 0
-    spec["objective"]["metric"] = "f1"
+    spec["objective"]["metric"] = "f 1"  # no metric name at all: a field's own check
 
     paths = {item["path"] for item in _detail_items(client.post(STUDIES, json=spec))}
 
     assert paths >= {"budget.max_trials", "parallelism", "objective.metric"}
+    _assert_nothing_written(client, tmp_path)
+
+
+def test_a_metric_the_task_does_not_measure_is_refused_at_its_path(
+    client: TestClient, tmp_path: Path, base_spec: Spec
+) -> None:
+    # A metric's name is checked per field; whether the task measures it depends on the task
+    # (an external task names its own), so that check is a cross-field one.
+    spec = copy.deepcopy(base_spec)
+    spec["objective"]["metric"] = "f1"
+    [item] = _detail_items(client.post(STUDIES, json=spec))
+    assert item["path"] == "objective.metric"
+    assert item["msg"].startswith("unknown metric 'f1'; valid: ")
     _assert_nothing_written(client, tmp_path)
 
 

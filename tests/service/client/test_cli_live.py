@@ -212,7 +212,8 @@ def test_through_a_pipe_each_line_comes_in_order_at_once_and_the_final_line_last
     # Flushed at once: the first trial's line arrived before the last trial had ended (a
     # buffered pipe would hand every line over at exit). Compared with the trial's own end
     # time rather than the study's status, so a loaded machine's slow reader cannot fail it.
-    ends = [t["datetime_complete"] for t in server.api.get(f"/studies/{study_id}/trials").json()["items"]]
+    items = server.api.get(f"/studies/{study_id}/trials").json()["items"]
+    ends = [t["datetime_complete"] for t in items]
     last_end = max(datetime.fromisoformat(end) for end in ends)
     assert first_trial_read is not None and first_trial_read < last_end, (first_trial_read, ends)
     final = next(i for i, line in enumerate(lines) if line.startswith("[completed]"))
