@@ -16,6 +16,7 @@ import optuna
 import pytest
 import yaml
 
+from service.client import Client
 from tests.conftest import Server, finished, wait_for
 
 pytestmark = pytest.mark.slow
@@ -137,6 +138,10 @@ def test_three_client_processes_optimize_one_study_with_tpe_and_asha(server: Ser
         else:
             assert epochs == list(range(1, 21))
             assert trial["value"] == detail["learning_curve"][-1]["metrics"]["val_loss"]
+    # The event stream shows the told trials, as for a trained study.
+    with Client(server.url, server.key) as tf:
+        events = [e for e in tf.events(study_id) if e.kind == "trial"]
+    assert sorted({e.data["number"] for e in events}) == list(range(12))
     # Optuna's own tables hold it, as for a trained study.
     storage = optuna.storages.RDBStorage(server.database_url)
     [summary] = [

@@ -253,3 +253,51 @@ def test_every_sampler_proposes_external_trials(client: TestClient, name: str) -
         told = say(client, study_id, asked, "tell", metrics=metrics)
         assert told.status_code == 200 and told.json()["state"] == "COMPLETE", told.text
     assert len(seen) == 5
+
+
+def test_warm_start_points_and_enqueued_trials_are_handed_out_first(client: TestClient) -> None:
+    point = {"lr": 0.01, "depth": 3, "kind": "b"}
+    study_id = submit(client, external(warm_start={"points": [point]}))
+    queued = client.post(f"/api/v1/studies/{study_id}/trials", json={"params": {"depth": 7}})
+    assert queued.status_code == 201, queued.text
+    first, second = ask(client, study_id), ask(client, study_id)
+    assert first["params"] == point
+    assert second["params"]["depth"] == 7 and set(second["params"]) == set(SPACE)
+
+
+def test_constraints_are_checked_on_the_told_metrics_and_the_best_is_feasible(
+    client: TestClient,
+) -> None:
+    spec = external(constraints=[{"metric": "acc", "ge": 0.5}], parallelism=1)
+    study_id = submit(client, spec)
+    for loss, acc in ((0.1, 0.2), (0.3, 0.9)):  # the lower loss breaks the constraint
+        asked = ask(client, study_id)
+        told = say(client, study_id, asked, "tell", metrics={"val_loss": loss, "acc": acc})
+        assert told.status_code == 200, told.text
+    infeasible = client.get(f"/api/v1/studies/{study_id}/trials/0").json()["user_attrs"]
+    assert infeasible["feasible"] is False and infeasible["infeasible_reason"] == "infeasible: acc 0.2 < 0.5"
+    best = client.get(f"/api/v1/studies/{study_id}/best").json()
+    assert (best["number"], best["value"]) == (1, 0.3)
+
+
+def test_multi_objective_asha_prunes_a_dominated_external_trial(client: TestClient) -> None:
+    objectives = [
+        {"metric": "val_loss", "direction": "minimize"},
+        {"metric": "acc", "direction": "maximize"},
+    ]
+    pruner = {"name": "mo_asha", "settings": {"min_resource": 1, "reduction_factor": 2}}
+    spec = external(pruner=pruner, parallelism=1, algorithm={"name": "nsga2", "settings": {}})
+    del spec["objective"]
+    study_id = submit(client, {**spec, "objectives": objectives})
+    for loss, acc in ((0.3, 0.8), (0.2, 0.9)):  # each non-dominated when it reports
+        asked = ask(client, study_id)
+        metrics = {"val_loss": loss, "acc": acc}
+        verdict = say(client, study_id, asked, "report", step=1, metrics=metrics).json()
+        assert verdict["should_prune"] is False, verdict
+        say(client, study_id, asked, "tell", metrics=metrics)
+    dominated = ask(client, study_id)
+    metrics = {"val_loss": 0.9, "acc": 0.1}
+    verdict = say(client, study_id, dominated, "report", step=1, metrics=metrics).json()
+    assert verdict["should_prune"] is True and "mo_asha" in verdict["reason"], verdict
+    trial = client.get(f"/api/v1/studies/{study_id}/trials/{dominated['number']}").json()
+    assert trial["state"] == "PRUNED" and trial["user_attrs"]["pruned_at_rung"] == 0
