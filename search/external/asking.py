@@ -41,17 +41,17 @@ def load(storage: Any, name: str, spec: StudySpec) -> optuna.Study:
     )
 
 
-def ask(study: optuna.Study, spec: StudySpec, token: str) -> Asked:
+def ask(study: optuna.Study, spec: StudySpec, token: str, queued: bool, number: int) -> Asked:
     """A new trial of ``study`` leased to the holder of ``token`` (the caller checked the
-    budget and the parallelism)."""
+    budget and the parallelism, and counted: ``queued``, whether a trial waits; ``number``,
+    the trials taken so far, which offsets the sampler's seed of a queued one)."""
     task = spec.task
     assert isinstance(task, ExternalTask)
     algorithm = registry.study_algorithm(spec.algorithm.name)
     assert isinstance(algorithm, SamplerAlgorithm), "only a sampler proposes external trials"
     storage, study_id = optuna_compat.storage_of(study), optuna_compat.study_id_of(study)
-    if optuna_compat.n_waiting(study) > 0:  # a queued trial: Optuna hands it out once
-        taken = len(storage.get_all_trials(study_id, deepcopy=False))
-        study.sampler = algorithm.study_sampler(spec, taken)
+    if queued:  # a queued trial: Optuna hands it out once, however many ask at once
+        study.sampler = algorithm.study_sampler(spec, number)
         trial = study.ask()
     else:
         trial_id = storage.create_new_trial(study_id)

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from search import optuna_compat
 from search.external import asking, telling
 from search.loop.lease import Lease, lease_of, new_token, renew
-from search.loop.outcomes import count_trials
 from search.spec import ACTIVE, ExternalTask, StudySpec
 from service.errors import Conflict, NotFound, OverLimit, SpecInvalid
 from service.store import crud, optuna_sql
@@ -89,14 +88,12 @@ def ask(session: Session, storage: RDBStorage, row: StudyRow) -> Granted:
         if time.time() - started.timestamp() >= timeout:
             raise Conflict(f"study {row.id} reached its timeout ({timeout:g} s): no new trials")
     with _one_ask(session, row.id):
-        every = storage.get_all_trials(sid, deepcopy=False)
-        n_trials = count_trials(every)[0]
-        if n_trials >= spec.budget.max_trials:
+        taken, waiting, out = optuna_sql.budget_counts(session, sid)
+        if taken >= spec.budget.max_trials:
             raise Conflict(
                 f"study {row.id} has asked all {spec.budget.max_trials} trials of its max_trials:"
                 " nothing left to ask (raise max_trials with PATCH to ask more)"
             )
-        out = sum(t.state == TrialState.RUNNING for t in every)
         if out >= spec.parallelism:
             raise OverLimit(
                 "parallelism",
@@ -107,7 +104,7 @@ def ask(session: Session, storage: RDBStorage, row: StudyRow) -> Granted:
             )
         token = new_token()
         study = asking.load(storage, row.optuna_study_name, spec)
-        return Granted(asking.ask(study, spec, token), token)
+        return Granted(asking.ask(study, spec, token, queued=waiting > 0, number=taken), token)
 
 
 def _leased(

@@ -9,6 +9,7 @@ own (:mod:`service.store.optuna_compat`); a page's trials are built as Optuna bu
 (:mod:`service.store.optuna_trials`; tests compare the two on SQLite and PostgreSQL).
 """
 
+import json
 from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from search.loop.outcomes import INTERRUPTED
 from service.store.optuna_compat import (
     ValueType,
     studies,
@@ -60,6 +62,31 @@ def count_by_state(session: Session, study_id: int | None) -> dict[str, int]:
     for name, n in session.execute(query).all():
         counts[TrialState(name).name] = int(n)
     return counts
+
+
+def budget_counts(session: Session, study_id: int) -> tuple[int, int, int]:
+    """What a study's budget counts of its trials, as
+    :func:`search.loop.outcomes.count_trials` does, in two queries: (started, queued,
+    running). Trials cut short by a stop and trials copied in by a warm start are not
+    counted."""
+    counts = count_by_state(session, study_id)
+    attrs = trial_user_attributes
+    query = (
+        select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json)
+        .join(trials, trials.c.trial_id == attrs.c.trial_id)
+        .where(
+            trials.c.study_id == study_id,
+            trials.c.state != TrialState.WAITING,
+            attrs.c.key.in_((INTERRUPTED, "warm_start")),
+        )
+    )
+    uncounted = set()
+    for trial_id, key, value in session.execute(query).all():
+        loaded = json.loads(value)
+        if (key == INTERRUPTED and loaded) or str(loaded).startswith("study"):
+            uncounted.add(trial_id)
+    started = sum(counts.values()) - counts["WAITING"] - len(uncounted)
+    return started, counts["WAITING"], counts["RUNNING"]
 
 
 @dataclass(frozen=True)

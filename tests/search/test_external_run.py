@@ -56,7 +56,9 @@ def test_an_expired_lease_fails_its_trial_and_the_budget_ends_the_study(
 ) -> None:
     spec = spec_of()
     run = opened(tmp_path, spec)
-    first, second, third = (asking.ask(run.study, spec, f"token{i}") for i in range(3))
+    first, second, third = (
+        asking.ask(run.study, spec, f"token{i}", queued=False, number=0) for i in range(3)
+    )
     tell(run, first, 0.5)
     advance(run)
     assert run.outcome is None  # two trials out, their leases good
@@ -76,7 +78,10 @@ def test_the_target_value_ends_the_study_and_fails_the_trials_out_as_interrupted
 ) -> None:
     spec = spec_of(budget={"max_trials": 10, "target_value": 0.1})
     run = opened(tmp_path, spec)
-    winner, other = asking.ask(run.study, spec, "a"), asking.ask(run.study, spec, "b")
+    winner, other = (
+        asking.ask(run.study, spec, "a", queued=False, number=0),
+        asking.ask(run.study, spec, "b", queued=False, number=0),
+    )
     tell(run, winner, 0.05)
     advance(run)
     assert run.outcome is not None and run.outcome.status == StudyStatus.COMPLETED
@@ -89,7 +94,7 @@ def test_max_failed_trials_fails_the_study(tmp_path: Path) -> None:
     spec = spec_of(budget={"max_trials": 10, "max_failed_trials": 2})
     run = opened(tmp_path, spec)
     for token in ("a", "b"):
-        asked = asking.ask(run.study, spec, token)
+        asked = asking.ask(run.study, spec, token, queued=False, number=0)
         telling.tell(run.study, spec, asked.trial_id, "fail", {}, "diverged")
     advance(run)
     assert run.outcome is not None and run.outcome.status == StudyStatus.FAILED
@@ -99,7 +104,7 @@ def test_max_failed_trials_fails_the_study(tmp_path: Path) -> None:
 def test_a_stop_fails_the_trials_out_and_a_drain_waits_for_them(tmp_path: Path) -> None:
     spec = spec_of(budget={"max_trials": 10})
     run = opened(tmp_path, spec)
-    out = asking.ask(run.study, spec, "a")
+    out = asking.ask(run.study, spec, "a", queued=False, number=0)
     run.drain()
     advance(run)
     assert run.outcome is None  # a trial is out: the drain waits for its client
@@ -107,7 +112,7 @@ def test_a_stop_fails_the_trials_out_and_a_drain_waits_for_them(tmp_path: Path) 
     advance(run)
     assert run.outcome is not None and run.outcome.status == StudyStatus.STOPPED
     again = opened(tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path, spec)
-    held = asking.ask(again.study, spec, "c")
+    held = asking.ask(again.study, spec, "c", queued=False, number=0)
     again.stop("stopped by user")
     cut = again.study.get_trials()[held.number]
     assert cut.state == TrialState.FAIL and cut.user_attrs["fail_reason"] == "stopped by user"
