@@ -275,7 +275,8 @@ def test_constraints_are_checked_on_the_told_metrics_and_the_best_is_feasible(
         told = say(client, study_id, asked, "tell", metrics={"val_loss": loss, "acc": acc})
         assert told.status_code == 200, told.text
     infeasible = client.get(f"/api/v1/studies/{study_id}/trials/0").json()["user_attrs"]
-    assert infeasible["feasible"] is False and infeasible["infeasible_reason"] == "infeasible: acc 0.2 < 0.5"
+    assert infeasible["feasible"] is False
+    assert infeasible["infeasible_reason"] == "infeasible: acc 0.2 < 0.5"
     best = client.get(f"/api/v1/studies/{study_id}/best").json()
     assert (best["number"], best["value"]) == (1, 0.3)
 
