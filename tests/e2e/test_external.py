@@ -44,7 +44,7 @@ def test_a_vanished_client_s_trial_fails_after_its_lease_and_the_study_goes_on(
     server: Server,
 ) -> None:
     api = server.api
-    study_id = api.post("/studies", json=external_study("vanish", 3, 2, lease_s=2)).json()["id"]
+    study_id = api.post("/studies", json=external_study("vanish", 3, 2, lease_s=5)).json()["id"]
     # A client (the Python loop) asks a trial, reports once, and is killed: its heartbeat dies
     # with it, and nothing tells the service.
     script = textwrap.dedent(
@@ -80,9 +80,11 @@ def test_a_vanished_client_s_trial_fails_after_its_lease_and_the_study_goes_on(
     study = wait_for(api, study_id, finished, timeout=60)
     lost = api.get(f"/studies/{study_id}/trials/{number}").json()
     assert lost["state"] == "FAIL"
-    assert lost["user_attrs"]["fail_reason"] == "lease expired: no word from its client for 2 s"
+    assert lost["user_attrs"]["fail_reason"] == "lease expired: no word from its client for 5 s"
     failed_at = time.time()
-    assert failed_at - killed_at < 2 + 10  # the lease, plus a few of the scheduler's passes
+    assert (
+        failed_at - killed_at < 5 + 15
+    )  # the lease, plus the scheduler's passes on a loaded machine
     assert [p["epoch"] for p in lost["learning_curve"]] == [1]  # what it reported is kept
     assert study["status"] == "completed", study
     assert study["status_reason"] == "max_trials reached"
