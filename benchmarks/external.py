@@ -43,7 +43,11 @@ from service.client import Client
 from service.client.external import ExternalTrial
 
 HEADING = "## External trials: the ask/tell loop over REST against Optuna's own"
-BLOCK = "benchmarks/external.py"
+BLOCK = "benchmarks/external.py random sqlite"
+TPE_BLOCK = "benchmarks/external.py tpe sqlite"
+POSTGRES_BLOCK = "benchmarks/external.py random postgresql"
+BLOCKS = {("random", "sqlite"): BLOCK, ("tpe", "sqlite"): TPE_BLOCK}
+BLOCKS[("random", "postgresql")] = POSTGRES_BLOCK  # RESULTS.md holds these three
 SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.5"}
 SAMPLERS = {"random": {"seed": 0}, "tpe": {"seed": 0, "n_startup_trials": 10}}
 
@@ -150,9 +154,12 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--write", action="store_true", help=f"rewrite its block of {RESULTS}")
     args = parser.parse_args()
+    block = BLOCKS.get((args.sampler, args.database))
+    if args.write and block is None:
+        parser.error(f"RESULTS.md holds no block for {args.sampler} on {args.database}")
     found = measure(args.database, args.trials, args.repeats, args.sampler)
-    block = f"{BLOCK} {args.sampler} {args.database}"
-    publish(report(found, args.database, args.trials, args.sampler), block, HEADING, args.write)
+    text = report(found, args.database, args.trials, args.sampler)
+    publish(text, block or BLOCK, HEADING, args.write)
 
 
 if __name__ == "__main__":

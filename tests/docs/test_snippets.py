@@ -69,7 +69,9 @@ def spec_of(snippet: Snippet) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    yield from _client(tmp_path_factory.mktemp("snippets-app"))
+    # Every spec snippet of the docs stays pending in it (no scheduler): more than the default
+    # quota of active studies a tenant may have.
+    yield from _client(tmp_path_factory.mktemp("snippets-app"), quota_active_studies=1000)
 
 
 @pytest.mark.parametrize(
