@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from service.api.deps import CallerDep, Id, SessionDep, SettingsDep, StorageDep
-from service.api.errors import CONFLICT
+from service.api.errors import CONFLICT, OVER_LIMIT
 from service.api.examples import RENEW_BODY, REPORT_BODY, TELL_BODY
 from service.api.routes.trials import own_study
 from service.api.schemas.external import Asked, RenewIn, RenewOut, ReportIn, ReportOut, TellIn
@@ -27,7 +27,7 @@ def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
-@router.post("/ask", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+@router.post("/ask", status_code=status.HTTP_201_CREATED, responses={**CONFLICT, **OVER_LIMIT})
 def ask(study_id: Id, caller: CallerDep, session: SessionDep, storage: StorageDep) -> Asked:
     """Lease the study's next trial (an external study's): its parameters, seed and lease.
     429 with Retry-After while ``parallelism`` trials are out; 409 when the study has ended
