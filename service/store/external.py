@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -141,6 +142,34 @@ def _metric_names(spec: StudySpec, metrics: Mapping[str, float]) -> None:
         )
 
 
+@contextmanager
+def _saying(number: int) -> Iterator[None]:
+    """What a client's report or tell cannot record, as the API's errors."""
+    try:
+        yield
+    except telling.BadReport as exc:
+        raise SpecInvalid([((exc.field,), str(exc))]) from exc
+    except UpdateFinishedTrialError as exc:
+        raise Conflict(f"trial {number} finished meanwhile (its lease expired)") from exc
+
+
+def _opened(
+    session: Session,
+    storage: RDBStorage,
+    row: StudyRow,
+    number: int,
+    token: str,
+    metrics: Mapping[str, float],
+) -> tuple[optuna.Study, StudySpec, int, Lease]:
+    """The checked trial's study (its pruner loaded), spec, trial id and lease; the session's
+    transaction ends before the writes."""
+    spec, trial, lease = _leased(session, row, number, token)
+    _metric_names(spec, metrics)
+    session.commit()
+    study = asking.load(storage, row.optuna_study_name, spec)
+    return study, spec, optuna_compat.trial_id_of(trial), lease
+
+
 def report(
     session: Session,
     storage: RDBStorage,
@@ -151,17 +180,9 @@ def report(
     metrics: Mapping[str, float],
 ) -> dict[str, Any]:
     """Record a report and renew the lease; the pruning decision."""
-    spec, trial, lease = _leased(session, row, number, token)
-    _metric_names(spec, metrics)
-    session.commit()  # nothing more to read here: the transaction ends before the writes
-    study = asking.load(storage, row.optuna_study_name, spec)
-    trial_id = optuna_compat.trial_id_of(trial)
-    try:
+    study, spec, trial_id, lease = _opened(session, storage, row, number, token, metrics)
+    with _saying(number):
         verdict = telling.report(study, spec, trial_id, step, metrics)
-    except telling.BadReport as exc:
-        raise SpecInvalid([((exc.field,), str(exc))]) from exc
-    except UpdateFinishedTrialError as exc:
-        raise Conflict(f"trial {number} finished meanwhile (its lease expired)") from exc
     if verdict is not None:
         reason = str(verdict.get("pruned_reason") or "pruned")
         return {"should_prune": True, "reason": reason, "lease_expires_at": lease.expires}
@@ -180,16 +201,9 @@ def tell(
     reason: str,
 ) -> None:
     """Finish the trial as its client says."""
-    spec, trial, _lease = _leased(session, row, number, token)
-    _metric_names(spec, metrics)
-    session.commit()
-    study = asking.load(storage, row.optuna_study_name, spec)
-    try:
-        telling.tell(study, spec, optuna_compat.trial_id_of(trial), outcome, metrics, reason)
-    except telling.BadReport as exc:
-        raise SpecInvalid([((exc.field,), str(exc))]) from exc
-    except UpdateFinishedTrialError as exc:
-        raise Conflict(f"trial {number} finished meanwhile (its lease expired)") from exc
+    study, spec, trial_id, _lease = _opened(session, storage, row, number, token, metrics)
+    with _saying(number):
+        telling.tell(study, spec, trial_id, outcome, metrics, reason)
 
 
 def renew_lease(
