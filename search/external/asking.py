@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
 
 from search import attrs, optuna_compat, registry
 from search.loop.lease import Lease, grant
@@ -31,7 +32,7 @@ class Asked:
     lease: Lease
 
 
-def load(storage: Any, name: str, spec: StudySpec) -> optuna.Study:
+def load(storage: BaseStorage, name: str, spec: StudySpec) -> optuna.Study:
     """The Optuna study of an external study, with its pruner (the sampler is set per ask)."""
     return optuna.load_study(
         study_name=name,

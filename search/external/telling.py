@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from search import attrs, optuna_compat
 from search.constraints import Feasibility
 from search.loop.inflight import InFlight
-from search.loop.pruning import EpochPruner, should_stop
+from search.loop.pruning import batched_metric, should_stop
 from search.spec import StudySpec
 
 Outcome = Literal["complete", "fail", "pruned"]
@@ -58,9 +58,7 @@ def report(
     if step <= last:
         raise BadReport("step", f"step {step} is not after the last step reported ({last})")
     running.curve.append({"epoch": step, **values})
-    running.batched = (
-        spec.objective.metric if len(spec.objectives) == 1 and _batched(study) else None
-    )
+    running.batched = batched_metric(study, spec)
     stop = should_stop(study, spec, running, None)
     if stop is None:
         running.save()
@@ -69,12 +67,6 @@ def report(
     running.save()
     optuna_compat.tell(study, trial, state=TrialState.PRUNED)
     return {"pruned_at_epoch": step, **stop}
-
-
-def _batched(study: optuna.Study) -> bool:
-    """Whether the objective's intermediate values are written with the curve (no Optuna
-    pruner reads them as they come): see :func:`search.loop.pruning.batched_metric`."""
-    return isinstance(study.pruner, EpochPruner | optuna.pruners.NopPruner)
 
 
 def tell(
