@@ -208,9 +208,12 @@ def test_stop_cancels_trials_in_flight(shared_server: Server) -> None:
         # that one is complete before the stop, and a third is the one in flight.)
         return sum(t["state"] == "RUNNING" and bool(t["intermediate_values"]) for t in seen) == 2
 
-    wait_for(api, study_id, training)
+    try:
+        wait_for(api, study_id, training)
+    finally:  # never left training 2,000 epochs a trial on the shared server for later tests
+        stopped = api.post(f"/studies/{study_id}/stop")
     started = len(seen)
-    assert api.post(f"/studies/{study_id}/stop").status_code == 202
+    assert stopped.status_code == 202
     study = wait_for(api, study_id, finished, timeout=30)
     assert study["status"] == "stopped"
     assert study["trial_counts"]["RUNNING"] == 0
