@@ -52,15 +52,18 @@ class ExternalRun(Run):
             return
         self._checked = now
         every = self.study.get_trials(deepcopy=False)
+        expired = False
         for frozen in every:
             if frozen.state == TrialState.RUNNING:
                 lease = lease_of(frozen, self.lease_s)
                 if lease.expires < time.time():
                     reason = f"lease expired: no word from its client for {lease.lease_s:g} s"
-                    self._fail(frozen.number, optuna_compat.trial_id_of(frozen), reason)
-        self._check_end(self.study.get_trials(deepcopy=False))
+                    self._fail(optuna_compat.trial_id_of(frozen), reason)
+                    expired = True
+        # Read again only when this pass failed a trial: one query a pass otherwise.
+        self._check_end(self.study.get_trials(deepcopy=False) if expired else every)
 
-    def _fail(self, number: int, trial_id: int, reason: str, interrupted: bool = False) -> None:
+    def _fail(self, trial_id: int, reason: str, interrupted: bool = False) -> None:
         trial = optuna_compat.trial_of(self.study, trial_id)
         extra = {INTERRUPTED: True} if interrupted else {}
         try:
@@ -103,7 +106,7 @@ class ExternalRun(Run):
     def interrupt(self, reason: str) -> None:
         """Fail every trial out, each with ``reason`` (not the study's failure)."""
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self._fail(frozen.number, optuna_compat.trial_id_of(frozen), reason, interrupted=True)
+            self._fail(optuna_compat.trial_id_of(frozen), reason, interrupted=True)
 
     def stop(self, reason: str) -> None:
         self.interrupt(reason)
