@@ -184,9 +184,20 @@ def _conditionally(session: Session, row: StudyRow, statement: Any) -> None:
 
 def request_stop(session: Session, row: StudyRow, drain: bool = False) -> StudyRow:
     """Ask the scheduler to stop a study: cancel its trials in flight, or with ``drain`` let
-    them finish and start no more. A finished study stays as it is."""
+    them finish and start no more. A finished study stays as it is.
+
+    The stop depends on nothing the request read but the study being active, so it is one
+    UPDATE of a still active row: the scheduler starting the study meanwhile does not turn it
+    into a 409, and a study it finished meanwhile is answered as it now is."""
     if row.status in ACTIVE:
-        return _update(session, row, stop_requested=True, stop_drain=drain)
+        session.execute(
+            update(StudyRow)
+            .where(StudyRow.id == row.id, StudyRow.status.in_(ACTIVE))
+            .values(stop_requested=True, stop_drain=drain, version=StudyRow.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        session.refresh(row)
     return row
 
 

@@ -3,8 +3,10 @@ study with lineage, checkpoints and a trained best member; two populations and a
 side by side, one population stopped on request.
 """
 
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Server, finished, wait_for
@@ -76,6 +78,17 @@ def lineage_intact(trials: list[dict[str, Any]], members: int) -> None:
         assert attrs["pbt_epochs"][0] > attrs["pbt_exploit_epoch"]
 
 
+def trained_an_epoch(api: httpx.Client, study_id: int, timeout: float = 300) -> None:
+    """Wait until a trial of the study has an intermediate value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = api.get(f"/studies/{study_id}/trials", params={"limit": 500}).json()["items"]
+        if any(t["intermediate_values"] for t in items):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no trial of study {study_id} trained an epoch in {timeout:.0f} s")
+
+
 def test_populations_run_side_by_side_beside_a_sampler_study(server: Server) -> None:
     """Two population studies and a TPE study at once, each population with its own
     trainable in Ray Tune's process-wide registries; one of them stopped on request."""
@@ -97,6 +110,9 @@ def test_populations_run_side_by_side_beside_a_sampler_study(server: Server) -> 
     assert running["status"] == "running", running
     assert running["started_at"] <= short["started_at"]
 
+    # Stopped once it has trained an epoch (on a loaded machine its members may have waited
+    # for the others' CPUs until now): its segments then end cut short, each recorded.
+    trained_an_epoch(api, long_id)
     assert api.post(f"/studies/{long_id}/stop").status_code == 202
     stopped = wait_for(api, long_id, finished, timeout=120)
     assert stopped["status"] == "stopped" and stopped["status_reason"] == "stopped by user"

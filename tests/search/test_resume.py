@@ -60,10 +60,11 @@ def drive(loop: StudyLoop, until: Callable[[], bool] | None = None) -> None:
     pytest.fail("the loop did not get there in time")
 
 
-def held_after(checkpoints: int) -> Callable[..., Iterator[Event]]:
-    """``run_trial`` that stops after its ``checkpoints``-th checkpoint until cancelled: the
-    moment to strike is reached however the workers are scheduled (a free-running trial can end
-    before its sibling's worker has even started, on a loaded machine)."""
+def held_after(checkpoints: int, release: Path) -> Callable[..., Iterator[Event]]:
+    """``run_trial`` that stops after its ``checkpoints``-th checkpoint until cancelled or
+    ``release`` exists: the moment to strike is reached however the workers are scheduled (a
+    free-running trial can end before its sibling's worker has even started, on a loaded
+    machine, and a sibling may take minutes to start there)."""
 
     def trial(*args: Any) -> Iterator[Event]:
         seen = 0
@@ -72,10 +73,11 @@ def held_after(checkpoints: int) -> Callable[..., Iterator[Event]]:
             seen += isinstance(event, CheckpointSaved)
             if seen == checkpoints:
                 # Short sleeps: ray.cancel's KeyboardInterrupt lands between them (it cannot
-                # wake one long sleep) when the scheduler shuts down. Held at most 60 s: a
-                # cancel lost on a loaded machine must not keep the worker from the trials
-                # resumed after it (nobody reads this stream any more by then).
-                for _ in range(600):
+                # wake one long sleep) when the scheduler shuts down. The test releases the
+                # hold after the strike: a cancel lost on a loaded machine must not keep the
+                # worker from the trials resumed after it (nobody reads this stream by then).
+                deadline = time.monotonic() + 600
+                while not release.exists() and time.monotonic() < deadline:
                     time.sleep(0.1)
                 return
 
@@ -224,14 +226,18 @@ def test_restart_resumes_trials_in_flight_and_counts_each_once(
             trial_fn=trial_fn,
         )
 
-    first = loop(held_after(1))
+    release = tmp_path / "release"
+    first = loop(held_after(1, release))
 
     def checkpointed() -> bool:
         running = study.get_trials(states=(TrialState.RUNNING,))
         return len(running) == 2 and all("checkpoint_epoch" in t.user_attrs for t in running)
 
-    drive(first, until=checkpointed)
-    first.suspend()  # the service shuts down: the trials stay RUNNING, checkpoints kept
+    try:
+        drive(first, until=checkpointed)
+        first.suspend()  # the service shuts down: the trials stay RUNNING, checkpoints kept
+    finally:
+        release.touch()
     cut = {t.number: t.user_attrs["checkpoint_epoch"] for t in study.get_trials()}
     assert cut == {0: 3, 1: 3}
     assert sorted(p.name for p in checkpoints.iterdir()) == ["trial-0.pt", "trial-1.pt"]
@@ -269,13 +275,17 @@ def test_a_crash_between_the_checkpoint_file_and_its_record_loses_no_epoch(
             trial_fn=trial_fn,
         )
 
-    first = loop(held_after(2))
+    release = tmp_path / "release"
+    first = loop(held_after(2, release))
 
     def second_checkpoint() -> bool:
         return any(t.user_attrs.get("checkpoint_epoch", 0) >= 6 for t in study.get_trials())
 
-    drive(first, until=second_checkpoint)
-    first.suspend()
+    try:
+        drive(first, until=second_checkpoint)
+        first.suspend()
+    finally:
+        release.touch()
     (trial,) = study.get_trials()
     path = tmp_path / "checkpoints" / study.study_name / "trial-0.pt"
     on_disk = TrainCheckpoint.read(path.read_bytes()).epoch

@@ -94,13 +94,36 @@ def test_a_delete_racing_a_patch_that_resumed_the_study_is_409_and_deletes_nothi
     assert optuna_name in {s.study_name for s in db.storage.get_all_studies()}
 
 
-def test_a_stop_on_a_study_the_scheduler_finished_meanwhile_is_409(db: Db, study_id: int) -> None:
+def test_a_stop_on_a_study_the_scheduler_finished_meanwhile_answers_it_finished(
+    db: Db, study_id: int
+) -> None:
     a, row_a = _read(db, study_id)
-    with db.sessions() as s:  # the scheduler's write bumps the version too
+    with db.sessions() as s:  # the scheduler's write bumps the version
         crud.mark_finished(s, study_id, StudyStatus.COMPLETED, "max_trials reached")
-    with pytest.raises(Conflict):
-        crud.request_stop(a, row_a)
+    answered = crud.request_stop(a, row_a)
+    assert (answered.status, answered.stop_requested) == (StudyStatus.COMPLETED, False)
     a.close()
     with db.sessions() as check:
         row = crud.get_study(check, study_id)
         assert (row.status, row.stop_requested) == (StudyStatus.COMPLETED, False)
+
+
+def test_a_stop_on_a_study_the_scheduler_started_meanwhile_applies(db: Db, study_id: int) -> None:
+    """The race CI met: PATCH resumed the study, the scheduler marked it running, then the
+    stop (read while it was pending) arrived. A stop is not a read-modify-write: it applies."""
+    a, row_a = _read(db, study_id)
+    with db.sessions() as s:
+        crud.mark_running(s, study_id, crud.utcnow())
+    stopped = crud.request_stop(a, row_a, drain=True)
+    assert (stopped.status, stopped.stop_requested, stopped.stop_drain) == (
+        StudyStatus.RUNNING,
+        True,
+        True,
+    )
+    a.close()
+    with db.sessions() as b:  # and a PATCH that read the study before the stop is a 409
+        row_b = crud.get_study(b, study_id)
+        with db.sessions() as c:
+            crud.request_stop(c, crud.get_study(c, study_id))
+        with pytest.raises(Conflict):
+            crud.patch_study(b, row_b, parallelism=2)
