@@ -8,7 +8,9 @@ order of the parameter names. Such samplers never propose an architecture twice:
 the study whose parameters make an architecture counts as seen (finished, failed, running or
 waiting), and so does every architecture the sampler proposed itself and whose trial has not
 reported its parameters yet. With parallel workers, proposals in flight are therefore never
-repeated. Only when every architecture of the space has been seen does a sampler repeat one.
+repeated. Only when every architecture of the space has been seen does a sampler repeat one,
+or when it repeats one on purpose (:meth:`ArchSampler.repeat`: ``predictor`` with
+``replicate_every``, for noisy objectives).
 
 The searched parameters are the study's (its search-space entries without conditions) when the
 sampler is built with them, as the registry does; built without, they are the categorical and
@@ -119,6 +121,13 @@ class History:
     first: dict[Arch, int]  # the number of each scored architecture's first scored trial
     finished: set[Arch]
     seen: set[Arch]
+    samples: dict[Arch, list[tuple[int, float]]]  # every scored trial's (number, score)
+    trials: dict[Arch, int]  # trials of each architecture, whatever their state
+
+    def mean(self, arch: Arch) -> float:
+        """The mean score of the architecture's scored trials."""
+        got = self.samples[arch]
+        return sum(score for _, score in got) / len(got)
 
     @property
     def total(self) -> int:
@@ -235,22 +244,26 @@ class ArchSampler(BaseSampler):
         sizes = tuple(int(n_values(d) or 0) for d in space.values())
         scores: dict[Arch, float] = {}
         first: dict[Arch, int] = {}
+        samples: dict[Arch, list[tuple[int, float]]] = {}
         for trial, score in scored_trials(study):
             arch = arch_of(trial, space)
             if arch is None:
                 continue
             first.setdefault(arch, trial.number)
             scores[arch] = max(score, scores.get(arch, -math.inf))
+            samples.setdefault(arch, []).append((trial.number, score))
         finished: set[Arch] = set()
         seen: set[Arch] = set()
+        trials: dict[Arch, int] = {}
         for trial in optuna_compat.cached_trials(study):
             arch = arch_of(trial, space)
             if arch is not None:
                 seen.add(arch)
+                trials[arch] = trials.get(arch, 0) + 1
                 if trial.state in _FINISHED:
                     finished.add(arch)
         seen.update(a for (n, a) in self._proposed if n == names)
-        return History(names, sizes, scores, first, finished, seen)
+        return History(names, sizes, scores, first, finished, seen, samples, trials)
 
     def propose(self, history: History, trial: FrozenTrial) -> Arch | None:
         """The next architecture (unseen), or None to sample one at random.
@@ -258,6 +271,17 @@ class ArchSampler(BaseSampler):
         Called with the lock held, once at least ``n_init`` architectures have a score.
         """
         raise NotImplementedError
+
+    def recommended(self, history: History) -> dict[str, Any] | None:
+        """What the sampler recommends now, recorded in the trial's user attribute
+        ``recommended`` (None: nothing beyond the best trial)."""
+        return None
+
+    def repeat(self, history: History, trial: FrozenTrial) -> Arch | None:
+        """An architecture to evaluate once more (seen before), or None to :meth:`propose`.
+
+        Called with the lock held before :meth:`propose`; none repeats by default."""
+        return None
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -269,12 +293,18 @@ class ArchSampler(BaseSampler):
             return {}
         with self._lock:
             history = self.history(study, search_space)
-            arch = self.propose(history, trial) if len(history.scores) >= self._n_init else None
-            if arch is None or arch in history.seen:
-                arch = history.random_unseen(self._rng)
-            if arch is None:  # every architecture seen: repeat one at random
-                arch = tuple(int(self._rng.randint(s)) for s in history.sizes)
-            self._proposed.add((history.names, arch))
+            ready = len(history.scores) >= self._n_init
+            arch = self.repeat(history, trial) if ready else None
+            if arch is None:  # a new one, unless repeated on purpose (a noisy objective)
+                arch = self.propose(history, trial) if ready else None
+                if arch is None or arch in history.seen:
+                    arch = history.random_unseen(self._rng)
+                if arch is None:  # every architecture seen: repeat one at random
+                    arch = tuple(int(self._rng.randint(s)) for s in history.sizes)
+                self._proposed.add((history.names, arch))
+            recommended = self.recommended(history) if ready else None
+            if recommended is not None:
+                study._storage.set_trial_user_attr(trial._trial_id, "recommended", recommended)
         return {
             name: value_at(dist, i)
             for (name, dist), i in zip(search_space.items(), arch, strict=True)

@@ -18,10 +18,19 @@ architecture is the mutation of a good one that the predictor likes best.
   standard deviation taken as a normal). On the synthetic table (10 seeds, 100 trials) ``ucb``
   reached a mean regret of 0.004 and ``ei`` 0.010.
 
+For a noisy objective (a cell trained a few epochs scores differently under another seed),
+``replicate_every: k`` makes every k-th trial after ``n_init`` evaluate once more (under the
+trial's own seed) the finished architecture the ensemble rates best among those evaluated fewer
+than ``1 + replicates`` times; the ensemble then fits every evaluation (the architectures ranked
+by their mean), and each trial records in its user attribute ``recommended`` the architecture
+the ensemble rates best among those evaluated: ``{"trials": [numbers], "predicted_rank": 1}``
+names its trials. Under noise that is the better pick than the best single value (how Bayesian
+optimization recommends under noise): on the cell search of ``benchmarks/nas_cells.py`` it is.
+
 Like every architecture sampler here (:mod:`search.nas.arch`), it never proposes an
-architecture seen before, in flight included. Single objective; pruned trials take part with
-their last reported value. Seeded, it proposes the same architectures for the same sequence of
-tells.
+architecture seen before, in flight included, except such a replicate. Single objective;
+pruned trials take part with their last reported value. Seeded, it proposes the same
+architectures for the same sequence of tells.
 """
 
 from __future__ import annotations
@@ -147,6 +156,37 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.n
     return out
 
 
+def fit_ensemble(
+    samples: list[tuple[Arch, float]], sizes: tuple[int, ...], n_models: int, hidden: int, seed: int
+) -> Ensemble:
+    """An ensemble fitted to ``samples`` (architecture, score; an architecture may repeat),
+    the scores standardized."""
+    y = np.array([score for _, score in samples])
+    y = (y - y.mean()) / (y.std() or 1.0)
+    ensemble = Ensemble(sum(sizes), n_models, hidden, seed)
+    ensemble.fit(one_hot([arch for arch, _ in samples], sizes), y)
+    return ensemble
+
+
+def recommend(
+    samples: list[tuple[Arch, float]],
+    sizes: tuple[int, ...],
+    n_models: int = 20,
+    hidden: int = 16,
+    seed: int = 0,
+) -> Arch:
+    """Of the architectures in ``samples`` (architecture, score; higher is better), the one an
+    ensemble fitted to all of them rates best: under a noisy score, a better pick than the
+    best single score."""
+    ensemble = fit_ensemble(samples, sizes, n_models, hidden, seed)
+    return best_rated(ensemble, list(dict.fromkeys(arch for arch, _ in samples)), sizes)
+
+
+def best_rated(ensemble: Ensemble, archs: list[Arch], sizes: tuple[int, ...]) -> Arch:
+    mean, _ = ensemble.predict(one_hot(archs, sizes))
+    return archs[int(np.argmax(mean))]
+
+
 class PredictorSampler(ArchSampler):
     """Mutations of the best architectures, picked by an ensemble of small MLPs.
 
@@ -159,6 +199,9 @@ class PredictorSampler(ArchSampler):
         n_candidates: candidates scored by the predictor at most.
         acquisition: ``ucb`` or ``ei``.
         kappa: the weight of the standard deviation in ``ucb``.
+        replicate_every: every this many trials after ``n_init``, evaluate the best-rated
+            architecture once more (0: never; for noisy objectives).
+        replicates: evaluations beyond its first an architecture may get.
         seed: seeds the random architectures, the ensemble and the candidates.
 
     Raises:
@@ -175,6 +218,8 @@ class PredictorSampler(ArchSampler):
         n_candidates: int = 200,
         acquisition: Acquisition = "ucb",
         kappa: float = 1.0,
+        replicate_every: int = 0,
+        replicates: int = 2,
         seed: int | None = None,
     ) -> None:
         if acquisition not in ACQUISITIONS:
@@ -186,6 +231,8 @@ class PredictorSampler(ArchSampler):
             ("hidden", hidden, 1),
             ("top_k", top_k, 1),
             ("n_candidates", n_candidates, 1),
+            ("replicate_every", replicate_every, 0),
+            ("replicates", replicates, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -198,9 +245,66 @@ class PredictorSampler(ArchSampler):
         self._top_k, self._n_candidates = top_k, n_candidates
         self._acquisition: Acquisition = acquisition
         self._kappa = float(kappa)
+        self._replicate_every, self._replicates = replicate_every, replicates
+        self._asks = 0  # asks after n_init
+        self._fitted: tuple[History, Ensemble] | None = None  # this ask's ensemble
+
+    @property
+    def _noisy(self) -> bool:
+        return self._replicate_every > 0
+
+    def _ensemble(self, history: History) -> Ensemble:
+        """The ensemble fitted to ``history`` (once an ask): to each architecture's best score,
+        or with replication on, to every evaluation."""
+        if self._fitted is not None and self._fitted[0] is history:
+            return self._fitted[1]
+        if self._noisy:
+            rows = [(a, score) for a, got in history.samples.items() for _, score in got]
+        else:
+            rows = list(history.scores.items())
+        seed = int(self._rng.randint(2**31 - 1))
+        ensemble = fit_ensemble(rows, history.sizes, self._n_models, self._hidden, seed)
+        self._fitted = (history, ensemble)
+        return ensemble
+
+    def _rank(self, history: History) -> dict[Arch, float]:
+        """What ranks the finished architectures: the best score, or the mean one under
+        replication."""
+        if self._noisy:
+            return {a: history.mean(a) for a in history.samples}
+        return history.scores
+
+    def _incumbent(self, history: History, ensemble: Ensemble) -> float:
+        """The standardized score to improve on: the best one, or under replication the
+        ensemble's best rating of a finished architecture."""
+        if self._noisy:
+            best, _ = ensemble.predict(one_hot(list(history.samples), history.sizes))
+            return float(best.max())
+        y = np.array(list(history.scores.values()))
+        return float((y.max() - y.mean()) / (y.std() or 1.0))
+
+    def repeat(self, history: History, trial: FrozenTrial) -> Arch | None:
+        self._asks += 1
+        if not self._noisy or self._asks % self._replicate_every:
+            return None
+        done = [
+            a
+            for a, got in history.samples.items()
+            if len(got) == history.trials[a] and len(got) <= self._replicates
+        ]
+        if not done:
+            return None
+        return best_rated(self._ensemble(history), done, history.sizes)
+
+    def recommended(self, history: History) -> dict[str, Any] | None:
+        if not self._noisy or not history.samples:
+            return None
+        arch = best_rated(self._ensemble(history), list(history.samples), history.sizes)
+        return {"trials": [n for n, _ in history.samples[arch]], "predicted_rank": 1}
 
     def _candidates(self, history: History) -> list[Arch]:
-        top = sorted(history.scores, key=lambda a: -history.scores[a])[: self._top_k]
+        rank = self._rank(history)
+        top = sorted(rank, key=lambda a: -rank[a])[: self._top_k]
         found: dict[Arch, None] = {}
         for arch in top:
             found.update(dict.fromkeys(history.unseen_neighbours(arch)))
@@ -218,16 +322,10 @@ class PredictorSampler(ArchSampler):
         candidates = self._candidates(history)
         if not candidates:
             return None
-        archs = list(history.scores)
-        y = np.array([history.scores[a] for a in archs])
-        y = (y - y.mean()) / (y.std() or 1.0)
-        ensemble = Ensemble(
-            sum(history.sizes), self._n_models, self._hidden, int(self._rng.randint(2**31 - 1))
-        )
-        ensemble.fit(one_hot(archs, history.sizes), y)
+        ensemble = self._ensemble(history)
         mean, std = ensemble.predict(one_hot(candidates, history.sizes))
         if self._acquisition == "ei":
-            gain = expected_improvement(mean, std, float(y.max()))
+            gain = expected_improvement(mean, std, self._incumbent(history, ensemble))
         else:
             gain = mean + self._kappa * std
         return candidates[int(np.argmax(gain))]
@@ -251,6 +349,18 @@ class PredictorSettings:
         choices=ACQUISITIONS,
     )
     kappa: float = setting(1.0, "Weight of the standard deviation in ucb.", low=0, high=100)
+    replicate_every: int = setting(
+        0,
+        "Every this many trials after n_init, evaluate the best-rated architecture once more "
+        "under a new seed (0: never); for noisy objectives such as a few training epochs. "
+        "Each trial then records the recommended architecture in its user attribute "
+        "'recommended'.",
+        low=0,
+        high=MAX_TRIALS,
+    )
+    replicates: int = setting(
+        2, "Evaluations beyond its first an architecture may get.", low=1, high=100
+    )
 
 
 def _problems(settings: Any, space: Space, n_objectives: int) -> list[str]:

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from benchmarks.nas_cells import STRATEGIES, held_seeds, key, measure, report
+from benchmarks.nas_cells import (
+    STRATEGIES,
+    best_observed,
+    held_seeds,
+    key,
+    measure,
+    recommended,
+    report,
+)
 
 
 def cell(i: int) -> dict[str, Any]:
@@ -31,7 +39,8 @@ def test_the_studies_a_file_holds_are_read_not_run(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1])
     found, cells, averaged = measure([0, 1], 3, 2, path)  # no server: every study is in the file
     assert set(found) == set(STRATEGIES) and averaged == {}
-    assert found["tpe"] == [[0.5, 0.62, 0.55], [0.6, 0.62, 0.55]]
+    tpe = STRATEGIES.index("tpe") / 100
+    assert found["tpe"] == [[0.5, 0.6 + tpe, 0.55], [0.6, 0.6 + tpe, 0.55]]
     assert cells["tpe"][0] == [cell(0), cell(1), cell(2)]
     text = report(found, cells, averaged, [0, 1], 3, 2)
     assert "| local_search |" in text and "/ tpe's, 3 trials" in text
@@ -41,21 +50,33 @@ def test_the_studies_a_file_holds_are_read_not_run(tmp_path: Path) -> None:
 def test_the_incumbents_retrained_give_the_seed_averaged_regret(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1])
     body = json.loads(path.read_text())
-    # Cell 1 averages 0.9 over fresh seeds, cell 0 0.8.
+    # Cell 1 averages 0.9 over fresh seeds, cell 0 0.8, cell 2 0.6.
     body["retrained"] = {
-        "1000": {key(cell(0)): 0.7, key(cell(1)): 0.95},
-        "1001": {key(cell(0)): 0.9, key(cell(1)): 0.85},
+        "1000": {key(cell(0)): 0.7, key(cell(1)): 0.95, key(cell(2)): 0.6},
+        "1001": {key(cell(0)): 0.9, key(cell(1)): 0.85, key(cell(2)): 0.6},
     }
     path.write_text(json.dumps(body))
     found, cells, averaged = measure([0, 1], 3, 2, path, retrain_seeds=2)  # all held
-    assert averaged == {key(cell(0)): [0.7, 0.9], key(cell(1)): [0.95, 0.85]}
+    assert averaged[key(cell(0))] == [0.7, 0.9] and averaged[key(cell(1))] == [0.95, 0.85]
     text = report(found, cells, averaged, [0, 1], 3, 2)
-    retrained = text[text.index("Retrained") :]
-    assert "with 2 fresh seeds" in retrained and "all 2 incumbents (0.9000)" in retrained
+    retrained = text[text.index("Retrained") : text.index("Incumbent: the recommended")]
+    assert "with 2 fresh seeds" in retrained and "incumbents (0.9000)" in retrained
     # tpe keeps cell 1 at both seeds (regret 0); local_search keeps cell 1 at seed 0 and, its
     # first two trials tied at seed 1, cell 0 there (0.8: regret 0.1).
     assert "| tpe | 0.0000 (0.0000) |" in retrained
     assert "| local_search | 0.0500 (0.0500) |" in retrained
+    assert "| predictor_replicas |" in text[text.index("Incumbent: the recommended") :]
+
+
+def test_the_recommended_cell_is_the_best_rated_not_the_luckiest() -> None:
+    """Cell b scored once, luckily; cell a three times, well; every other cell with b's
+    first edge scored badly: the ensemble rates a best, the best single value is b's."""
+    a, b = {"e0": "x", "e1": "p"}, {"e0": "y", "e1": "q"}
+    cells = [a, b, a, a] + [{"e0": "y", "e1": op} for op in ("p", "r", "s")]
+    values = [0.90, 0.93, 0.91, 0.90, 0.60, 0.62, 0.61]
+    assert best_observed(values, cells, 7) == b
+    assert recommended(values, cells, 7) == a
+    assert recommended(values, cells, 1) == a  # only the first trial
 
 
 def test_a_file_of_another_length_is_refused(tmp_path: Path) -> None:

@@ -64,3 +64,28 @@ def test_a_float_in_the_space_is_refused_at_the_algorithm_name(
     assert resp.status_code == 422, resp.text
     detail = {d["path"]: d["msg"] for d in resp.json()["detail"]}
     assert "training.lr is a float" in detail.get("algorithm.name", ""), detail
+
+
+def test_predictor_with_replicas_trains_its_best_rated_cells_again_and_recommends_one(
+    server: Server,
+) -> None:
+    """For noisy short training: every second trial after the random start trains a cell it
+    already scored once more (under the trial's own seed), and every trial then names the
+    recommended cell's trials."""
+    settings = {"seed": 4, "n_init": 3, "replicate_every": 2, "replicates": 1}
+    spec = cell_study(
+        "cell-replicas", {"name": "predictor", "settings": settings}, budget={"max_trials": 9}
+    )
+    study, trials = run(server, spec)
+    assert study["status"] == "completed", study
+    trials = sorted(trials, key=lambda t: t["number"])
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 9
+    cells = [tuple(t["params"][f"model.edge_{e}"] for e in EDGES) for t in trials]
+    again = [i for i, c in enumerate(cells) if c in cells[:i]]
+    assert again and min(again) >= 3 and max(map(cells.count, cells)) == 2
+    last = trials[-1]["user_attrs"]["recommended"]["trials"]
+    assert {cells[n] for n in last} == {cells[last[0]]} and max(last) < 8
+    bad = cell_study("cell-replicas-bad", {"name": "predictor", "settings": {"replicates": 0}})
+    resp = server.api.post("/studies", json=bad)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["path"] == "algorithm.settings.replicates"

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from search.nas import PredictorSampler
-from search.nas.predictor import Ensemble, expected_improvement, one_hot
+from search.nas.predictor import Ensemble, expected_improvement, one_hot, recommend
 from search.nas.synthetic import SyntheticNAS
 from search.spec import ParamSpec
 from tests.search._nas_arch import (
@@ -101,3 +101,76 @@ def test_settings_and_space_are_checked() -> None:
     assert few.loc == ("algorithm", "settings", "n_init")
     with pytest.raises(ValueError, match="n_models"):
         PredictorSampler(n_models=0)
+
+
+def noisy(nas: SyntheticNAS, seed: int) -> Any:
+    """The table's value plus training-like noise (the same for no two trials)."""
+    rng = np.random.RandomState(seed)
+
+    def objective(trial: optuna.trial.BaseTrial) -> float:
+        return nas.objective(trial) + float(rng.normal(0, 0.02))
+
+    return objective
+
+
+def test_replication_evaluates_the_best_rated_again_and_recommends_by_the_ensemble() -> None:
+    nas = SyntheticNAS(seed=5)
+    sampler = make(nas, 5, replicate_every=2, replicates=2)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(noisy(nas, 5), n_trials=30)
+    archs = [key(t.params) for t in study.trials]
+    repeats = [i for i in range(30) if archs[i] in archs[:i]]
+    # After 5 random trials, every second ask repeats a finished architecture: 12 or 13
+    # (none when every candidate already has its three evaluations).
+    assert 10 <= len(repeats) <= 13 and min(repeats) >= 5
+    assert max(archs.count(a) for a in archs) <= 3  # one evaluation and at most 2 more
+    for t in study.trials[5:]:
+        numbers = t.user_attrs["recommended"]["trials"]
+        assert len({archs[n] for n in numbers}) == 1 and max(numbers) < t.number
+    assert "recommended" not in study.trials[4].user_attrs
+
+
+def test_replicates_are_never_in_flight_twice() -> None:
+    nas = SyntheticNAS(seed=6)
+    sampler = make(nas, 6, replicate_every=1, replicates=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(nas.objective, n_trials=5)
+    asked = [study.ask(nas.space()) for _ in range(6)]  # none told: all in flight
+    archs = [key(t.params) for t in study.trials]
+    # Each of the 5 finished architectures may be evaluated once more, once.
+    assert max(archs.count(a) for a in archs) == 2
+    assert len(asked) == 6 and len(set(archs)) == 5 + 1  # the sixth ask is a new one
+
+
+def test_without_replication_the_sampler_is_unchanged() -> None:
+    nas = SyntheticNAS(seed=7)
+    plain = proposals(make, 7, 20, nas)
+    assert plain == proposals(lambda n, s: make(n, s, replicate_every=0), 7, 20, nas)
+    assert len({key(p) for p in plain}) == 20
+
+
+def test_recommend_is_better_than_the_luckiest_under_noise() -> None:
+    """On additive tables with noise as large as the effects (20 seeds, 40 evaluations each),
+    the ensemble's pick is truly better on average than the best single value."""
+    lucky, rated = [], []
+    for seed in range(20):
+        rng = np.random.RandomState(seed)
+        a, b = rng.normal(size=5) * 0.02, rng.normal(size=5) * 0.02
+        archs = [(int(i), int(j)) for i, j in rng.randint(5, size=(40, 2))]
+        samples = [(x, a[x[0]] + b[x[1]] + rng.normal() * 0.02) for x in archs]
+        top = max(a[i] + b[j] for i, j in archs)
+        best = max(samples, key=lambda s: s[1])[0]
+        pick = recommend(samples, (5, 5), seed=seed)
+        lucky.append(top - a[best[0]] - b[best[1]])
+        rated.append(top - a[pick[0]] - b[pick[1]])
+    assert np.mean(rated) < np.mean(lucky)
+
+
+def test_replication_settings_are_checked() -> None:
+    assert check("predictor", ARCH_SPACE, replicate_every=3, replicates=2) == []
+    (bad,) = check("predictor", ARCH_SPACE, replicate_every=-1)
+    assert bad.loc == ("algorithm", "settings", "replicate_every")
+    (none,) = check("predictor", ARCH_SPACE, replicates=0)
+    assert none.loc == ("algorithm", "settings", "replicates")
+    with pytest.raises(ValueError, match="replicates"):
+        PredictorSampler(replicates=0)
