@@ -62,10 +62,12 @@ HEADING = "## Architecture strategies on a real cell search (digits)"
 BLOCK = "benchmarks/nas_cells.py"
 STRATEGIES = ("local_search", "predictor", "predictor_replicas", "tpe", "random")
 # A strategy is an algorithm with settings: predictor_replicas evaluates the best-rated cell
-# once more every third trial (at most three times in all), for the noise of 2-epoch training.
+# again every second trial (at most five times in all), for the noise of 2-epoch training, and
+# recommends among the cells it evaluated more than once.
 ALGORITHMS: dict[str, tuple[str, dict[str, object]]] = {
-    "predictor_replicas": ("predictor", {"replicate_every": 3, "replicates": 2})
+    "predictor_replicas": ("predictor", {"replicate_every": 2, "replicates": 4})
 }
+REPLICATING = {name for name, (_, settings) in ALGORITHMS.items() if "replicate_every" in settings}
 ARCHITECTURE = {"kind": "cell", "channels": 8, "cells_per_stage": 1, "stages": 3}
 SERVER_ENV = {"TUNEFORGE_SCHEDULER_POLL_S": "0.2"}
 
@@ -124,15 +126,16 @@ def retrain(api: httpx.Client, cells: list[Cell], seed: int, epochs: int) -> dic
     return got
 
 
-def best_observed(values: list[float], cells: list[Cell], n: int) -> Cell:
+def best_observed(values: list[float], cells: list[Cell], n: int, name: str = "") -> Cell:
     """The cell of the best of the first ``n`` trials (the earliest on ties)."""
     return cells[max(range(min(n, len(values))), key=values.__getitem__)]
 
 
-def recommended(values: list[float], cells: list[Cell], n: int) -> Cell:
+def recommended(values: list[float], cells: list[Cell], n: int, name: str = "") -> Cell:
     """Of the cells of the first ``n`` trials, the one an ensemble fitted to all their values
     rates best (``search.nas.predictor.recommend``, as a noise-aware ``predictor`` study
-    recommends; failed trials left out)."""
+    recommends; failed trials left out); for a replicating strategy ``name``, among the cells
+    it evaluated more than once."""
     done = [i for i in range(min(n, len(values))) if values[i] > 0] or [0]
     names = sorted(cells[0])
     choices = [sorted({json.dumps(cells[i][p]) for i in done}) for p in names]
@@ -141,11 +144,11 @@ def recommended(values: list[float], cells: list[Cell], n: int) -> Cell:
         for i in done
     ]
     samples = [(a, values[i]) for a, i in zip(arch, done, strict=True)]
-    pick = recommend(samples, tuple(map(len, choices)))
+    pick = recommend(samples, tuple(map(len, choices)), replicated=name in REPLICATING)
     return cells[done[arch.index(pick)]]
 
 
-PICKS: dict[str, Callable[[list[float], list[Cell], int], Cell]] = {
+PICKS: dict[str, Callable[[list[float], list[Cell], int, str], Cell]] = {
     "best observed": best_observed,
     "recommended": recommended,
 }
@@ -159,7 +162,7 @@ def incumbents(found: Found, cells: Cells, counts: Sequence[int]) -> list[Cell]:
         for values, its_cells in zip(runs, cells[name], strict=True):
             for n in counts:
                 for pick in PICKS.values():
-                    cell = pick(values, its_cells, n)
+                    cell = pick(values, its_cells, n, name)
                     unique[key(cell)] = cell
     return list(unique.values())
 
@@ -310,7 +313,7 @@ def report(
 
             def regrets(name: str, n: int) -> list[float]:
                 return [
-                    top - true[key(pick(values, its_cells, n))]
+                    top - true[key(pick(values, its_cells, n, name))]
                     for values, its_cells in zip(found[name], cells[name], strict=True)
                 ]
 

@@ -23,9 +23,10 @@ For a noisy objective (a cell trained a few epochs scores differently under anot
 trial's own seed) the finished architecture the ensemble rates best among those evaluated fewer
 than ``1 + replicates`` times; the ensemble then fits every evaluation (the architectures ranked
 by their mean), and each trial records in its user attribute ``recommended`` the architecture
-the ensemble rates best among those evaluated: ``{"trials": [numbers], "predicted_rank": 1}``
-names its trials. Under noise that is the better pick than the best single value (how Bayesian
-optimization recommends under noise): on the cell search of ``benchmarks/nas_cells.py`` it is.
+the ensemble rates best among those evaluated more than once (``{"trials": [numbers]}``
+names its trials): under noise a better pick than the best single value, as Bayesian
+optimization recommends under noise (measured on the cell search of
+``benchmarks/nas_cells.py``).
 
 Like every architecture sampler here (:mod:`search.nas.arch`), it never proposes an
 architecture seen before, in flight included, except such a replicate. Single objective;
@@ -36,6 +37,7 @@ architectures for the same sequence of tells.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -174,12 +176,22 @@ def recommend(
     n_models: int = 20,
     hidden: int = 16,
     seed: int = 0,
+    replicated: bool = False,
 ) -> Arch:
     """Of the architectures in ``samples`` (architecture, score; higher is better), the one an
     ensemble fitted to all of them rates best: under a noisy score, a better pick than the
-    best single score."""
+    best single score. With ``replicated``, only architectures evaluated more than once are
+    picked, when there are any (the finalists of a study with ``replicate_every``)."""
     ensemble = fit_ensemble(samples, sizes, n_models, hidden, seed)
-    return best_rated(ensemble, list(dict.fromkeys(arch for arch, _ in samples)), sizes)
+    counts = Counter(arch for arch, _ in samples)
+    return best_rated(ensemble, finalists(counts, replicated), sizes)
+
+
+def finalists(counts: Mapping[Arch, int], replicated: bool) -> list[Arch]:
+    """The architectures a recommendation picks from: all, or with ``replicated`` those
+    evaluated more than once (all when none is)."""
+    again = [arch for arch, n in counts.items() if n > 1] if replicated else []
+    return again or list(counts)
 
 
 def best_rated(ensemble: Ensemble, archs: list[Arch], sizes: tuple[int, ...]) -> Arch:
@@ -299,8 +311,9 @@ class PredictorSampler(ArchSampler):
     def recommended(self, history: History) -> dict[str, Any] | None:
         if not self._noisy or not history.samples:
             return None
-        arch = best_rated(self._ensemble(history), list(history.samples), history.sizes)
-        return {"trials": [n for n, _ in history.samples[arch]], "predicted_rank": 1}
+        counts = {arch: len(got) for arch, got in history.samples.items()}
+        arch = best_rated(self._ensemble(history), finalists(counts, True), history.sizes)
+        return {"trials": [n for n, _ in history.samples[arch]]}
 
     def _candidates(self, history: History) -> list[Arch]:
         rank = self._rank(history)

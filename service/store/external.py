@@ -25,8 +25,9 @@ from search.external import asking, telling
 from search.loop.lease import Lease, lease_of, new_token, renew
 from search.spec import ACTIVE, ExternalTask, StudySpec
 from service.errors import Conflict, NotFound, OverLimit, SpecInvalid
-from service.store import crud, optuna_sql
+from service.store import crud, optuna_sql, quotas
 from service.store.orm import StudyRow
+from service.store.quotas import Quota
 
 RETRY_AFTER_S = 1  # a full study's answer to an ask: how long to wait before the next
 _locks: dict[int, threading.Lock] = {}
@@ -68,13 +69,16 @@ def _one_ask(session: Session, study_id: int) -> Iterator[None]:
             session.commit()
 
 
-def ask(session: Session, storage: RDBStorage, row: StudyRow) -> Granted:
+def ask(
+    session: Session, storage: RDBStorage, row: StudyRow, quota: Quota | None = None
+) -> Granted:
     """Lease the study's next trial to the caller.
 
     Raises:
         Conflict: not an external study; it has ended or is stopping; every trial of its budget
             was asked; its timeout passed.
-        OverLimit: ``parallelism`` trials are out (429, Retry-After).
+        OverLimit: ``parallelism`` trials are out, or the tenant has its ``quota`` of trials in
+            flight, on the cluster and out with clients together (429, Retry-After).
     """
     spec, _task = external_spec(row)
     if row.status not in ACTIVE or row.stop_requested:
@@ -103,9 +107,25 @@ def ask(session: Session, storage: RDBStorage, row: StudyRow) -> Granted:
                 "every slot has a trial out: ask again when one is told",
                 retry_after=RETRY_AFTER_S,
             )
+        if quota is not None:
+            _within_quota(session, row.tenant, quota)
         token = new_token()
         study = asking.load(storage, row.optuna_study_name, spec)
         return Granted(asking.ask(study, spec, token, queued=waiting > 0, number=taken), token)
+
+
+def _within_quota(session: Session, tenant: str, quota: Quota) -> None:
+    """An external trial out counts in its tenant's trials in flight, as one on the cluster
+    does (the scheduler keeps those under the quota; an ask may not go beyond it)."""
+    running = quotas.usage_of(session, tenant).trials_in_flight
+    if running >= quota.trials_in_flight:
+        raise OverLimit(
+            "trials in flight per tenant",
+            quota.trials_in_flight,
+            running,
+            "the tenant has its quota of trials running: ask again when one ends",
+            retry_after=RETRY_AFTER_S,
+        )
 
 
 def _leased(

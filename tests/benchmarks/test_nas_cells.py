@@ -105,3 +105,11 @@ def test_a_run_of_some_strategies_keeps_the_others_and_reports_its_own(tmp_path:
     assert set(found) == set(chosen)
     text = report(found, cells, averaged, [0, 1], 3, 2)
     assert "| random |" not in text and "| predictor |" in text
+
+
+def test_a_replicating_strategy_recommends_among_the_cells_it_evaluated_again() -> None:
+    c, a = {"e0": "z", "e1": "r"}, {"e0": "x", "e1": "p"}
+    cells, values = [c, a, a], [0.99, 0.80, 0.82]
+    assert recommended(values, cells, 3) == c
+    assert recommended(values, cells, 3, "predictor_replicas") == a
+    assert recommended(values, cells, 1, "predictor_replicas") == c  # none evaluated twice yet

@@ -140,3 +140,28 @@ def test_a_class_subset_names_the_dataset_s_classes_of_its_outputs() -> None:
     assert facts["n_outputs"] == 5 and facts["classes"] == [5, 6, 7, 8, 9]
     output = model_io(facts, {})["output"]
     assert output["shape"] == ["batch", 5] and output["classes"] == [5, 6, 7, 8, 9]
+
+
+def test_a_file_is_written_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: a temporary file renamed over the old one; a write that fails midway leaves
+    the previous file as it was and no partial file behind."""
+    from search import artifacts
+
+    target = tmp_path / "spec.json"
+    artifacts._write(target, b"old")
+    real = Path.write_bytes
+
+    def broken(path: Path, data: bytes) -> int:
+        real(path, data[:1])  # part of it reached the disk, then the write failed
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_bytes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        artifacts._write(target, b"new content")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.json"]
+    artifacts._write(target, b"new content")
+    assert target.read_bytes() == b"new content"

@@ -128,6 +128,8 @@ def test_replication_evaluates_the_best_rated_again_and_recommends_by_the_ensemb
         numbers = t.user_attrs["recommended"]["trials"]
         assert len({archs[n] for n in numbers}) == 1 and max(numbers) < t.number
     assert "recommended" not in study.trials[4].user_attrs
+    # Once some are replicated, the recommendation is one of them (a finalist).
+    assert len(study.trials[-1].user_attrs["recommended"]["trials"]) >= 2
 
 
 def test_replicates_are_never_in_flight_twice() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from service.api.deps import CallerDep, Id, SessionDep, SettingsDep, StorageDep
+from service.api.deps import CallerDep, Id, QuotaDep, SessionDep, SettingsDep, StorageDep
 from service.api.errors import CONFLICT, OVER_LIMIT
 from service.api.examples import RENEW_BODY, REPORT_BODY, TELL_BODY
 from service.api.routes.trials import own_study
@@ -28,12 +28,15 @@ def _at(epoch_s: float) -> datetime:
 
 
 @router.post("/ask", status_code=status.HTTP_201_CREATED, responses={**CONFLICT, **OVER_LIMIT})
-def ask(study_id: Id, caller: CallerDep, session: SessionDep, storage: StorageDep) -> Asked:
+def ask(
+    study_id: Id, caller: CallerDep, quota: QuotaDep, session: SessionDep, storage: StorageDep
+) -> Asked:
     """Lease the study's next trial (an external study's): its parameters, seed and lease.
-    429 with Retry-After while ``parallelism`` trials are out; 409 when the study has ended
-    or every trial of its budget was asked."""
+    429 with Retry-After while ``parallelism`` trials are out, or while the tenant has its
+    quota of trials in flight (on the cluster and out with clients together); 409 when the
+    study has ended or every trial of its budget was asked."""
     row = crud.get_study(session, study_id, caller.tenant)
-    granted = external.ask(session, storage, row)
+    granted = external.ask(session, storage, row, quota)
     asked = granted.asked
     return Asked(
         number=asked.number,

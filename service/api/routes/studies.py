@@ -108,7 +108,7 @@ def patch_study(
     return study_public(row, session)
 
 
-@router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses=CONFLICT)
+@router.post("/{study_id}/stop", status_code=status.HTTP_202_ACCEPTED)
 def stop_study(
     study_id: Id,
     caller: CallerDep,
@@ -117,7 +117,8 @@ def stop_study(
     drain: bool = Query(False, description="Let trials in flight finish instead of cancelling."),
 ) -> StudyPublic:
     """Stop a study: trials in flight are cancelled (FAIL, "stopped by user"), or with
-    ``?drain=true`` no new trial starts and the study stops when they finish."""
+    ``?drain=true`` no new trial starts and the study stops when they finish. A finished
+    study is answered as it is."""
     row = crud.request_stop(session, crud.get_study(session, study_id, caller.tenant), drain)
     if scheduler:
         scheduler.wake()

@@ -302,3 +302,32 @@ def test_multi_objective_asha_prunes_a_dominated_external_trial(client: TestClie
     assert verdict["should_prune"] is True and "mo_asha" in verdict["reason"], verdict
     trial = client.get(f"/api/v1/studies/{study_id}/trials/{dominated['number']}").json()
     assert trial["state"] == "PRUNED" and trial["user_attrs"]["pruned_at_rung"] == 0
+
+
+def test_trials_out_with_clients_count_in_the_tenant_s_quota_of_trials_in_flight(
+    client: TestClient,
+) -> None:
+    key = client.post("/api/v1/keys", json={"tenant": "team"}).json()["key"]
+    team = {"Authorization": f"Bearer {key}"}
+    put = client.put("/api/v1/tenants/team/quota", json={"trials_in_flight": 3})
+    assert put.status_code == 200, put.text
+    ids = []
+    for name in ("a", "b"):
+        made = client.post("/api/v1/studies", json=external(name=name), headers=team)
+        assert made.status_code == 201, made.text
+        ids.append(made.json()["id"])
+    out = [client.post(f"/api/v1/studies/{i}/ask", headers=team) for i in (ids[0], ids[0], ids[1])]
+    assert [o.status_code for o in out] == [201, 201, 201]
+    full = client.post(f"/api/v1/studies/{ids[1]}/ask", headers=team)
+    assert full.status_code == 429 and full.headers["Retry-After"] == "1", full.text
+    assert full.json()["quota"] == "trials in flight per tenant" and full.json()["usage"] == 3
+    # Another tenant's asks are not held back by this one's trials.
+    assert ask(client, submit(client, external(name="mine")))["number"] == 0
+    first = out[0].json()
+    told = client.post(
+        f"/api/v1/studies/{ids[0]}/trials/{first['number']}/tell",
+        json={"lease": first["lease"], "metrics": {"val_loss": 0.5}},
+        headers=team,
+    )
+    assert told.status_code == 200, told.text
+    assert client.post(f"/api/v1/studies/{ids[1]}/ask", headers=team).status_code == 201
