@@ -9,15 +9,19 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import optuna
 import pytest
 import yaml
 
+from search.attrs import MAX_ATTR_JSON
 from service.client import Client
 from tests.conftest import Server, finished, wait_for
+from tests.e2e.test_browser import dashboard as dashboard  # the fixture, shared
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,3 +190,34 @@ def test_the_agent_runs_a_script_per_trial_and_kills_a_pruned_one(
     for number in pruned:
         assert re.search(rf"^trial {number} pruned", agent.stdout, re.M), agent.stdout
     assert agent.stdout.rstrip().splitlines()[-1].startswith("agent done")
+
+
+def test_optuna_dashboard_shows_an_external_study_as_a_trained_one(
+    server: Server, dashboard: Callable[[Server], str]
+) -> None:
+    """The dashboard reads the external trials from Optuna's tables: their states, values,
+    intermediate values and short user attributes (its JSON API, which its pages draw)."""
+    api = server.api
+    study = api.post("/studies", json=external_study("ext-dash", 3, 1)).raise_for_status().json()
+    url = f"/studies/{study['id']}"
+    for n in range(3):
+        asked = api.post(f"{url}/ask").raise_for_status().json()
+        lease = {"lease": asked["lease"]}
+        for step in (1, 2):
+            metrics = {"val_loss": 1.0 / (step + n), "val_accuracy": 0.5}
+            api.post(f"{url}/trials/{n}/report", json={**lease, "step": step, "metrics": metrics})
+        told = {"state": "fail", "reason": "diverged"} if n == 2 else {"metrics": metrics}
+        api.post(f"{url}/trials/{n}/tell", json={**lease, **told}).raise_for_status()
+    wait_for(api, study["id"], finished, timeout=60)
+
+    dash = dashboard(server)
+    summaries = httpx.get(f"{dash}/api/studies", timeout=10).json()["study_summaries"]
+    (sid,) = [s["study_id"] for s in summaries if s["study_name"] == study["optuna_study_name"]]
+    detail = httpx.get(f"{dash}/api/studies/{sid}", params={"after": 0}, timeout=10).json()
+    trials = sorted(detail["trials"], key=lambda t: t["number"])
+    assert [t["state"] for t in trials] == ["Complete", "Complete", "Fail"]
+    assert [t["values"] for t in trials[:2]] == [[0.5], [1.0 / 3]]
+    assert [v["step"] for v in trials[0]["intermediate_values"]] == [1, 2]
+    attrs = [a for t in trials for a in t["user_attrs"]]
+    assert {"key": "fail_reason", "value": "diverged"} in attrs
+    assert all(len(a["value"]) <= MAX_ATTR_JSON for a in attrs)
