@@ -7,15 +7,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.nas_cells import (
-    STRATEGIES,
-    best_observed,
-    held_seeds,
-    key,
-    measure,
-    recommended,
-    report,
-)
+from benchmarks.nas_cells import STRATEGIES, held_seeds, key, measure, report
+from benchmarks.nas_picks import best_observed, recommended
 
 
 def cell(i: int) -> dict[str, Any]:
@@ -37,7 +30,10 @@ def saved(tmp_path: Path, seeds: list[int], trials: int = 3) -> Path:
 
 def test_the_studies_a_file_holds_are_read_not_run(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1])
-    found, cells, averaged = measure([0, 1], 3, 2, path)  # no server: every study is in the file
+    found, cells, averaged, held_out = measure(
+        [0, 1], 3, 2, path
+    )  # no server: every study is in the file
+    assert held_out == {}
     assert set(found) == set(STRATEGIES) and averaged == {}
     tpe = STRATEGIES.index("tpe") / 100
     assert found["tpe"] == [[0.5, 0.6 + tpe, 0.55], [0.6, 0.6 + tpe, 0.55]]
@@ -55,17 +51,42 @@ def test_the_incumbents_retrained_give_the_seed_averaged_regret(tmp_path: Path) 
         "1000": {key(cell(0)): 0.7, key(cell(1)): 0.95, key(cell(2)): 0.6},
         "1001": {key(cell(0)): 0.9, key(cell(1)): 0.85, key(cell(2)): 0.6},
     }
+    for seed in range(2000, 2005):  # held (so nothing is trained)
+        body["retrained"][str(seed)] = {key(c): 0.5 for c in map(cell, range(3))}
     path.write_text(json.dumps(body))
-    found, cells, averaged = measure([0, 1], 3, 2, path, retrain_seeds=2)  # all held
+    found, cells, averaged, _ = measure([0, 1], 3, 2, path, retrain_seeds=2)
     assert averaged[key(cell(0))] == [0.7, 0.9] and averaged[key(cell(1))] == [0.95, 0.85]
-    text = report(found, cells, averaged, [0, 1], 3, 2)
+    text = report(found, cells, averaged, [0, 1], 3, 2)  # no held-out seeds: the best mean
     retrained = text[text.index("Retrained") : text.index("Incumbent: the recommended")]
-    assert "with 2 fresh seeds" in retrained and "incumbents (0.9000)" in retrained
+    assert "with 2 fresh seeds (2 cells)" in retrained and "incumbents (0.9000)" in retrained
     # tpe keeps cell 1 at both seeds (regret 0); local_search keeps cell 1 at seed 0 and, its
     # first two trials tied at seed 1, cell 0 there (0.8: regret 0.1).
     assert "| tpe | 0.0000 (0.0000) |" in retrained
     assert "| local_search | 0.0500 (0.0500) |" in retrained
     assert "| predictor_replicas |" in text[text.index("Incumbent: the recommended") :]
+
+
+def test_the_optimum_is_the_finalists_accuracy_on_seeds_they_were_not_chosen_by(
+    tmp_path: Path,
+) -> None:
+    """The best 2-seed mean (cell 1's 0.9) is a lucky draw's; on 5 held-out seeds cell 1
+    scores 0.88 and cell 0 0.86: the regrets are taken from 0.88."""
+    path = saved(tmp_path, [0, 1])
+    body = json.loads(path.read_text())
+    body["retrained"] = {
+        "1000": {key(cell(0)): 0.7, key(cell(1)): 0.95, key(cell(2)): 0.6},
+        "1001": {key(cell(0)): 0.9, key(cell(1)): 0.85, key(cell(2)): 0.6},
+    }
+    for seed in range(2000, 2005):
+        body["retrained"][str(seed)] = {key(cell(0)): 0.86, key(cell(1)): 0.88, key(cell(2)): 0.5}
+    path.write_text(json.dumps(body))
+    found, cells, averaged, held_out = measure([0, 1], 3, 2, path, retrain_seeds=2)
+    assert held_out[key(cell(1))] == [0.88] * 5 and len(held_out) == 2  # every incumbent: 2 of 5
+    text = report(found, cells, averaged, [0, 1], 3, 2, held_out)
+    retrained = text[text.index("Retrained") : text.index("Incumbent: the recommended")]
+    assert "(0.8800; their best 2-seed mean: 0.9000)" in retrained
+    assert "| tpe | -0.0200 (-0.0200) |" in retrained  # cell 1's 2-seed mean is above it
+    assert "| local_search | 0.0300 (0.0300) |" in retrained  # -0.02 and 0.08
 
 
 def test_the_recommended_cell_is_the_best_rated_not_the_luckiest() -> None:
@@ -101,7 +122,7 @@ def test_a_run_of_some_strategies_keeps_the_others_and_reports_its_own(tmp_path:
     assert held_seeds(path) == []
     chosen = ("local_search", "predictor", "tpe")
     assert held_seeds(path, chosen) == [0, 1]
-    found, cells, averaged = measure([0, 1], 3, 2, path, chosen)  # all held: no server
+    found, cells, averaged, _ = measure([0, 1], 3, 2, path, chosen)  # all held: no server
     assert set(found) == set(chosen)
     text = report(found, cells, averaged, [0, 1], 3, 2)
     assert "| random |" not in text and "| predictor |" in text
