@@ -23,9 +23,9 @@ For a noisy objective (a cell trained a few epochs scores differently under anot
 trial's own seed) the finished architecture the ensemble rates best among those evaluated fewer
 than ``1 + replicates`` times; the ensemble then fits every evaluation (the architectures ranked
 by their mean), and each trial records in its user attribute ``recommended`` the architecture
-the ensemble rates best among those evaluated more than once (``{"trials": [numbers]}``
-names its trials): under noise a better pick than the best single value, as Bayesian
-optimization recommends under noise (measured on the cell search of
+the ensemble rates best among those evaluated more than once (``{"trials": [numbers],
+"evaluations": n}`` names its first trials): under noise a better pick than the best single
+value, as Bayesian optimization recommends under noise (measured on the cell search of
 ``benchmarks/nas_cells.py``).
 
 Like every architecture sampler here (:mod:`search.nas.arch`), it never proposes an
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 Acquisition = Literal["ei", "ucb"]
 ACQUISITIONS: tuple[Acquisition, ...] = ("ei", "ucb")
 N_RANDOM = 20  # random unseen candidates beside the mutations
+MAX_NAMED = 8  # trials of the recommended architecture named in its attribute, at most
 EPOCHS = 150  # full-batch Adam steps per fit
 LEARNING_RATE = 0.02
 WEIGHT_DECAY = 1e-4
@@ -313,7 +314,9 @@ class PredictorSampler(ArchSampler):
             return None
         counts = {arch: len(got) for arch, got in history.samples.items()}
         arch = best_rated(self._ensemble(history), finalists(counts, True), history.sizes)
-        return {"trials": [n for n, _ in history.samples[arch]]}
+        numbers = [n for n, _ in history.samples[arch]]
+        # Short enough for optuna-dashboard's attribute view (search.attrs.MAX_ATTR_JSON).
+        return {"trials": numbers[:MAX_NAMED], "evaluations": len(numbers)}
 
     def _candidates(self, history: History) -> list[Arch]:
         rank = self._rank(history)

@@ -2,12 +2,14 @@
 seeded determinism, no architecture twice (in flight included), mutations of the best, the
 registry's checks, and a lower mean regret than random search."""
 
+import json
 from typing import Any
 
 import numpy as np
 import optuna
 import pytest
 
+from search.attrs import MAX_ATTR_JSON
 from search.nas import PredictorSampler
 from search.nas.predictor import Ensemble, expected_improvement, one_hot, recommend
 from search.nas.synthetic import SyntheticNAS
@@ -125,8 +127,11 @@ def test_replication_evaluates_the_best_rated_again_and_recommends_by_the_ensemb
     assert 10 <= len(repeats) <= 13 and min(repeats) >= 5
     assert max(archs.count(a) for a in archs) <= 3  # one evaluation and at most 2 more
     for t in study.trials[5:]:
-        numbers = t.user_attrs["recommended"]["trials"]
+        recommended = t.user_attrs["recommended"]
+        numbers = recommended["trials"]
         assert len({archs[n] for n in numbers}) == 1 and max(numbers) < t.number
+        assert recommended["evaluations"] == len(numbers) <= 3
+        assert len(json.dumps(recommended)) <= MAX_ATTR_JSON
     assert "recommended" not in study.trials[4].user_attrs
     # Once some are replicated, the recommendation is one of them (a finalist).
     assert len(study.trials[-1].user_attrs["recommended"]["trials"]) >= 2
