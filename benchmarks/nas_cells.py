@@ -11,7 +11,7 @@ The optimum is unknown, so regret is measured two ways. As observed: the best va
 accuracy that any study of the run found, minus the best among a study's own first n trials
 (by trial number). Retrained: a cell trained once is a noisy sample (two seeds of one cell
 differ by up to 0.025 at 2 epochs), so each study's incumbents after n trials (its best
-observed cell, and the one an ensemble fitted to its n values rates best: ``nas_picks``) are
+observed cell, and the one an ensemble fitted to its n values rates best: ``cells.picks``) are
 trained again with ``--retrain`` fresh seeds (NAS-Bench-201 scores a cell by its mean over seeds
 the same way); the optimum's estimate is the best of the top incumbents' accuracies on 5 more
 seeds, and the regret that minus the incumbent's seed-averaged accuracy. The tables give each
@@ -48,6 +48,7 @@ if not __package__:  # run as `python benchmarks/nas_cells.py`: import from the 
 
 import httpx
 
+from benchmarks.cells.picks import ALGORITHMS, PICKS, Cell
 from benchmarks.harness import (
     RESULTS,
     all_trials,
@@ -58,7 +59,6 @@ from benchmarks.harness import (
     versions,
     wait_study,
 )
-from benchmarks.nas_picks import ALGORITHMS, PICKS, Cell
 
 HEADING = "## Architecture strategies on a real cell search (digits)"
 BLOCK = "benchmarks/nas_cells.py"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.cells.picks import best_observed, recommended
 from benchmarks.nas_cells import STRATEGIES, held_seeds, key, measure, report
-from benchmarks.nas_picks import best_observed, recommended
 
 
 def cell(i: int) -> dict[str, Any]:
