@@ -184,11 +184,8 @@ def _conditionally(session: Session, row: StudyRow, statement: Any) -> None:
 
 def request_stop(session: Session, row: StudyRow, drain: bool = False) -> StudyRow:
     """Ask the scheduler to stop a study: cancel its trials in flight, or with ``drain`` let
-    them finish and start no more. A finished study stays as it is.
-
-    The stop depends on nothing the request read but the study being active, so it is one
-    UPDATE of a still active row: the scheduler starting the study meanwhile does not turn it
-    into a 409, and a study it finished meanwhile is answered as it now is."""
+    them finish and start no more. One UPDATE of a still active row (it depends on nothing
+    else the request read): no 409; a study finished meanwhile is answered as it is."""
     if row.status in ACTIVE:
         session.execute(
             update(StudyRow)
