@@ -25,6 +25,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -117,12 +118,20 @@ class History:
 
     names: tuple[str, ...]
     sizes: tuple[int, ...]
-    scores: dict[Arch, float]
-    first: dict[Arch, int]  # the number of each scored architecture's first scored trial
+    samples: dict[Arch, list[tuple[int, float]]]  # every scored trial's (number, score)
     finished: set[Arch]
     seen: set[Arch]
-    samples: dict[Arch, list[tuple[int, float]]]  # every scored trial's (number, score)
     trials: dict[Arch, int]  # trials of each architecture, whatever their state
+
+    @cached_property
+    def scores(self) -> dict[Arch, float]:
+        """Each scored architecture's best score."""
+        return {arch: max(score for _, score in got) for arch, got in self.samples.items()}
+
+    @cached_property
+    def first(self) -> dict[Arch, int]:
+        """The number of each scored architecture's first scored trial."""
+        return {arch: got[0][0] for arch, got in self.samples.items()}
 
     def mean(self, arch: Arch) -> float:
         """The mean score of the architecture's scored trials."""
@@ -242,16 +251,11 @@ class ArchSampler(BaseSampler):
         """Scores, finished and seen architectures of ``study`` over ``space``."""
         names = tuple(space)
         sizes = tuple(int(n_values(d) or 0) for d in space.values())
-        scores: dict[Arch, float] = {}
-        first: dict[Arch, int] = {}
         samples: dict[Arch, list[tuple[int, float]]] = {}
-        for trial, score in scored_trials(study):
+        for trial, score in scored_trials(study):  # by trial number
             arch = arch_of(trial, space)
-            if arch is None:
-                continue
-            first.setdefault(arch, trial.number)
-            scores[arch] = max(score, scores.get(arch, -math.inf))
-            samples.setdefault(arch, []).append((trial.number, score))
+            if arch is not None:
+                samples.setdefault(arch, []).append((trial.number, score))
         finished: set[Arch] = set()
         seen: set[Arch] = set()
         trials: dict[Arch, int] = {}
@@ -263,7 +267,7 @@ class ArchSampler(BaseSampler):
                 if trial.state in _FINISHED:
                     finished.add(arch)
         seen.update(a for (n, a) in self._proposed if n == names)
-        return History(names, sizes, scores, first, finished, seen, samples, trials)
+        return History(names, sizes, samples, finished, seen, trials)
 
     def propose(self, history: History, trial: FrozenTrial) -> Arch | None:
         """The next architecture (unseen), or None to sample one at random.
