@@ -208,9 +208,8 @@ def measure(
         averaged: dict[str, list[float]] = {}
         held_out: dict[str, list[float]] = {}
         if retrain_seeds:
-            averaged = train_again(
-                wanted, range(1000, 1000 + retrain_seeds)
-            )  # the best incumbents, by their mean, on seeds they were not chosen by
+            averaged = train_again(wanted, range(1000, 1000 + retrain_seeds))
+            # The best incumbents, by their mean, on seeds they were not chosen by.
             mean = {k: statistics.mean(v) for k, v in averaged.items()}
             finalists = sorted(wanted, key=lambda c: -mean[key(c)])[:FINALISTS]
             held_out = train_again(finalists, range(2000, 2000 + HELD_OUT))

@@ -196,6 +196,7 @@ def finalists(counts: Mapping[Arch, int], replicated: bool) -> list[Arch]:
 
 
 def best_rated(ensemble: Ensemble, archs: list[Arch], sizes: tuple[int, ...]) -> Arch:
+    """Of ``archs``, the one with the highest mean prediction of ``ensemble``."""
     mean, _ = ensemble.predict(one_hot(archs, sizes))
     return archs[int(np.argmax(mean))]
 

@@ -69,9 +69,7 @@ def _one_ask(session: Session, study_id: int) -> Iterator[None]:
             session.commit()
 
 
-def ask(
-    session: Session, storage: RDBStorage, row: StudyRow, quota: Quota | None = None
-) -> Granted:
+def ask(session: Session, storage: RDBStorage, row: StudyRow, quota: Quota) -> Granted:
     """Lease the study's next trial to the caller.
 
     Raises:
@@ -107,8 +105,7 @@ def ask(
                 "every slot has a trial out: ask again when one is told",
                 retry_after=RETRY_AFTER_S,
             )
-        if quota is not None:
-            _within_quota(session, row.tenant, quota)
+        _within_quota(session, row.tenant, quota)
         token = new_token()
         study = asking.load(storage, row.optuna_study_name, spec)
         return Granted(asking.ask(study, spec, token, queued=waiting > 0, number=taken), token)
@@ -117,7 +114,7 @@ def ask(
 def _within_quota(session: Session, tenant: str, quota: Quota) -> None:
     """An external trial out counts in its tenant's trials in flight, as one on the cluster
     does (the scheduler keeps those under the quota; an ask may not go beyond it)."""
-    running = quotas.usage_of(session, tenant).trials_in_flight
+    running = quotas.trials_in_flight(session, tenant)
     if running >= quota.trials_in_flight:
         raise OverLimit(
             "trials in flight per tenant",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from optuna.trial import TrialState
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from search.spec import ACTIVE
@@ -69,12 +69,22 @@ def all_quotas(session: Session, defaults: Quota) -> dict[str, Quota]:
     return {row.tenant: quota_of(session, row.tenant, defaults) for row in rows}
 
 
-def usage_of(session: Session, tenant: str) -> Usage:
-    active = select(StudyRow.optuna_study_name).where(
+def _active_of(tenant: str) -> Select[Any]:
+    """The Optuna study names of ``tenant``'s pending and running studies (a query)."""
+    return select(StudyRow.optuna_study_name).where(
         StudyRow.tenant == tenant, StudyRow.status.in_(ACTIVE)
     )
+
+
+def trials_in_flight(session: Session, tenant: str) -> int:
+    """``tenant``'s RUNNING trials: on the cluster, and external ones out with their clients."""
+    return optuna_sql.trials_in_state_of(session, _active_of(tenant), TrialState.RUNNING)
+
+
+def usage_of(session: Session, tenant: str) -> Usage:
+    active = _active_of(tenant)
     n_active = int(session.scalar(select(func.count()).select_from(active.subquery())) or 0)
-    running = optuna_sql.trials_in_state_of(session, active, TrialState.RUNNING)
+    running = trials_in_flight(session, tenant)
     count, size = session.execute(
         select(func.count(), func.coalesce(func.sum(DatasetRow.size_bytes), 0)).where(
             DatasetRow.tenant == tenant
