@@ -15,7 +15,10 @@ from optuna.samplers import (
 from models.fields import setting
 from search.samplers.base import SamplerAlgorithm, seed_setting
 from search.samplers.grid import GRID
+from search.samplers.log_ndtr import use_scipy
 from search.spec import MAX_TRIALS, MAX_VALUE
+
+use_scipy()  # TPE's hot loop in C (search/samplers/log_ndtr.py)
 
 _STARTUP = "Random trials before modelling."
 # More start-up trials than a study's largest budget would only mean random search.

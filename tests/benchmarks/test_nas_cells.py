@@ -106,6 +106,20 @@ def test_a_file_of_another_length_is_refused(tmp_path: Path) -> None:
         measure([0, 1], 100, 2, path)
 
 
+def test_a_file_of_another_validation_share_is_refused_and_reported_with_its_own(
+    tmp_path: Path,
+) -> None:
+    path = saved(tmp_path, [0, 1])  # written before the share was kept: 0.2
+    with pytest.raises(SystemExit, match="holds 3 trials x 2 epochs, 0.2"):
+        measure([0, 1], 3, 2, path, val_fraction=0.5)
+    body = json.loads(path.read_text())
+    body["val_fraction"] = 0.5
+    path.write_text(json.dumps(body))
+    found, cells, averaged, _ = measure([0, 1], 3, 2, path, val_fraction=0.5)  # no server
+    text = report(found, cells, averaged, [0, 1], 3, 2, val_fraction=0.5)
+    assert "2 epochs a cell, 0.5 of digits for validation" in text
+
+
 def test_only_seeds_every_strategy_ran_are_reported(tmp_path: Path) -> None:
     path = saved(tmp_path, [0, 1, 2])
     body = json.loads(path.read_text())
