@@ -38,6 +38,9 @@ class RungPruner(EpochPruner):
         """The epoch after which rung ``rung`` decides."""
         return int(self.min_resource * self.eta ** (self.rate + rung))
 
+    def decides(self, epochs: int) -> frozenset[int]:
+        return frozenset(e for e in range(1, epochs + 1) if self.rung_of(e) is not None)
+
     def rung_of(self, epoch: int) -> int | None:
         """The rung that decides after ``epoch``, or None."""
         k = 0

@@ -35,15 +35,16 @@ from search.loop.outcomes import (
     lost_worker,
     reaches,
 )
-from search.loop.pruning import batched_metric, should_stop, told
+from search.loop.pruning import batched_metric, decision_epochs, should_stop, told, trial_epochs
 from search.space import suggest_all
 from search.spec import StudySpec, StudyStatus, TrainTask
 from search.trials import TrialKind
+from search.trials.batching import run_batched
 from search.trials.events import CheckpointSaved, EpochEnd, Event, Finished, Measured, Started
 from search.trials.worker import run_trial
 
 log = logging.getLogger(__name__)
-_UNREAD_EVENTS = 16  # events a trial may yield ahead of the loop (about a dozen epochs)
+_UNREAD_EVENTS = 16  # batches a trial may yield ahead of the loop (a dozen epochs at least)
 
 
 class StudyLoop(Run):
@@ -80,7 +81,8 @@ class StudyLoop(Run):
         self.outcome: Outcome | None = None
         self._started_at = env.started_at
         self._in_flight: dict[Any, InFlight] = {}
-        self._remote = ray.remote(trial_fn).options(
+        self._trial_fn = trial_fn
+        self._remote = ray.remote(run_batched).options(
             num_returns="streaming",
             num_cpus=spec.resources.cpu,
             num_gpus=spec.resources.gpu,
@@ -96,8 +98,7 @@ class StudyLoop(Run):
         self._checkpoints = Checkpoints(env.data_dir.checkpoints(name) if kind.resumable else None)
         self._checkpoint_every = env.checkpoint_every if kind.resumable else 0
         self._max_retries = env.trial_retries
-        self._draining = False
-        self._resumed = False
+        self._draining = self._resumed = False
         self.data_ref: Any = None  # a trial kind without data has none
         self._feasibility = Feasibility(spec, None)
         if kind.needs_data:
@@ -105,8 +106,7 @@ class StudyLoop(Run):
             dataset = env.load_data(spec.task.dataset)
             self._artifacts.data_facts = data_facts(dataset.info, spec.task.dataset.classes)
             self._feasibility = Feasibility(spec, dataset.info if kind.suggests else None)
-            # Put once, read by every trial: workers get the arrays from the object store.
-            self.data_ref = ray.put(dataset)
+            self.data_ref = ray.put(dataset)  # put once: every trial reads the object store
         self._n_trials = self._n_waiting = self._n_failed = 0
         self._batched = batched_metric(study, spec)  # intermediate values written with curves
 
@@ -120,10 +120,9 @@ class StudyLoop(Run):
         return list(self._in_flight)
 
     def resume(self) -> None:
-        """Trials left RUNNING belong to a scheduler that stopped or died: their Ray tasks went
-        with its driver. Each is resumed from its checkpoint (or its start) and counts once;
-        one that used up its retries fails. A trial of a kind that cannot resume (a one-shot
-        search) is failed as interrupted, not counted, and the loop runs a replacement."""
+        """Trials left RUNNING (their scheduler stopped or died, and their Ray tasks with it)
+        resume from their checkpoints and count once; one out of retries fails. One of a kind
+        that cannot resume (a one-shot search) fails as interrupted, not counted: replaced."""
         reason = "interrupted: the scheduler restarted while the trial ran"
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if self.kind.resumable and self._resume(frozen, reason):
@@ -173,12 +172,12 @@ class StudyLoop(Run):
         return cap if self.trial_cap is None else min(cap, self.trial_cap)
 
     def on_ready(self, ref: Any) -> None:
-        """Consume the next event of a trial's stream (call only when it is ready)."""
+        """Consume the next batch of a trial's stream (call only when it is ready)."""
         running = self._in_flight.get(ref)
         if running is None:  # cancelled since it became ready (the study ended meanwhile)
             return
         try:
-            event: Event = ray.get(next(ref))
+            batch: list[Event] = ray.get(next(ref))
         except StopIteration:
             self._fail(ref, running, "the trial ended without a result")
             return
@@ -186,6 +185,11 @@ class StudyLoop(Run):
             handle = self._retry if lost_worker(exc) else self._fail
             handle(ref, running, failure_reason(exc))
             return
+        for event in batch:  # unless an earlier event of the batch ended it (pruned, ...)
+            if self._in_flight.get(ref) is running:
+                self._on_event(ref, running, event)
+
+    def _on_event(self, ref: Any, running: InFlight, event: Event) -> None:
         if isinstance(event, Started):  # written at once: where a trial runs shows as it starts
             running.set(**{key: getattr(event, key) for key in WHERE})
             running.save()
@@ -211,11 +215,8 @@ class StudyLoop(Run):
         self._draining = True
 
     def interrupt(self, reason: str) -> None:
-        """Cancel every trial in flight, each FAIL with ``reason``.
-
-        The trials are marked interrupted: they were cut short by a stop or a shutdown, not
-        by their own fault, so a resumed study neither counts them nor their failure.
-        """
+        """Cancel every trial in flight, each FAIL with ``reason``, marked interrupted (cut
+        short by a stop or a shutdown, not its own fault: a resumed study does not count it)."""
         for ref, running in list(self._in_flight.items()):
             ray.cancel(ref)
             running.set(fail_reason=reason, **{INTERRUPTED: True})
@@ -263,9 +264,8 @@ class StudyLoop(Run):
             )
 
     def _ask(self) -> optuna.Trial:
-        # Queued trials (warm-start points, trials enqueued through the API) run first. While
-        # none is known, asking skips Optuna's look for them (which rereads every unfinished
-        # trial) and counts the queued ones instead: one query of that state alone.
+        # Queued trials run first. While none is known, asking skips Optuna's look for them
+        # (it rereads every unfinished trial): one count of that state instead.
         if self._n_waiting == 0:
             self._n_waiting = optuna_compat.n_waiting(self.study)
         if self._n_waiting > 0:
@@ -289,7 +289,9 @@ class StudyLoop(Run):
         payload = self.kind.payload(self.spec, trial.params, self._checkpoint_every, resume)
         seed = self.spec.seed + trial.number
         resources = self.spec.resources
-        ref = self._remote.remote(payload, self.data_ref, seed, resources.cpu, resources.gpu)
+        decides = decision_epochs(self.study.pruner, trial_epochs(self.spec, trial.params))
+        args = (self._trial_fn, decides, payload, self.data_ref, seed, resources.cpu, resources.gpu)
+        ref = self._remote.remote(*args)
         self._in_flight[ref] = running
 
     # -- checkpoints and resumption -----------------------------------------------------

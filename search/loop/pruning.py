@@ -92,6 +92,21 @@ class EpochPruner(BasePruner):
         """Whether trial ``number`` (its curve observed) stops now; ``epochs``: its full length
         (None when unknown)."""
 
+    def decides(self, epochs: int) -> frozenset[int] | None:
+        """The epochs (of ``epochs``) after which :meth:`judge` may stop a trial; None: any."""
+        return None
+
+
+def decision_epochs(pruner: BasePruner, epochs: int | None) -> frozenset[int] | None:
+    """The epochs after which ``pruner`` may stop a trial of ``epochs`` epochs, which a trial
+    sends at once (:mod:`search.trials.batching`): none without a pruner; an
+    :class:`EpochPruner`'s own; any (None) for Optuna's, which may decide after every epoch."""
+    if isinstance(pruner, NopPruner):
+        return frozenset()
+    if isinstance(pruner, EpochPruner) and epochs is not None:
+        return pruner.decides(epochs)
+    return None
+
 
 def curve_value(
     curve: Curve, epoch: int, metric: str, known: Mapping[str, float] | None = None

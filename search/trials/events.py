@@ -1,8 +1,9 @@
-"""What a trial's Ray task yields back to the loop, one typed event at a time.
+"""What a trial's Ray task yields back to the loop: typed events, in order.
 
-A trial runs as a Ray streaming task: each event reaches the scheduler as soon as it exists
-(per-epoch metrics reach Optuna while the trial still trains). Events are frozen dataclasses,
-pickled by Ray between the worker and the scheduler's process (never from a client).
+A trial runs as a Ray streaming task: its events reach the scheduler while it trains, in
+batches (:mod:`search.trials.batching`: an epoch no pruner decides on waits for the next event,
+at most half a second). Events are frozen dataclasses, pickled by Ray between the worker and
+the scheduler's process (never from a client).
 """
 
 from dataclasses import dataclass, field

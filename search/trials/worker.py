@@ -1,8 +1,8 @@
 """The body of every trial as it runs inside a Ray worker, and workers warmed in advance.
 
-A trial is a Ray streaming task: it yields its events (:mod:`search.trials.events`) one at a
-time, so per-epoch metrics reach Optuna while the trial still trains, and cancelling the task
-stops training between two batches. What it runs is its :class:`~search.trials.base.Payload`.
+A trial is a Ray streaming task (:func:`search.trials.batching.run_batched` around
+:func:`run_trial`): its events (:mod:`search.trials.events`) reach Optuna while the trial still
+trains, and cancelling the task stops training between two batches of data. What it runs is its :class:`~search.trials.base.Payload`.
 """
 
 import logging
