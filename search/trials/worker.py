@@ -2,7 +2,8 @@
 
 A trial is a Ray streaming task (:func:`search.trials.batching.run_batched` around
 :func:`run_trial`): its events (:mod:`search.trials.events`) reach Optuna while the trial still
-trains, and cancelling the task stops training between two batches of data. What it runs is its :class:`~search.trials.base.Payload`.
+trains, and cancelling the task stops training between two batches of data. What it runs is
+its :class:`~search.trials.base.Payload`.
 """
 
 import logging

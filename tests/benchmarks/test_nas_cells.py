@@ -110,7 +110,7 @@ def test_a_file_of_another_validation_share_is_refused_and_reported_with_its_own
     tmp_path: Path,
 ) -> None:
     path = saved(tmp_path, [0, 1])  # written before the share was kept: 0.2
-    with pytest.raises(SystemExit, match="holds 3 trials x 2 epochs, 0.2"):
+    with pytest.raises(SystemExit, match=r"holds 3 trials x 2 epochs, 0\.2"):
         measure([0, 1], 3, 2, path, val_fraction=0.5)
     body = json.loads(path.read_text())
     body["val_fraction"] = 0.5
