@@ -61,8 +61,11 @@ def ask_new(study: optuna.Study) -> optuna.Trial:
 
 
 def n_waiting(study: optuna.Study) -> int:
-    """How many queued (WAITING) trials the study has: one query of that state alone."""
-    waiting = storage_of(study).get_all_trials(
+    """How many queued (WAITING) trials the study has: one query of that state alone, past
+    Optuna's cache (whose every read first rereads every unfinished trial)."""
+    storage = storage_of(study)
+    backend: BaseStorage = getattr(storage, "_backend", storage)  # under _CachedStorage
+    waiting = backend.get_all_trials(
         study_id_of(study), deepcopy=False, states=(TrialState.WAITING,)
     )
     return len(waiting)

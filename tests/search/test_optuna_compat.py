@@ -101,3 +101,20 @@ def test_a_study_system_attr_lands_on_the_study(study: optuna.Study) -> None:
     compat.set_study_system_attr(study, "tuneforge:spec", {"name": "s"})
     stored = study._storage.get_study_system_attrs(study._study_id)  # Study has no reader
     assert stored["tuneforge:spec"] == {"name": "s"}
+
+
+def test_n_waiting_counts_queued_trials_also_those_another_process_queued(
+    study: optuna.Study, tmp_path: Path
+) -> None:
+    assert compat.n_waiting(study) == 0
+    study.enqueue_trial({"x": 1.0})
+    study.enqueue_trial({"x": 2.0})
+    study.ask()  # pops the first: running, no longer queued
+    assert compat.n_waiting(study) == 1
+    if isinstance(study._storage, optuna.storages._CachedStorage):
+        # The API process enqueues through its own storage; this one's cache has not read it.
+        other = optuna.load_study(study_name="compat", storage=f"sqlite:///{tmp_path / 'o.db'}")
+        other.enqueue_trial({"x": 3.0})
+        assert compat.n_waiting(study) == 2
+    study.ask()
+    assert compat.n_waiting(study) == len(study.get_trials(states=(TrialState.WAITING,)))
