@@ -28,12 +28,13 @@ Usage::
     .venv/bin/python benchmarks/nas_cells.py --epochs 4 --val-fraction 0.5  # less noise a cell
 
 A full run takes hours on 2 CPUs: with ``--json FILE`` every finished study is saved to FILE at
-once, and a later run with the same FILE (and the same ``--trials`` and ``--epochs``) skips the
+once, and a later run with the same FILE (and the same ``--trials``, ``--epochs`` and
+``--val-fraction``) skips the
 studies it holds, so the run can be done in parts; ``--report`` prints (``--write``: publishes)
 what FILE holds, running only the retrainings it lacks.
 
 A cell's accuracy on digits' default 360 validation images, after 2 epochs, varies across
-training seeds about twice as much as the good cells' true accuracies differ; ``--epochs 4
+training seeds about three times as much as the good cells' true accuracies differ; ``--epochs 4
 --val-fraction 0.5`` (899 validation images) about halves that ratio, at twice the time a cell.
 """
 
