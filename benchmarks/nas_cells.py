@@ -29,9 +29,8 @@ Usage::
 
 A full run takes hours on 2 CPUs: with ``--json FILE`` every finished study is saved to FILE at
 once, and a later run with the same FILE (and the same ``--trials``, ``--epochs`` and
-``--val-fraction``) skips the
-studies it holds, so the run can be done in parts; ``--report`` prints (``--write``: publishes)
-what FILE holds, running only the retrainings it lacks.
+``--val-fraction``) skips the studies it holds, so the run can be done in parts; ``--report``
+prints (``--write``: publishes) what FILE holds, running only the retrainings it lacks.
 
 A cell's accuracy on digits' default 360 validation images, after 2 epochs, varies across
 training seeds about three times as much as the good cells' true accuracies differ; ``--epochs 4
