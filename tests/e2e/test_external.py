@@ -158,6 +158,28 @@ def test_three_client_processes_optimize_one_study_with_tpe_and_asha(server: Ser
     assert summary.n_trials == 12
 
 
+# examples/external/train.py, paced by the service: each line waits for the last one's report.
+PACED = """
+import os, subprocess, sys, time
+from service.client import Client
+
+number = int(os.environ["TUNEFORGE_TRIAL"])
+train = subprocess.Popen(
+    [sys.executable, "examples/external/train.py"], stdout=subprocess.PIPE, text=True
+)
+with Client(os.environ["TUNEFORGE_URL"], os.environ["TUNEFORGE_API_KEY"] or None) as client:
+    for step, line in enumerate(train.stdout, start=1):
+        print(line, end="", flush=True)
+        deadline = time.monotonic() + 120
+        while not any(
+            p["epoch"] >= step for p in client.trial({study_id}, number)["learning_curve"]
+        ):
+            assert time.monotonic() < deadline, f"step {{step}} was never reported"
+            time.sleep(0.02)
+sys.exit(train.wait())
+"""
+
+
 def test_the_agent_runs_a_script_per_trial_and_kills_a_pruned_one(
     server: Server, tmp_path: Path
 ) -> None:
@@ -165,10 +187,12 @@ def test_the_agent_runs_a_script_per_trial_and_kills_a_pruned_one(
     spec = example_study(name="agent", budget={"max_trials": 8})
     study_id = api.post("/studies", json=spec).raise_for_status().json()["id"]
     finished_file = tmp_path / "finished.txt"
+    paced = tmp_path / "paced.py"
+    paced.write_text(PACED.format(study_id=study_id))
     # The script's own end is marked after it: a process killed by the agent never marks it.
-    command = (
-        f'{sys.executable} examples/external/train.py && echo "$TUNEFORGE_TRIAL" >> {finished_file}'
-    )
+    # It prints a line only once the service holds the one before, so it cannot finish on its
+    # own while the agent still reports the step its pruner stops it at.
+    command = f'{sys.executable} {paced} && echo "$TUNEFORGE_TRIAL" >> {finished_file}'
     agent = subprocess.run(
         [sys.executable, "-m", "service.cli", "agent", str(study_id), "--", "sh", "-c", command],
         cwd=ROOT,
