@@ -1,18 +1,32 @@
-"""The population methods (PBT, PB2) end to end through the API, on the shared server: a
-study with lineage, checkpoints and a trained best member; two populations and a sampler study
-side by side, one population stopped on request.
+"""The population methods (PBT, PB2) end to end through the API, on a server of this module's
+own: a study with lineage, checkpoints and a trained best member; two populations and a sampler
+study side by side, one population stopped on request.
 """
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, finished, wait_for
+from tests.conftest import Server, finished, start_server, wait_for
 from tests.e2e._search import population_study, run
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with a Ray of its own, not the shared one. Ray 2.60 can leak a placement
+    group's CPUs when it is removed while being placed (ray-project/ray#64693), and a
+    population's Ray Tune places and removes one per member at every perturbation: once, the
+    shared server's Ray kept half a CPU for good and a later test's second trial never
+    started. What leaks here goes with this Ray."""
+    data_dir = tmp_path_factory.mktemp("population-server")
+    server = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
+    yield server
+    server.stop()
 
 
 @pytest.mark.parametrize("method", ["pbt", "pb2"])

@@ -17,6 +17,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import FrozenTrial, TrialState
 
+from benchmarks import harness
 from models.data import Dataset, load_dataset
 from search.attrs import MAX_ATTR_JSON, trial_attr, trial_curve
 from search.pbt.driver import run_pbt
 from search.pbt.mirror import PBTOutcome
 from search.pbt.settings import pb2_unavailable
+from search.ray_runtime import connect, disconnect
 from search.registry import study_algorithm
 from search.spec import Budget, DatasetRef, ParamSpec, StudySpec, TrainTask
 from tests.search._pbt import EPOCHS, LR, make_spec
@@ -41,6 +44,19 @@ POPULATION = 4
 
 def new_study() -> optuna.Study:
     return optuna.create_study(direction="minimize")
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A Ray head of this module's own, not the session's: Ray 2.60 can leak a placement
+    group's CPUs when it is removed while being placed (ray-project/ray#64693), which Ray
+    Tune does to a population's members at every perturbation. What leaks goes with it."""
+    with harness.ray_head(num_cpus=2) as address:
+        connect(address=address)
+        try:
+            yield
+        finally:
+            disconnect()
 
 
 @pytest.fixture(scope="module")
