@@ -135,10 +135,20 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     on studies of its own and waits for them to end, so they can share it. It runs the
     embedded default (a local Ray of its own, as ``make run`` does): there a study no node
     can ever run fails at once, where a scheduler joined to a cluster waits for a node."""
-    data_dir = tmp_path_factory.mktemp("shared-server")
+    with embedded_server(tmp_path_factory, "shared-server") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def embedded_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Server]:
+    """A server on SQLite in a fresh folder ``name`` with a local Ray of its own (the embedded
+    default of ``make run``), stopped on exit."""
+    data_dir = tmp_path_factory.mktemp(name)
     server = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def wait_for(

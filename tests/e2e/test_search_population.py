@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, finished, start_server, wait_for
+from tests.conftest import Server, embedded_server, finished, wait_for
 from tests.e2e._search import population_study, run
 
 pytestmark = pytest.mark.slow
@@ -23,10 +23,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     population's Ray Tune places and removes one per member at every perturbation: once, the
     shared server's Ray kept half a CPU for good and a later test's second trial never
     started. What leaks here goes with this Ray."""
-    data_dir = tmp_path_factory.mktemp("population-server")
-    server = start_server(f"sqlite:///{data_dir / 'tuneforge.db'}", data_dir)
-    yield server
-    server.stop()
+    with embedded_server(tmp_path_factory, "population-server") as server:
+        yield server
 
 
 @pytest.mark.parametrize("method", ["pbt", "pb2"])
